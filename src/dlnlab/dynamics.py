@@ -1,0 +1,357 @@
+"""Training dynamics, vectorised over an ensemble of replicas as one compiled program.
+
+``simulate(config)`` is the single entry point. Each replica has its own PRNG stream, derived from the
+ensemble seed and its ``member`` index only (not from the ensemble size or the stacked hyper-parameters),
+and per-step keys are ``fold_in(replica_key, step)``: a replica's trajectory does not depend on how many
+replicas run beside it, nor on when observables are recorded.
+
+Dynamics (``dynamics.kind``), for one replica with weights θ:
+
+* ``gd``   — ``θ ← θ − η ∇𝓛`` on the population loss (online data) or the empirical loss (finite data);
+* ``sgd``  — ``θ ← θ − η ĝ`` with ``ĝ`` the mean gradient of ``B`` fresh samples (online), or of ``B`` rows
+  of the dataset drawn with replacement or by shuffled epochs (a remainder of ``N mod B`` rows per epoch
+  is dropped);
+* ``sde``  — Itô Euler–Maruyama ``θ ← θ − Δt ∇𝓛 + sqrt(Δt η/B) ξ`` with ``ξ`` of covariance ``Σ(θ)``
+  (``noise="exact"``: the exact-covariance sampler, no P×P matrix), its label-noise part (``"label"``)
+  or ``c²I`` (``"isotropic"``); ``Δt = η`` by default ("Gaussian SGD");
+* ``flow`` — gradient flow ``θ̇ = −∇𝓛`` by an adaptive Dormand–Prince 5(4) (diffrax) with a per-entry
+  relative tolerance (max norm), so that plateaus from tiny initialisations are crossed accurately.
+
+Time is ``t = η · step`` (SDE: ``Δt · step``). Observables are recorded at ``record.n_times`` times
+(log-spaced by default, always including ``t = 0``), snapped to the step grid for discrete dynamics.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax import lax
+
+from . import conventions
+from .config import Config, config_to_toml
+from .gradients import full_gradient, minibatch_gradient
+from .network import Initializer
+from .noise import sample_layer_noise
+from .observables import Observable, ReplicaParams, observe_fn, resolve
+from .problem import Problem
+from .teacher import Dataset, Teacher
+
+# ---------------------------------------------------------------------------------------------------------
+# One step of each discrete dynamics: step(weights, key, k, problem, params) -> weights, where ``key`` is
+# the replica's key: step k draws from ``fold_in(fold_in(key, 0), k)``; shuffled-epoch permutations from
+# ``fold_in(fold_in(key, 1), epoch)``.
+
+
+def make_step(config: Config):
+    """The update of one replica for ``config.dynamics`` (a pure function, vmapped by the engine)."""
+    dy, data = config.dynamics, config.data
+    B = dy.batch_size
+
+    def gd(weights, key, k, problem, params):
+        return tuple(w - params.lr * g for w, g in zip(weights, full_gradient(weights, problem)))
+
+    def step_key(key, k):
+        return jax.random.fold_in(jax.random.fold_in(key, 0), k)
+
+    def batch(key, k, problem, params):
+        if not problem.finite:
+            return problem.sample(step_key(key, k), B, params.label_noise)
+        N = problem.X.shape[0]
+        if data.sampling == "with_replacement":
+            idx = jax.random.randint(step_key(key, k), (B,), 0, N)
+        else:
+            per_epoch = N // B
+            epoch_key = jax.random.fold_in(jax.random.fold_in(key, 1), k // per_epoch)
+            idx = lax.dynamic_slice(jax.random.permutation(epoch_key, N), ((k % per_epoch) * B,), (B,))
+        return problem.X[idx], problem.Y[idx]
+
+    def sgd(weights, key, k, problem, params):
+        X, Y = batch(key, k, problem, params)
+        return tuple(w - params.lr * g for w, g in zip(weights, minibatch_gradient(weights, X, Y)))
+
+    def sde(weights, key, k, problem, params):
+        drift = full_gradient(weights, problem)
+        xi = sample_layer_noise(step_key(key, k), weights, problem, params.label_noise, dy.noise, dy.isotropic_scale)
+        amp = jnp.sqrt(params.dt * params.lr / B)
+        return tuple(w - params.dt * g + amp * x for w, g, x in zip(weights, drift, xi))
+
+    return {"gd": gd, "sgd": sgd, "sde": sde}[dy.kind]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Record times
+
+
+def total_time(config: Config) -> float:
+    dy = config.dynamics
+    if dy.t_max is not None:
+        return dy.t_max
+    unit = dy.dt if (dy.kind == "sde" and dy.dt is not None) else dy.lr
+    return dy.steps * unit
+
+
+def record_times(config: Config, unit_min: float | None) -> np.ndarray:
+    """Nominal record times: ``0`` then ``n_times − 1`` log- (or linearly) spaced times up to ``t_max``.
+
+    The first log-spaced time is ``record.t_min``, by default one step (flow: ``1e-4 t_max``)."""
+    r, t_max = config.record, total_time(config)
+    if r.spacing == "linear":
+        return np.linspace(0.0, t_max, r.n_times)
+    t_min = r.t_min if r.t_min is not None else (unit_min if unit_min is not None else 1e-4 * t_max)
+    t_min = min(t_min, t_max)
+    return np.concatenate([[0.0], np.geomspace(t_min, t_max, r.n_times - 1)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The engine
+
+
+def _progress(total, enabled, desc):
+    from tqdm.auto import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, disable=not enabled, unit="chunk", leave=False)
+
+
+def _chunks(n, n_chunks):
+    """Split ``range(1, n)`` (record indices after t=0) into equal-length chunks (last one padded)."""
+    n_chunks = max(1, min(n_chunks, n - 1))
+    size = -(-(n - 1) // n_chunks)
+    return [np.arange(1 + c * size, min(n, 1 + (c + 1) * size)) for c in range(n_chunks) if 1 + c * size < n], size
+
+
+def _discrete_program(step, observe, inc_batched: bool):
+    def replica(weights, k, key, params, incs, problem):
+        def interval(carry, n):
+            def body(_, c):
+                w, kk = c
+                return step(w, key, kk, problem, params), kk + 1
+
+            carry = lax.fori_loop(0, n, body, carry)
+            return carry, observe(carry[0], problem, params)
+
+        (weights, k), obs = lax.scan(interval, (weights, k), incs)
+        return weights, k, obs
+
+    return jax.jit(jax.vmap(replica, in_axes=(0, 0, 0, 0, 0 if inc_batched else None, None)))
+
+
+def _flow_program(observe, rtol, atol):
+    import diffrax
+
+    def max_norm(tree):
+        return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+    def replica(weights, t0, ts, params, atol_r, problem):
+        term = diffrax.ODETerm(lambda t, y, args: tuple(-g for g in full_gradient(y, problem)))
+        saveat = diffrax.SaveAt(subs=[
+            diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: observe(y, problem, params)),
+            diffrax.SubSaveAt(t1=True),
+        ])
+        ctrl = diffrax.PIDController(rtol=rtol, atol=atol_r, norm=max_norm)
+        sol = diffrax.diffeqsolve(term, diffrax.Dopri5(), t0, ts[-1], None, weights, saveat=saveat,
+                                  stepsize_controller=ctrl, max_steps=2**22,
+                                  throw=False)
+        obs, last = sol.ys
+        return tuple(w[0] for w in last), sol.stats["num_steps"], sol.result == diffrax.RESULTS.successful, obs
+
+    return jax.jit(jax.vmap(replica, in_axes=(0, None, None, 0, 0, None)))
+
+
+def simulate(config: Config, *, observables: list[Observable] | None = None, weights=None,
+             progress: bool | None = None) -> xr.Dataset:
+    """Run the ensemble described by ``config`` and return its recorded observables.
+
+    Parameters
+    ----------
+    config : a validated :class:`~dlnlab.config.Config`.
+    observables : extra user :class:`~dlnlab.observables.Observable` objects, recorded beside
+        ``config.record.observables``.
+    weights : optional initial weights ``(W_1, …, W_L)``, either one set (shared by every replica) or
+        with a leading replica axis; overrides ``config.init``.
+    progress : show a progress bar (default: when stderr is a terminal).
+
+    Returns an ``xarray.Dataset`` with dims ``replica``, ``t`` (continuous time; ``step`` coordinate) and
+    observable dims (``mode``, ``sv``, ``layer``, ``layer_pair``); replica coordinates for every
+    hyper-parameter; the resolved config, seed and versions in ``attrs``.
+    """
+    wall0 = time.perf_counter()
+    dtype = jnp.float32 if config.dynamics.precision == "float32" else jnp.float64
+    teacher = Teacher.from_config(config)
+    grid = config.replica_grid()
+    R = len(grid)
+    dy = config.dynamics
+
+    def col(name, default):
+        return np.array([row.get(name, default) for row in grid], dtype=np.float64)
+
+    lr = col("dynamics.lr", dy.lr if not isinstance(dy.lr, tuple) else np.nan)
+    label_noise = col("teacher.label_noise", config.teacher.label_noise if not isinstance(config.teacher.label_noise, tuple) else np.nan)
+    unit = np.full(R, dy.dt) if (dy.kind == "sde" and dy.dt is not None) else lr
+    params = ReplicaParams(lr=jnp.asarray(lr, dtype), label_noise=jnp.asarray(label_noise, dtype),
+                           dt=jnp.asarray(unit, dtype))
+    members = np.array([row["member"] for row in grid])
+
+    dataset = None
+    if config.data.kind == "finite":
+        noise0 = float(label_noise[0])
+        dataset = Dataset.draw(teacher, config.data.n_samples, noise0, config.data.seed, config.data.whiten)
+    problem = Problem.build(teacher, dataset, dtype)
+
+    base = jax.random.PRNGKey(config.ensemble.seed)
+    rkeys = jax.vmap(lambda m: jax.random.fold_in(base, m))(jnp.asarray(members))
+    init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(rkeys)
+    dyn_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(rkeys)
+
+    init = Initializer(config, teacher)
+    scale_coord = {}
+    if weights is not None:
+        ws = tuple(jnp.asarray(w, dtype) for w in weights)
+        weights0 = tuple(jnp.broadcast_to(w, (R, *w.shape[-2:])) for w in ws)
+    else:
+        ic = config.init
+        if ic.gamma is not None:
+            g = col("init.gamma", ic.gamma if not isinstance(ic.gamma, tuple) else np.nan)
+            scale_coord["init_gamma"] = g
+            iparams = np.stack([np.broadcast_to(init.scale_from_gamma(x), (config.network.depth,)) for x in g])
+        else:
+            sc = col("init.scale", ic.scale if not isinstance(ic.scale, tuple) else np.nan)
+            if ic.scale is not None:
+                scale_coord["init_scale"] = sc
+            iparams = np.repeat(np.nan_to_num(sc)[:, None], config.network.depth, axis=1)
+        iparams = jnp.asarray(iparams, dtype)
+        if config.init.kind == "aligned":
+            weights0 = jax.vmap(lambda k, p: init(k, p[0]))(init_keys, iparams)
+        else:
+            weights0 = jax.vmap(init)(init_keys, iparams)
+        a0 = float(np.nanmax(np.abs(np.asarray(iparams)))) if config.init.kind != "file" else 1.0
+        conventions.warn_if_float32_stalls(float(np.min(lr)), float(np.max(teacher.input_var)),
+                                           float(np.max(teacher.s, initial=0.0)), a0,
+                                           config.network.depth, np.dtype(dtype))
+
+    obs_list = resolve(config.record.observables, observables)
+    observe = observe_fn(obs_list)
+    obs0 = jax.jit(jax.vmap(observe, in_axes=(0, None, 0)))(weights0, problem, params)
+
+    kind = dy.kind
+    extra = {}
+    if kind == "flow":
+        t = record_times(config, None)
+        chunks, size = _chunks(len(t), config.record.chunks)
+        prog = _flow_program(observe, dy.rtol, None)
+        atol = dy.atol if dy.atol is not None else None
+        scale0 = jnp.stack([jnp.max(jnp.abs(w.reshape(R, -1)), axis=1) for w in weights0]).max(0)
+        atol_r = jnp.full((R,), atol, dtype) if atol is not None else dy.rtol * 1e-3 * scale0
+        state, t_prev = weights0, 0.0
+        n_steps = np.zeros(R, dtype=np.int64)
+        ok = np.ones(R, dtype=bool)
+        pieces = []
+        with _progress(len(chunks), progress, "flow") as bar:
+            for idx in chunks:
+                ts = np.concatenate([t[idx], np.full(size - len(idx), t[idx[-1]])])
+                state, ns, good, obs = prog(state, t_prev, jnp.asarray(ts, dtype), params, atol_r, problem)
+                n_steps += np.asarray(ns)
+                ok &= np.asarray(good)
+                pieces.append(jax.tree_util.tree_map(lambda a, n=len(idx): np.asarray(a)[:, :n], obs))
+                t_prev = float(t[idx[-1]])
+                bar.update(1)
+        extra["solver_steps"] = (("replica",), n_steps)
+        extra["solver_ok"] = (("replica",), ok)
+        step_coord = None
+    else:
+        t_nom = record_times(config, float(np.min(unit)))
+        uniform = np.all(unit == unit[0])
+        if uniform:
+            steps = np.unique(np.rint(t_nom / unit[0]).astype(np.int64))
+            t = steps * unit[0]
+            step_coord = (("t",), steps)
+            incs_all = np.diff(steps)
+        else:
+            t = t_nom
+            steps = np.rint(t_nom[None, :] / unit[:, None]).astype(np.int64)
+            step_coord = (("replica", "t"), steps)
+            incs_all = np.diff(steps, axis=1)
+        chunks, size = _chunks(len(t), config.record.chunks)
+        step = make_step(config)
+        prog = _discrete_program(step, observe, inc_batched=not uniform)
+        state, k = weights0, jnp.zeros(R, dtype=jnp.int64)
+        pieces = []
+        with _progress(len(chunks), progress, kind) as bar:
+            for idx in chunks:
+                sl = idx - 1  # increments leading to the records in idx
+                inc = incs_all[..., sl]
+                pad = size - len(idx)
+                inc = np.concatenate([inc, np.zeros((*inc.shape[:-1], pad), np.int64)], axis=-1)
+                state, k, obs = prog(state, k, dyn_keys, params, jnp.asarray(inc), problem)
+                pieces.append(jax.tree_util.tree_map(lambda a, n=len(idx): np.asarray(a)[:, :n], obs))
+                bar.update(1)
+
+    # assemble
+    data = {}
+    for name in obs0:
+        full = np.concatenate([np.asarray(obs0[name])[:, None], *[p[name] for p in pieces]], axis=1)
+        data[name] = full
+    dims_of = {}
+    for o in obs_list:
+        dims_of.update(o.dims)
+    k_modes = teacher.n_modes
+    coords = {
+        "replica": np.arange(R),
+        "t": np.asarray(t, dtype=np.float64),
+        "member": ("replica", members),
+        "lr": ("replica", lr),
+        "label_noise": ("replica", label_noise),
+        **{name: ("replica", v) for name, v in scale_coord.items()},
+    }
+    if step_coord is not None:
+        coords["step"] = step_coord
+    ds_vars = {}
+    for name, arr in data.items():
+        dims = ("replica", "t", *dims_of[name])
+        ds_vars[name] = (dims, arr)
+        for d, size_d in zip(dims[2:], arr.shape[2:]):
+            coords.setdefault(d, np.arange(1, size_d + 1))
+    ds_vars["finite"] = (("replica", "t"), data["finite"].astype(bool))
+    for name, v in extra.items():
+        ds_vars[name] = v
+    ds = xr.Dataset(ds_vars, coords=coords)
+    if "mode" in ds.dims:
+        ds = ds.assign_coords(s=("mode", teacher.s[: ds.sizes["mode"]]),
+                              input_var=("mode", teacher.mode_input_var[: ds.sizes["mode"]]))
+    ds.attrs.update(provenance(config))
+    ds.attrs["wall_time_s"] = time.perf_counter() - wall0
+    ds.attrs["n_replicas"] = R
+    ds.attrs["n_diverged"] = int((~ds["finite"].isel(t=-1)).sum())
+    return ds
+
+
+def provenance(config: Config) -> dict:
+    """Config (TOML), seed, versions, device and time, as ``attrs`` (strings and numbers only)."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("dlnlab", "jax", "jaxlib", "numpy", "scipy", "xarray", "zarr", "diffrax"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    versions["python"] = sys.version.split()[0]
+    return {
+        "config": config_to_toml(config),
+        "seed": config.ensemble.seed,
+        "dynamics": config.dynamics.kind,
+        "versions": json.dumps(versions, sort_keys=True),
+        "backend": jax.default_backend(),
+        "devices": ", ".join(str(d) for d in jax.devices()),
+        "precision": config.dynamics.precision,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "conventions": "loss 1/2|Wx-y|^2; t = lr*step (sde: dt*step); Ito SDE; T = lr/(2B); m_a = u_a^T W v_a",
+    }

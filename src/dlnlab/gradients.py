@@ -1,0 +1,53 @@
+"""Closed-form gradients of the ½ squared loss for deep linear networks.
+
+All functions act on one replica's weights ``(W_1, …, W_L)`` and are pure JAX (vmap them over replicas).
+The layer gradient is ``∇_{W_l} = W_{>l}ᵀ G W_{<l}ᵀ`` where ``G`` is the end-to-end gradient:
+``E Σx`` for the population loss, ``W Σ̂xx − Σ̂yx`` for a finite dataset, ``(1/B) Σ_b (W x_b − y_b) x_bᵀ``
+for a minibatch.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from .network import end_to_end, prefix_products, suffix_products
+from .problem import Problem
+
+
+def end_to_end_gradient(weights, problem: Problem):
+    """``∇_W 𝓛``: ``(W − M) Σx`` (online/population) or ``(1/N) Σ_n (W x_n − y_n) x_nᵀ`` (finite data)."""
+    W = end_to_end(weights)
+    if problem.finite:
+        R = problem.X @ W.T - problem.Y
+        return R.T @ problem.X / problem.X.shape[0]
+    return (W - problem.M) @ problem.input_cov
+
+
+def layer_maps(weights, G):
+    """Pull an end-to-end matrix ``G`` back to every layer: ``[W_{>l}ᵀ G W_{<l}ᵀ]_l``."""
+    pre, suf = prefix_products(weights), suffix_products(weights)
+    return tuple(suf[l].T @ G @ pre[l].T for l in range(len(weights)))
+
+
+def full_gradient(weights, problem: Problem):
+    """Layer gradients of the training objective (population loss, or empirical loss on a finite dataset)."""
+    return layer_maps(weights, end_to_end_gradient(weights, problem))
+
+
+def minibatch_gradient(weights, X, Y):
+    """Layer gradients of ``(1/2B) Σ_b ‖W x_b − y_b‖²`` by backpropagation (rows of X, Y are samples)."""
+    acts = [X]
+    for Wl in weights:
+        acts.append(acts[-1] @ Wl.T)
+    delta = (acts[-1] - Y) / X.shape[0]
+    grads = [None] * len(weights)
+    for l in range(len(weights) - 1, -1, -1):
+        grads[l] = delta.T @ acts[l]
+        if l:
+            delta = delta @ weights[l]
+    return tuple(grads)
+
+
+def minibatch_loss(weights, X, Y):
+    """``(1/2B) Σ_b ‖W x_b − y_b‖²`` (for autodiff checks)."""
+    return 0.5 * jnp.mean(jnp.sum((X @ end_to_end(weights).T - Y) ** 2, axis=1))

@@ -1,0 +1,108 @@
+"""Gradient noise of SGD in deep linear networks (``sgd_noise.md`` §§2–4, 7.1).
+
+For Gaussian inputs the per-sample end-to-end gradient ``G = (Wx − y)xᵀ`` has the exact (Wick) covariance
+``Cov(G_ij, G_kl) = Q_ik Σx_jl + P_il P_kj`` with ``P = E Σx`` and ``Q = E Σx Eᵀ + σ_ε² I``. Layer noises are
+linear images of ``G``. Everything here is exact; samplers never form ``P × P`` covariance matrices.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .gradients import layer_maps
+from .network import end_to_end, prefix_products, suffix_products
+from .problem import Problem
+
+
+def wick_PQ(weights, problem: Problem, label_noise):
+    """``P = E Σx`` and ``Q = E Σx Eᵀ + σ_ε² I`` at the current weights."""
+    E = end_to_end(weights) - problem.M
+    P = E @ problem.input_cov
+    Q = P @ E.T + label_noise**2 * jnp.eye(E.shape[0], dtype=E.dtype)
+    return P, Q
+
+
+def wick_covariance(P, Q, input_cov):
+    """``Cov(vec G)`` as a ``(d_out, d_in, d_out, d_in)`` tensor: ``Q_ik Σx_jl + P_il P_kj`` (small dims only)."""
+    return jnp.einsum("ik,jl->ijkl", Q, input_cov) + jnp.einsum("il,kj->ijkl", P, P)
+
+
+def mode_directions(weights, problem: Problem):
+    """``A_α = Σ_l W_{>l}W_{>l}ᵀ u_α v_αᵀ W_{<l}ᵀ W_{<l}``, shape ``(k, d_out, d_in)``: ``∂m_α/∂W`` pulled
+    through the network, so that the SGD increment of ``m_α`` is ``−η ⟨A_α, Ĝ⟩`` to first order."""
+    pre, suf = prefix_products(weights), suffix_products(weights)
+    Uk, Vk = problem.U_k, problem.V_k
+    A = 0.0
+    for l in range(len(weights)):
+        left = suf[l] @ (suf[l].T @ Uk)  # (d_out, k)
+        right = pre[l].T @ (pre[l] @ Vk)  # (d_in, k)
+        A = A + jnp.einsum("ia,ja->aij", left, right)
+    return A
+
+
+def noise_power(weights, problem: Problem, label_noise):
+    """Per-sample gradient-noise variance along each mode and in total (no ``η/B`` factor).
+
+    Returns ``(per_mode, total)``: ``per_mode[α] = Var⟨A_α, G⟩`` (function-space noise of ``m_α``; the
+    diffusion of ``m_α`` per unit time is ``(η/B)·per_mode[α]``) and ``total = tr Σ(θ)`` (parameter space).
+    Exact Wick formulas for online data; the exact empirical covariance for a finite dataset.
+    """
+    A = mode_directions(weights, problem)
+    pre, suf = prefix_products(weights), suffix_products(weights)
+    if problem.finite:
+        X, Y = problem.X, problem.Y
+        R = X @ end_to_end(weights).T - Y  # (N, d_out)
+        proj = jnp.einsum("ni,aij,nj->na", R, A, X)
+        per_mode = jnp.var(proj, axis=0)
+        total = 0.0
+        for l in range(len(weights)):
+            a, b = R @ suf[l], X @ pre[l].T  # per-sample factors of the rank-one layer gradient
+            mean_g = a.T @ b / X.shape[0]
+            total = total + jnp.mean(jnp.sum(a**2, 1) * jnp.sum(b**2, 1)) - jnp.sum(mean_g**2)
+        return per_mode, total
+    P, Q = wick_PQ(weights, problem, label_noise)
+    S = problem.input_cov
+    per_mode = jnp.einsum("aij,ik,akl,lj->a", A, Q, A, S) + jnp.einsum("aij,kj,akl,il->a", A, P, A, P)
+    total = 0.0
+    for l in range(len(weights)):
+        total = total + jnp.trace(suf[l].T @ Q @ suf[l]) * jnp.trace(pre[l] @ S @ pre[l].T)
+        total = total + jnp.sum((pre[l] @ P.T @ suf[l]) ** 2)
+    return per_mode, total
+
+
+def sample_end_to_end_noise(key, weights, problem: Problem, label_noise, kind: str = "exact"):
+    """One draw ``Ψ`` of zero-mean end-to-end gradient noise with the per-sample covariance.
+
+    * ``exact`` (online): ``Ψ = E Σ^{1/2} Ξ_sym Σ^{1/2} + σ_ε Ξ₂ Σ^{1/2}`` has ``Cov(vec Ψ)`` equal to the Wick
+      covariance exactly (``sgd_noise.md`` §3.1); (finite data): ``Ψ = N^{−1/2} Σ_n ζ_n (G_n − Ḡ)``, the
+      empirical covariance exactly (§3.2).
+    * ``label``: the label-noise part only, ``σ_ε Ξ₂ Σ^{1/2}`` (the covariance at ``E = 0``).
+    """
+    d_out, d_in = problem.M.shape
+    k1, k2 = jax.random.split(key)
+    dtype = problem.M.dtype
+    if kind == "exact" and problem.finite:
+        X, Y = problem.X, problem.Y
+        N = X.shape[0]
+        R = X @ end_to_end(weights).T - Y
+        z = jax.random.normal(k1, (N,), dtype)
+        G_bar = R.T @ X / N
+        return ((R * z[:, None]).T @ X - z.sum() * G_bar) / jnp.sqrt(N)
+    S_half = problem.input_cov_sqrt
+    label = label_noise * jax.random.normal(k2, (d_out, d_in), dtype) @ S_half
+    if kind == "label":
+        return label
+    E = end_to_end(weights) - problem.M
+    Xi = jax.random.normal(k1, (d_in, d_in), dtype)
+    Xi_sym = (Xi + Xi.T) / jnp.sqrt(2.0)
+    return E @ S_half @ Xi_sym @ S_half + label
+
+
+def sample_layer_noise(key, weights, problem: Problem, label_noise, kind: str = "exact", isotropic_scale=1.0):
+    """Per-layer noise ``ξ_l`` with per-sample covariance ``Σ(θ)`` (``exact``), its label-noise part
+    (``label``), or ``c² I`` (``isotropic``). The same ``Ψ`` feeds every layer (``ξ_l = W_{>l}ᵀ Ψ W_{<l}ᵀ``)."""
+    if kind == "isotropic":
+        keys = jax.random.split(key, len(weights))
+        return tuple(isotropic_scale * jax.random.normal(k, w.shape, w.dtype) for k, w in zip(keys, weights))
+    return layer_maps(weights, sample_end_to_end_noise(key, weights, problem, label_noise, kind))

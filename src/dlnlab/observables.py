@@ -1,0 +1,149 @@
+"""Observables recorded during a run, computed inside the compiled program from one replica's weights.
+
+An :class:`Observable` maps ``(weights, problem, params)`` to a dict of arrays and declares the dims of
+each (besides ``replica`` and ``t``). Built-ins (all exact, no sampling):
+
+============== ====================== =========================================================
+name           variables (dims)       meaning
+============== ====================== =========================================================
+loss           loss; train_loss       population loss ½tr(EΣxEᵀ)+½d_outσ_ε²; finite data: empirical
+singular_values singular_values (sv)  singular values of the end-to-end map W
+mode_strength  mode_strength (mode)   m_α = u_αᵀ W v_α
+off_diagonal   off_diagonal           ‖UᵀWV − diag(UᵀWV)‖_F (misalignment)
+balancedness   balancedness           ‖W_{l+1}ᵀW_{l+1} − W_lW_lᵀ‖_F, pair (l, l+1)
+               (layer_pair)
+layer_norm     layer_norm (layer)     ‖W_l‖_F
+grad_norm      grad_norm              ‖∇𝓛(θ)‖ over all layers (the drift; independent of η)
+noise_power    noise_power (mode);    per-sample gradient-noise variance along m_α, and tr Σ(θ)
+               noise_power_total      (multiply by η/B for the diffusion per unit time)
+effective_rank effective_rank         exp(entropy of σ_i/Σσ_j) of W (Roy & Vetterli)
+============== ====================== =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .gradients import full_gradient
+from .network import balancedness as _balancedness
+from .network import end_to_end
+from .noise import noise_power as _noise_power
+from .problem import Problem
+
+
+class ReplicaParams(NamedTuple):
+    """Per-replica hyper-parameters (scalars inside vmap; ``(R,)`` arrays outside)."""
+
+    lr: jax.Array
+    label_noise: jax.Array
+    dt: jax.Array  # time per step (η for GD/SGD; the SDE step)
+
+
+@dataclass(frozen=True)
+class Observable:
+    """``fn(weights, problem, params) -> {var: array}``; ``dims[var]`` names the array's axes."""
+
+    name: str
+    fn: Callable
+    dims: dict
+
+
+def _loss(weights, problem: Problem, params):
+    W = end_to_end(weights)
+    E = W - problem.M
+    out = {"loss": 0.5 * jnp.sum((E @ problem.input_cov) * E) + 0.5 * W.shape[0] * params.label_noise**2}
+    if problem.finite:
+        out["train_loss"] = 0.5 * jnp.mean(jnp.sum((problem.X @ W.T - problem.Y) ** 2, axis=1))
+    return out
+
+
+def _svals(weights, problem, params):
+    return {"singular_values": jnp.linalg.svd(end_to_end(weights), compute_uv=False)}
+
+
+def _mode_matrix(weights, problem):
+    return problem.U_k.T @ end_to_end(weights) @ problem.V_k
+
+
+def _mode_strength(weights, problem, params):
+    return {"mode_strength": jnp.diagonal(_mode_matrix(weights, problem))}
+
+
+def _off_diagonal(weights, problem, params):
+    full = problem.U.T @ end_to_end(weights) @ problem.V
+    k = problem.s.shape[0]
+    diag = jnp.zeros_like(full).at[jnp.arange(k), jnp.arange(k)].set(jnp.diagonal(full)[:k])
+    return {"off_diagonal": jnp.linalg.norm(full - diag)}
+
+
+def _balance(weights, problem, params):
+    return {"balancedness": _balancedness(weights)}
+
+
+def _layer_norm(weights, problem, params):
+    return {"layer_norm": jnp.stack([jnp.linalg.norm(w) for w in weights])}
+
+
+def _grad_norm(weights, problem, params):
+    return {"grad_norm": jnp.sqrt(sum(jnp.sum(g**2) for g in full_gradient(weights, problem)))}
+
+
+def _noise(weights, problem, params):
+    per_mode, total = _noise_power(weights, problem, params.label_noise)
+    return {"noise_power": per_mode, "noise_power_total": total}
+
+
+def _eff_rank(weights, problem, params):
+    sv = jnp.linalg.svd(end_to_end(weights), compute_uv=False)
+    total = jnp.sum(sv)
+    p = sv / jnp.where(total > 0, total, 1.0)
+    ent = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))
+    return {"effective_rank": jnp.where(total > 0, jnp.exp(ent), 0.0)}
+
+
+BUILTIN = {
+    "loss": Observable("loss", _loss, {"loss": (), "train_loss": ()}),
+    "singular_values": Observable("singular_values", _svals, {"singular_values": ("sv",)}),
+    "mode_strength": Observable("mode_strength", _mode_strength, {"mode_strength": ("mode",)}),
+    "off_diagonal": Observable("off_diagonal", _off_diagonal, {"off_diagonal": ()}),
+    "balancedness": Observable("balancedness", _balance, {"balancedness": ("layer_pair",)}),
+    "layer_norm": Observable("layer_norm", _layer_norm, {"layer_norm": ("layer",)}),
+    "grad_norm": Observable("grad_norm", _grad_norm, {"grad_norm": ()}),
+    "noise_power": Observable("noise_power", _noise, {"noise_power": ("mode",), "noise_power_total": ()}),
+    "effective_rank": Observable("effective_rank", _eff_rank, {"effective_rank": ()}),
+}
+
+
+def _finite(weights, problem, params):
+    return {"finite": jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in weights]))}
+
+
+#: Always recorded: whether every weight of the replica is still finite.
+FINITE = Observable("finite", _finite, {"finite": ()})
+
+
+def resolve(names, extra=None) -> list[Observable]:
+    """Built-in observables by name, plus user :class:`Observable` objects."""
+    obs = [BUILTIN[n] for n in names] + list(extra or [])
+    seen = set()
+    for o in obs:
+        if o.name in seen:
+            raise ValueError(f"observable {o.name!r} given twice")
+        seen.add(o.name)
+    return [*obs, FINITE]
+
+
+def observe_fn(observables: list[Observable]):
+    """One function computing every observable: ``(weights, problem, params) -> {var: array}``."""
+
+    def observe(weights, problem, params):
+        out = {}
+        for o in observables:
+            out.update(o.fn(weights, problem, params))
+        return out
+
+    return observe

@@ -333,8 +333,8 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
     return ds
 
 
-def provenance(config: Config) -> dict:
-    """Config (TOML), seed, versions, device and time, as ``attrs`` (strings and numbers only)."""
+def package_versions() -> dict:
+    """Versions of dlnlab, its main dependencies and Python."""
     import importlib.metadata as md
 
     versions = {}
@@ -344,6 +344,12 @@ def provenance(config: Config) -> dict:
         except md.PackageNotFoundError:
             versions[pkg] = "not installed"
     versions["python"] = sys.version.split()[0]
+    return versions
+
+
+def provenance(config: Config) -> dict:
+    """Config (TOML), seed, versions, device and time, as ``attrs`` (strings and numbers only)."""
+    versions = package_versions()
     return {
         "config": config_to_toml(config),
         "seed": config.ensemble.seed,

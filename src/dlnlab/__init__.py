@@ -1,0 +1,40 @@
+"""dlnlab: simulate and analyse the training dynamics of deep linear networks.
+
+Public API::
+
+    import dlnlab
+    cfg = dlnlab.load_config("run.toml", ["dynamics.lr=0.02"])
+    ds = dlnlab.simulate(cfg)                # xarray.Dataset (replica, t, mode, ...)
+    dlnlab.save(ds, "run.zarr"); ds = dlnlab.load("run.zarr")
+"""
+
+from . import conventions  # noqa: F401  (enables float64 before anything else touches JAX)
+from . import theory
+from .config import Config, ConfigError, load_config
+from .dynamics import simulate
+from .network import Initializer, balancedness, end_to_end
+from .observables import Observable, ReplicaParams
+from .problem import Problem
+from .storage import export_netcdf, load, save
+from .teacher import Dataset, Teacher
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Dataset",
+    "Initializer",
+    "Observable",
+    "Problem",
+    "ReplicaParams",
+    "Teacher",
+    "balancedness",
+    "end_to_end",
+    "export_netcdf",
+    "load",
+    "load_config",
+    "save",
+    "simulate",
+    "theory",
+]

@@ -1,0 +1,129 @@
+"""Command-line interface: ``dlnlab train | info | reproduce``.
+
+Invalid input (config values, overrides, paths) exits with code 2 and a one-line message naming the
+field, the value and what is allowed; no traceback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .config import Config, ConfigError, config_to_toml, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="dlnlab: learning dynamics of deep linear networks (GF, GD, SGD, SGD-SDE).")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", err=True, fg="red")
+    raise typer.Exit(2)
+
+
+def _default_out(prefix: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("dlnlab-runs") / f"{prefix}-{stamp}"
+
+
+def run_config(config: Config, out: Path, progress: bool = True) -> Path:
+    """Simulate ``config`` and write ``out/dataset.zarr`` and ``out/config.toml``; return ``out``."""
+    from . import storage
+    from .dynamics import simulate
+
+    ds = simulate(config, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(config_to_toml(config))
+    storage.save(ds, out / "dataset.zarr")
+    return out, ds
+
+
+def _summary(ds) -> str:
+    lines = [f"replicas: {ds.sizes['replica']}   record times: {ds.sizes['t']}   t_max: {float(ds.t[-1]):.4g}",
+             f"wall time: {ds.attrs['wall_time_s']:.1f} s   diverged replicas: {ds.attrs['n_diverged']}"]
+    if "loss" in ds:
+        final = ds["loss"].isel(t=-1)
+        lines.append(f"final population loss: mean {float(final.mean()):.4g}  (min {float(final.min()):.4g}, "
+                     f"max {float(final.max()):.4g})")
+    if "mode_strength" in ds:
+        m = ds["mode_strength"].isel(t=-1).mean("replica").values
+        k = int((ds["s"] > 0).sum()) or len(m)
+        lines.append("final mode strengths (mean): " + ", ".join(f"{x:.4g}" for x in m[:k])
+                     + "   teacher s: " + ", ".join(f"{x:.4g}" for x in ds["s"].values[:k]))
+    return "\n".join(lines)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="TOML config file")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set dynamics.lr=0.02")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="output directory")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+):
+    """Run one ensemble; write OUT/dataset.zarr and OUT/config.toml (the resolved config)."""
+    try:
+        cfg = load_config(config, set_ or [])
+    except ConfigError as exc:
+        _fail(exc)
+    out = out or _default_out("train")
+    out, ds = run_config(cfg, out, progress)
+    typer.echo(_summary(ds))
+    typer.echo(f"results: {out}/dataset.zarr  (load with dlnlab.load('{out}/dataset.zarr'))")
+
+
+@app.command()
+def info():
+    """Print versions, JAX backend, devices and precision."""
+    import jax
+
+    from .dynamics import package_versions
+
+    for k, v in package_versions().items():
+        typer.echo(f"{k:>8}: {v}")
+    typer.echo(f" backend: {jax.default_backend()}")
+    typer.echo(f" devices: {', '.join(str(d) for d in jax.devices())}")
+    typer.echo(f"   float: {'float64 (x64 enabled)' if jax.config.jax_enable_x64 else 'float32'}")
+
+
+@app.command()
+def reproduce(
+    quick: Annotated[bool, typer.Option("--quick/--full", help="reduced statistics (default) or full")] = True,
+    out: Annotated[Optional[Path], typer.Option("--out", help="output directory")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set ensemble.replicas=8")] = None,
+):
+    """Run the reproduction suite. Until the experiment registry lands, this runs the bundled example
+    ensemble (online SGD, L = 3, small init) and prints where its results are."""
+    text = resources.files("dlnlab").joinpath("configs/example.toml").read_text()
+    import tomllib
+
+    from .config import apply_overrides
+
+    try:
+        d = tomllib.loads(text)
+        if not quick:
+            d["ensemble"]["replicas"] = 512
+        cfg = Config.from_dict(apply_overrides(d, set_ or []))
+    except ConfigError as exc:
+        _fail(exc)
+    out = out or _default_out("reproduce")
+    typer.echo("dlnlab reproduce: the experiment registry is not built yet; running the example ensemble "
+               f"({'quick' if quick else 'full'}).")
+    out, ds = run_config(cfg, out, True)
+    typer.echo(_summary(ds))
+    typer.echo(f"results: {out}/dataset.zarr and {out}/config.toml")
+
+
+def main():
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True, fg="yellow")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,10 @@ Public API::
     dlnlab.save(ds, "run.zarr"); ds = dlnlab.load("run.zarr")
 """
 
-from . import conventions  # noqa: F401  (enables float64 before anything else touches JAX)
-from . import theory
+from . import (
+    conventions,  # noqa: F401  (enables float64 before anything else touches JAX)
+    theory,
+)
 from .config import Config, ConfigError, load_config
 from .dynamics import simulate
 from .network import Initializer, balancedness, end_to_end

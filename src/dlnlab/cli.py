@@ -10,7 +10,7 @@ import datetime
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,6 +25,17 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _run_or_fail(config: Config, out: Path, progress: bool):
+    """``run_config`` with the input errors that surface only once a run starts (an unreadable
+    ``init.path``, an ``--out`` that is a file) reported as one line with exit code 2."""
+    if out.exists() and not out.is_dir():
+        _fail(ConfigError("--out", str(out), "a directory (this path is an existing file)"))
+    try:
+        return run_config(config, out, progress)
+    except ConfigError as exc:
+        _fail(exc)
+
+
 def _default_out(prefix: str) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("dlnlab-runs") / f"{prefix}-{stamp}"
@@ -33,11 +44,17 @@ def _default_out(prefix: str) -> Path:
 def run_config(config: Config, out: Path, progress: bool = True) -> Path:
     """Simulate ``config`` and write ``out/dataset.zarr`` and ``out/config.toml``; return ``out``."""
     from . import storage
-    from .dynamics import simulate
+    from .dynamics import Interrupted, simulate
 
-    ds = simulate(config, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.toml").write_text(config_to_toml(config))
+    try:
+        ds = simulate(config, progress=progress)
+    except Interrupted as exc:  # keep every completed record
+        storage.save(exc.partial, out / "dataset.zarr")
+        typer.secho(f"interrupted: the {exc.partial.sizes['t']} records completed so far are in "
+                    f"{out}/dataset.zarr (attrs['complete'] = 0)", err=True, fg="yellow")
+        raise typer.Exit(130) from None
     storage.save(ds, out / "dataset.zarr")
     return out, ds
 
@@ -60,8 +77,8 @@ def _summary(ds) -> str:
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="TOML config file")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set dynamics.lr=0.02")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="output directory")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set dynamics.lr=0.02")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ):
     """Run one ensemble; write OUT/dataset.zarr and OUT/config.toml (the resolved config)."""
@@ -70,7 +87,7 @@ def train(
     except ConfigError as exc:
         _fail(exc)
     out = out or _default_out("train")
-    out, ds = run_config(cfg, out, progress)
+    out, ds = _run_or_fail(cfg, out, progress)
     typer.echo(_summary(ds))
     typer.echo(f"results: {out}/dataset.zarr  (load with dlnlab.load('{out}/dataset.zarr'))")
 
@@ -92,8 +109,8 @@ def info():
 @app.command()
 def reproduce(
     quick: Annotated[bool, typer.Option("--quick/--full", help="reduced statistics (default) or full")] = True,
-    out: Annotated[Optional[Path], typer.Option("--out", help="output directory")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. --set ensemble.replicas=8")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set ensemble.replicas=8")] = None,
 ):
     """Run the reproduction suite. Until the experiment registry lands, this runs the bundled example
     ensemble (online SGD, L = 3, small init) and prints where its results are."""
@@ -112,7 +129,7 @@ def reproduce(
     out = out or _default_out("reproduce")
     typer.echo("dlnlab reproduce: the experiment registry is not built yet; running the example ensemble "
                f"({'quick' if quick else 'full'}).")
-    out, ds = run_config(cfg, out, True)
+    out, ds = _run_or_fail(cfg, out, True)
     typer.echo(_summary(ds))
     typer.echo(f"results: {out}/dataset.zarr and {out}/config.toml")
 

@@ -60,8 +60,15 @@ def _int(name, v, lo=None, hi=None):
     return v
 
 
+def _isfinite(v):
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
 def _float(name, v, positive=False, nonneg=False):
-    if not _is_num(v) or not math.isfinite(v):
+    if not _is_num(v) or not _isfinite(v):
         raise ConfigError(name, v, "a finite number")
     if positive and not v > 0:
         raise ConfigError(name, v, "a finite number > 0")
@@ -211,7 +218,7 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         if not isinstance(d, dict):
             raise ConfigError("<config>", d, "a table of sections")
         sections = {}
@@ -272,7 +279,7 @@ class Config:
                 rows.append({**dict(zip(names, combo)), "member": member})
         return rows
 
-    def with_overrides(self, overrides: list[str]) -> "Config":
+    def with_overrides(self, overrides: list[str]) -> Config:
         return Config.from_dict(apply_overrides(self.to_dict(), overrides))
 
 
@@ -302,12 +309,14 @@ def _validate(c: Config) -> Config:
             raise ConfigError("teacher.singular_values", t.singular_values, f"omitted when spectrum = {t.spectrum!r}")
         if t.rank is None:
             raise ConfigError("teacher.rank", None, f"an integer in [1, {kmax}] for spectrum = {t.spectrum!r}")
+    # family parameters are checked whatever the spectrum, so that a bad value never passes silently
+    if t.rank is not None:
         _int("teacher.rank", t.rank, 1, kmax)
-        _float("teacher.s_max", t.s_max, positive=True)
-        _float("teacher.exponent", t.exponent, nonneg=True)
-        _float("teacher.ratio", t.ratio, positive=True)
-        if t.s_min is not None:
-            _float("teacher.s_min", t.s_min, positive=True)
+    _float("teacher.s_max", t.s_max, positive=True)
+    _float("teacher.exponent", t.exponent, nonneg=True)
+    _float("teacher.ratio", t.ratio, positive=True)
+    if t.s_min is not None:
+        _float("teacher.s_min", t.s_min, positive=True)
     lam = t.input_variance
     if isinstance(lam, (list, tuple)):
         lam = _floats("teacher.input_variance", lam, positive=True)
@@ -351,7 +360,7 @@ def _validate(c: Config) -> Config:
     gamma = None if i.gamma is None else _float_or_list("init.gamma", i.gamma)
     scale = None if i.scale is None else _float_or_list("init.scale", i.scale, nonneg=True)
     strength = layer_values = None
-    widths = (w,) * (n.depth - 1) if isinstance(w, int) else w
+    widths = w if isinstance(w, tuple) else (w,) if n.depth > 1 else ()  # distinct widths (depth may be huge)
     n_aligned = min([kmax, *widths])
     if i.kind in ("gaussian", "orthogonal"):
         if gamma is None and scale is None:

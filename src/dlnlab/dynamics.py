@@ -37,7 +37,7 @@ from jax import lax
 from . import conventions
 from .config import Config, config_to_toml
 from .gradients import full_gradient, minibatch_gradient
-from .network import Initializer
+from .network import Initializer, end_to_end
 from .noise import sample_layer_noise
 from .observables import Observable, ReplicaParams, observe_fn, resolve
 from .problem import Problem
@@ -144,26 +144,147 @@ def _discrete_program(step, observe, inc_batched: bool):
     return jax.jit(jax.vmap(replica, in_axes=(0, 0, 0, 0, 0 if inc_batched else None, None)))
 
 
-def _flow_program(observe, rtol, atol):
+def _flow_program(observe, rtol):
     import diffrax
 
     def max_norm(tree):
         return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
-    def replica(weights, t0, ts, params, atol_r, problem):
+    def replica(weights, t0, ts, params, atol, problem):
         term = diffrax.ODETerm(lambda t, y, args: tuple(-g for g in full_gradient(y, problem)))
         saveat = diffrax.SaveAt(subs=[
             diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: observe(y, problem, params)),
             diffrax.SubSaveAt(t1=True),
         ])
-        ctrl = diffrax.PIDController(rtol=rtol, atol=atol_r, norm=max_norm)
+        ctrl = diffrax.PIDController(rtol=rtol, atol=atol, norm=max_norm)
         sol = diffrax.diffeqsolve(term, diffrax.Dopri5(), t0, ts[-1], None, weights, saveat=saveat,
-                                  stepsize_controller=ctrl, max_steps=2**22,
-                                  throw=False)
+                                  stepsize_controller=ctrl, max_steps=2**22, throw=False)
         obs, last = sol.ys
         return tuple(w[0] for w in last), sol.stats["num_steps"], sol.result == diffrax.RESULTS.successful, obs
 
     return jax.jit(jax.vmap(replica, in_axes=(0, None, None, 0, 0, None)))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised when a run is interrupted; ``.partial`` holds the dataset of every completed record."""
+
+    def __init__(self, partial: xr.Dataset):
+        super().__init__("interrupted")
+        self.partial = partial
+
+
+class _Ensemble:
+    """Everything a run needs before its first step: teacher, problem arrays, per-replica
+    hyper-parameters, keys and initial weights, and the replica coordinates."""
+
+    def __init__(self, config: Config, weights=None):
+        self.config = config
+        dy = config.dynamics
+        self.dtype = jnp.float32 if dy.precision == "float32" else jnp.float64
+        self.teacher = teacher = Teacher.from_config(config)
+        grid = config.replica_grid()
+        self.R = R = len(grid)
+
+        def col(name, value):
+            return np.array([row.get(name, value) for row in grid], dtype=np.float64)
+
+        lr = col("dynamics.lr", dy.lr)
+        label_noise = col("teacher.label_noise", config.teacher.label_noise)
+        self.unit = np.full(R, dy.dt) if (dy.kind == "sde" and dy.dt is not None) else lr
+        self.params = ReplicaParams(lr=jnp.asarray(lr, self.dtype), label_noise=jnp.asarray(label_noise, self.dtype),
+                                    dt=jnp.asarray(self.unit, self.dtype))
+        members = np.array([row["member"] for row in grid])
+        self.coords = {"member": ("replica", members), "lr": ("replica", lr), "label_noise": ("replica", label_noise)}
+
+        dataset = None
+        if config.data.kind == "finite":
+            dataset = Dataset.draw(teacher, config.data.n_samples, float(label_noise[0]), config.data.seed,
+                                   config.data.whiten)
+        self.problem = Problem.build(teacher, dataset, self.dtype)
+
+        base = jax.random.PRNGKey(config.ensemble.seed)
+        rkeys = jax.vmap(lambda m: jax.random.fold_in(base, m))(jnp.asarray(members))
+        init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(rkeys)
+        self.dyn_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(rkeys)
+        self.weights0 = self._initial_weights(init_keys, col, weights)
+
+    def _initial_weights(self, init_keys, col, weights):
+        config, R, dtype = self.config, self.R, self.dtype
+        if weights is not None:
+            ws = tuple(jnp.asarray(w, dtype) for w in weights)
+            return tuple(jnp.broadcast_to(w, (R, *w.shape[-2:])) for w in ws)
+        init, ic, L = Initializer(config, self.teacher), config.init, config.network.depth
+        if ic.gamma is not None:
+            gamma = col("init.gamma", ic.gamma)
+            self.coords["init_gamma"] = ("replica", gamma)
+            per_layer = np.stack([np.broadcast_to(init.scale_from_gamma(g), (L,)) for g in gamma])
+        else:
+            scale = col("init.scale", np.nan if ic.scale is None else ic.scale)
+            if ic.scale is not None:
+                self.coords["init_scale"] = ("replica", scale)
+            per_layer = np.repeat(scale[:, None], L, axis=1)
+        per_layer = jnp.asarray(per_layer, dtype)
+        if ic.kind == "aligned":
+            w0 = jax.vmap(lambda k, p: init(k, p[0]))(init_keys, per_layer)
+        else:
+            w0 = jax.vmap(init)(init_keys, per_layer)
+        if dtype == jnp.float32:  # per-layer scale a = ‖W(0)‖_op^{1/L} (= m^{1/L} when aligned and balanced)
+            a = float(np.max(np.linalg.norm(np.asarray(jax.vmap(end_to_end)(w0), np.float64), ord=2, axis=(1, 2))))
+            conventions.warn_if_float32_stalls(float(np.min(self.unit)), float(np.max(self.teacher.input_var)),
+                                               float(np.max(self.teacher.s, initial=0.0)), a ** (1 / L), L, dtype)
+        return w0
+
+
+def _run_flow(ens: _Ensemble, observe, progress):
+    """Adaptive gradient flow in chunks of record times; returns (t, step coord, pieces, extra vars)."""
+    dy, R = ens.config.dynamics, ens.R
+    t = record_times(ens.config, None)
+    chunks, size = _chunks(len(t), ens.config.record.chunks)
+    prog = _flow_program(observe, dy.rtol)
+    if dy.atol is not None:
+        atol = jnp.full((R,), dy.atol, ens.dtype)
+    else:  # per replica: rtol·1e-3 times the largest initial entry
+        atol = dy.rtol * 1e-3 * jnp.stack([jnp.max(jnp.abs(w.reshape(R, -1)), axis=1) for w in ens.weights0]).max(0)
+    state, t_prev = ens.weights0, 0.0
+    n_steps, ok, pieces = np.zeros(R, dtype=np.int64), np.ones(R, dtype=bool), []
+    extra = {"solver_steps": (("replica",), n_steps), "solver_ok": (("replica",), ok)}
+    with _progress(len(chunks), progress, "flow") as bar:
+        for idx in chunks:
+            ts = np.concatenate([t[idx], np.full(size - len(idx), t[idx[-1]])])
+            state, ns, good, obs = prog(state, t_prev, jnp.asarray(ts, ens.dtype), ens.params, atol, ens.problem)
+            n_steps += np.asarray(ns)
+            ok &= np.asarray(good)
+            pieces.append(_trim(obs, len(idx)))
+            t_prev = float(t[idx[-1]])
+            bar.update(1)
+            yield t, None, pieces, extra
+
+
+def _run_discrete(ens: _Ensemble, observe, progress):
+    """GD/SGD/SDE in compiled chunks; yields (t, step coord, pieces, extra vars) after each chunk."""
+    unit = ens.unit
+    t_nom = record_times(ens.config, float(np.min(unit)))
+    if np.all(unit == unit[0]):
+        steps = np.unique(np.rint(t_nom / unit[0]).astype(np.int64))
+        t, step_coord, incs, batched = steps * unit[0], (("t",), steps), np.diff(steps), False
+    else:  # stacked step sizes: one nominal time axis, snapped to each replica's step grid
+        steps = np.rint(t_nom[None, :] / unit[:, None]).astype(np.int64)
+        t, step_coord, incs, batched = t_nom, (("replica", "t"), steps), np.diff(steps, axis=1), True
+    chunks, size = _chunks(len(t), ens.config.record.chunks)
+    prog = _discrete_program(make_step(ens.config), observe, inc_batched=batched)
+    state, k, pieces = ens.weights0, jnp.zeros(ens.R, dtype=jnp.int64), []
+    with _progress(len(chunks), progress, ens.config.dynamics.kind) as bar:
+        for idx in chunks:
+            inc = incs[..., idx - 1]  # the increments leading to the records in idx
+            inc = np.concatenate([inc, np.zeros((*inc.shape[:-1], size - len(idx)), np.int64)], axis=-1)
+            state, k, obs = prog(state, k, ens.dyn_keys, ens.params, jnp.asarray(inc), ens.problem)
+            pieces.append(_trim(obs, len(idx)))
+            bar.update(1)
+            yield t, step_coord, pieces, {}
+
+
+def _trim(obs, n):
+    return {name: np.asarray(a)[:, :n] for name, a in obs.items()}
 
 
 def simulate(config: Config, *, observables: list[Observable] | None = None, weights=None,
@@ -181,155 +302,50 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
 
     Returns an ``xarray.Dataset`` with dims ``replica``, ``t`` (continuous time; ``step`` coordinate) and
     observable dims (``mode``, ``sv``, ``layer``, ``layer_pair``); replica coordinates for every
-    hyper-parameter; the resolved config, seed and versions in ``attrs``.
+    hyper-parameter; the resolved config, seed and versions in ``attrs``. On ``KeyboardInterrupt`` it
+    raises :class:`Interrupted`, whose ``.partial`` dataset holds every record completed so far.
     """
     wall0 = time.perf_counter()
-    dtype = jnp.float32 if config.dynamics.precision == "float32" else jnp.float64
-    teacher = Teacher.from_config(config)
-    grid = config.replica_grid()
-    R = len(grid)
-    dy = config.dynamics
-
-    def col(name, default):
-        return np.array([row.get(name, default) for row in grid], dtype=np.float64)
-
-    lr = col("dynamics.lr", dy.lr if not isinstance(dy.lr, tuple) else np.nan)
-    label_noise = col("teacher.label_noise", config.teacher.label_noise if not isinstance(config.teacher.label_noise, tuple) else np.nan)
-    unit = np.full(R, dy.dt) if (dy.kind == "sde" and dy.dt is not None) else lr
-    params = ReplicaParams(lr=jnp.asarray(lr, dtype), label_noise=jnp.asarray(label_noise, dtype),
-                           dt=jnp.asarray(unit, dtype))
-    members = np.array([row["member"] for row in grid])
-
-    dataset = None
-    if config.data.kind == "finite":
-        noise0 = float(label_noise[0])
-        dataset = Dataset.draw(teacher, config.data.n_samples, noise0, config.data.seed, config.data.whiten)
-    problem = Problem.build(teacher, dataset, dtype)
-
-    base = jax.random.PRNGKey(config.ensemble.seed)
-    rkeys = jax.vmap(lambda m: jax.random.fold_in(base, m))(jnp.asarray(members))
-    init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(rkeys)
-    dyn_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(rkeys)
-
-    init = Initializer(config, teacher)
-    scale_coord = {}
-    if weights is not None:
-        ws = tuple(jnp.asarray(w, dtype) for w in weights)
-        weights0 = tuple(jnp.broadcast_to(w, (R, *w.shape[-2:])) for w in ws)
-    else:
-        ic = config.init
-        if ic.gamma is not None:
-            g = col("init.gamma", ic.gamma if not isinstance(ic.gamma, tuple) else np.nan)
-            scale_coord["init_gamma"] = g
-            iparams = np.stack([np.broadcast_to(init.scale_from_gamma(x), (config.network.depth,)) for x in g])
-        else:
-            sc = col("init.scale", ic.scale if not isinstance(ic.scale, tuple) else np.nan)
-            if ic.scale is not None:
-                scale_coord["init_scale"] = sc
-            iparams = np.repeat(np.nan_to_num(sc)[:, None], config.network.depth, axis=1)
-        iparams = jnp.asarray(iparams, dtype)
-        if config.init.kind == "aligned":
-            weights0 = jax.vmap(lambda k, p: init(k, p[0]))(init_keys, iparams)
-        else:
-            weights0 = jax.vmap(init)(init_keys, iparams)
-        a0 = float(np.nanmax(np.abs(np.asarray(iparams)))) if config.init.kind != "file" else 1.0
-        conventions.warn_if_float32_stalls(float(np.min(lr)), float(np.max(teacher.input_var)),
-                                           float(np.max(teacher.s, initial=0.0)), a0,
-                                           config.network.depth, np.dtype(dtype))
-
+    ens = _Ensemble(config, weights)
     obs_list = resolve(config.record.observables, observables)
     observe = observe_fn(obs_list)
-    obs0 = jax.jit(jax.vmap(observe, in_axes=(0, None, 0)))(weights0, problem, params)
+    obs0 = jax.jit(jax.vmap(observe, in_axes=(0, None, 0)))(ens.weights0, ens.problem, ens.params)
+    obs0 = {name: np.asarray(a)[:, None] for name, a in obs0.items()}
+    runner = _run_flow if config.dynamics.kind == "flow" else _run_discrete
+    latest = None
+    try:
+        for latest in runner(ens, observe, progress):
+            pass
+    except KeyboardInterrupt:
+        if latest is None:
+            raise
+        raise Interrupted(_assemble(ens, obs_list, obs0, *latest, wall0, complete=False)) from None
+    return _assemble(ens, obs_list, obs0, *latest, wall0, complete=True)
 
-    kind = dy.kind
-    extra = {}
-    if kind == "flow":
-        t = record_times(config, None)
-        chunks, size = _chunks(len(t), config.record.chunks)
-        prog = _flow_program(observe, dy.rtol, None)
-        atol = dy.atol if dy.atol is not None else None
-        scale0 = jnp.stack([jnp.max(jnp.abs(w.reshape(R, -1)), axis=1) for w in weights0]).max(0)
-        atol_r = jnp.full((R,), atol, dtype) if atol is not None else dy.rtol * 1e-3 * scale0
-        state, t_prev = weights0, 0.0
-        n_steps = np.zeros(R, dtype=np.int64)
-        ok = np.ones(R, dtype=bool)
-        pieces = []
-        with _progress(len(chunks), progress, "flow") as bar:
-            for idx in chunks:
-                ts = np.concatenate([t[idx], np.full(size - len(idx), t[idx[-1]])])
-                state, ns, good, obs = prog(state, t_prev, jnp.asarray(ts, dtype), params, atol_r, problem)
-                n_steps += np.asarray(ns)
-                ok &= np.asarray(good)
-                pieces.append(jax.tree_util.tree_map(lambda a, n=len(idx): np.asarray(a)[:, :n], obs))
-                t_prev = float(t[idx[-1]])
-                bar.update(1)
-        extra["solver_steps"] = (("replica",), n_steps)
-        extra["solver_ok"] = (("replica",), ok)
-        step_coord = None
-    else:
-        t_nom = record_times(config, float(np.min(unit)))
-        uniform = np.all(unit == unit[0])
-        if uniform:
-            steps = np.unique(np.rint(t_nom / unit[0]).astype(np.int64))
-            t = steps * unit[0]
-            step_coord = (("t",), steps)
-            incs_all = np.diff(steps)
-        else:
-            t = t_nom
-            steps = np.rint(t_nom[None, :] / unit[:, None]).astype(np.int64)
-            step_coord = (("replica", "t"), steps)
-            incs_all = np.diff(steps, axis=1)
-        chunks, size = _chunks(len(t), config.record.chunks)
-        step = make_step(config)
-        prog = _discrete_program(step, observe, inc_batched=not uniform)
-        state, k = weights0, jnp.zeros(R, dtype=jnp.int64)
-        pieces = []
-        with _progress(len(chunks), progress, kind) as bar:
-            for idx in chunks:
-                sl = idx - 1  # increments leading to the records in idx
-                inc = incs_all[..., sl]
-                pad = size - len(idx)
-                inc = np.concatenate([inc, np.zeros((*inc.shape[:-1], pad), np.int64)], axis=-1)
-                state, k, obs = prog(state, k, dyn_keys, params, jnp.asarray(inc), problem)
-                pieces.append(jax.tree_util.tree_map(lambda a, n=len(idx): np.asarray(a)[:, :n], obs))
-                bar.update(1)
 
-    # assemble
-    data = {}
-    for name in obs0:
-        full = np.concatenate([np.asarray(obs0[name])[:, None], *[p[name] for p in pieces]], axis=1)
-        data[name] = full
-    dims_of = {}
-    for o in obs_list:
-        dims_of.update(o.dims)
-    k_modes = teacher.n_modes
-    coords = {
-        "replica": np.arange(R),
-        "t": np.asarray(t, dtype=np.float64),
-        "member": ("replica", members),
-        "lr": ("replica", lr),
-        "label_noise": ("replica", label_noise),
-        **{name: ("replica", v) for name, v in scale_coord.items()},
-    }
+def _assemble(ens: _Ensemble, obs_list, obs0, t, step_coord, pieces, extra, wall0, complete) -> xr.Dataset:
+    """Records -> ``xarray.Dataset`` with labelled dims, replica coordinates and provenance attrs."""
+    n = 1 + sum(next(iter(p.values())).shape[1] for p in pieces)
+    dims_of = {var: dims for o in obs_list for var, dims in o.dims.items()}
+    coords = {"replica": np.arange(ens.R), "t": np.asarray(t[:n], dtype=np.float64), **ens.coords}
     if step_coord is not None:
-        coords["step"] = step_coord
-    ds_vars = {}
-    for name, arr in data.items():
+        dims, steps = step_coord
+        coords["step"] = (dims, steps[..., :n])
+    data_vars = {}
+    for name in obs0:
+        arr = np.concatenate([obs0[name], *[p[name] for p in pieces]], axis=1)
         dims = ("replica", "t", *dims_of[name])
-        ds_vars[name] = (dims, arr)
-        for d, size_d in zip(dims[2:], arr.shape[2:]):
-            coords.setdefault(d, np.arange(1, size_d + 1))
-    ds_vars["finite"] = (("replica", "t"), data["finite"].astype(bool))
-    for name, v in extra.items():
-        ds_vars[name] = v
-    ds = xr.Dataset(ds_vars, coords=coords)
+        data_vars[name] = (dims, arr.astype(bool) if name == "finite" else arr)
+        for d, size in zip(dims[2:], arr.shape[2:]):
+            coords.setdefault(d, np.arange(1, size + 1))
+    data_vars.update(extra)
+    ds = xr.Dataset(data_vars, coords=coords)
     if "mode" in ds.dims:
-        ds = ds.assign_coords(s=("mode", teacher.s[: ds.sizes["mode"]]),
-                              input_var=("mode", teacher.mode_input_var[: ds.sizes["mode"]]))
-    ds.attrs.update(provenance(config))
-    ds.attrs["wall_time_s"] = time.perf_counter() - wall0
-    ds.attrs["n_replicas"] = R
-    ds.attrs["n_diverged"] = int((~ds["finite"].isel(t=-1)).sum())
+        k = ds.sizes["mode"]
+        ds = ds.assign_coords(s=("mode", ens.teacher.s[:k]), input_var=("mode", ens.teacher.mode_input_var[:k]))
+    ds.attrs.update(provenance(ens.config))
+    ds.attrs.update(wall_time_s=time.perf_counter() - wall0, n_replicas=ens.R, complete=int(complete),
+                    n_diverged=int((~ds["finite"].isel(t=-1)).sum()))
     return ds
 
 
@@ -358,6 +374,6 @@ def provenance(config: Config) -> dict:
         "backend": jax.default_backend(),
         "devices": ", ".join(str(d) for d in jax.devices()),
         "precision": config.dynamics.precision,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "conventions": "loss 1/2|Wx-y|^2; t = lr*step (sde: dt*step); Ito SDE; T = lr/(2B); m_a = u_a^T W v_a",
     }

@@ -22,8 +22,9 @@ effective_rank effective_rank         exp(entropy of σ_i/Σσ_j) of W (Roy & Ve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

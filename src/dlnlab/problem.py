@@ -47,8 +47,8 @@ class Problem(NamedTuple):
         return X, X @ self.M.T + label_noise * jax.random.normal(ke, (n, d_out), self.M.dtype)
 
     @classmethod
-    def build(cls, teacher: Teacher, dataset: Dataset | None = None, dtype=jnp.float64) -> "Problem":
-        a = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    def build(cls, teacher: Teacher, dataset: Dataset | None = None, dtype=jnp.float64) -> Problem:
+        a = lambda x: jnp.asarray(x, dtype)
         return cls(
             M=a(teacher.M), input_cov=a(teacher.input_cov), input_cov_sqrt=a(teacher.input_cov_sqrt),
             U=a(teacher.U), V=a(teacher.V), s=a(teacher.s), lam=a(teacher.mode_input_var),

@@ -76,7 +76,7 @@ class Teacher:
         return self.input_var[: self.n_modes]
 
     @classmethod
-    def from_config(cls, c: Config) -> "Teacher":
+    def from_config(cls, c: Config) -> Teacher:
         t = c.teacher
         k = min(t.d_in, t.d_out)
         if t.spectrum == "explicit":
@@ -110,7 +110,7 @@ class Dataset:
         return self.X.shape[0]
 
     @classmethod
-    def draw(cls, teacher: Teacher, n: int, label_noise: float, seed: int, whiten: bool = False) -> "Dataset":
+    def draw(cls, teacher: Teacher, n: int, label_noise: float, seed: int, whiten: bool = False) -> Dataset:
         rng = np.random.default_rng(seed)
         X = rng.standard_normal((n, teacher.d_in)) @ teacher.input_cov_sqrt
         if whiten:

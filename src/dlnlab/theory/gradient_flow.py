@@ -26,9 +26,9 @@ def mode_time(m, m0, s, lam=1.0, L=2):
     if (m - m0) * (s - m0) < 0 or (s - m) * (s - m0) <= 0:
         raise ValueError(f"m = {m} is not reached from m0 = {m0} (fixed point s = {s})")
     if L == 1:
-        return np.log((s - m0) / (s - m)) / lam
+        return np.log1p((m - m0) / (s - m)) / lam  # = ln((s − m0)/(s − m)), accurate for m near m0
     if L == 2:
-        return np.log(m * (s - m0) / (m0 * (s - m))) / (2 * lam * s)
+        return np.log1p(s * (m - m0) / (m0 * (s - m))) / (2 * lam * s)  # = ln(m(s − m0)/(m0(s − m)))
     if m0 < s:
         return _F(m / s, L, lam, s) - _F(m0 / s, L, lam, s)
     q = 2.0 - 2.0 / L

@@ -1,0 +1,157 @@
+"""Experiments: registered by name, each with quick and full presets, writing data, figures and claims.
+
+An experiment is a function ``fn(params: dict, out: Path) -> ExperimentResult``. ``params`` is the
+chosen preset (a flat dict) updated by ``--set key=value`` overrides; ``out`` is its own directory. The
+result lists the claims it checks (theory vs simulation, with uncertainty, tolerance and verdict) and the
+figures it wrote (with captions saying what to see).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError, parse_override
+
+PAPERS = {
+    "J": "Jacot, Ged, Şimşek, Hongler, Gabriel — Saddle-to-saddle dynamics in deep linear networks",
+    "C": "Corlouer, Semler, Strang, Gietelink Oldenziel (2026) — SGD in the saddle-to-saddle regime",
+    "Z": "Ziyin, Li, Ueda — Noise balance and stationary distribution of SGD",
+    "S": "Saxe, McClelland, Ganguli (2014) — exact solutions of deep linear network learning",
+}
+
+VERDICTS = ("holds", "fails", "not applicable")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checked claim: a row of the claims table."""
+
+    paper: str  # key of PAPERS
+    claim: str  # the claim in words
+    experiment: str
+    quantity: str  # what is compared
+    theory: float  # theoretical value (nan if the claim is qualitative)
+    value: float  # simulated value
+    uncertainty: float  # one standard error (or a stated spread) of ``value``
+    tolerance: str  # the tolerance used, in words
+    verdict: str  # holds | fails | not applicable
+
+    def __post_init__(self):
+        if self.paper not in PAPERS:
+            raise ValueError(f"Claim.paper = {self.paper!r}; allowed: {', '.join(PAPERS)}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"Claim.verdict = {self.verdict!r}; allowed: {', '.join(VERDICTS)}")
+
+
+def verdict(ok: bool) -> str:
+    return "holds" if ok else "fails"
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: str  # relative to the experiment directory
+    caption: str  # what to see
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    claims: list[Claim] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, default=_json_default)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExperimentResult:
+        d = json.loads(text)
+        return cls(name=d["name"], claims=[Claim(**c) for c in d["claims"]],
+                   figures=[Figure(**f) for f in d["figures"]], params=d["params"], wall_time_s=d["wall_time_s"])
+
+
+def _json_default(x):
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(type(x))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    paper: str
+    claim: str  # the claim it reproduces, in one line
+    fn: Callable
+    presets: dict  # {"quick": {...}, "full": {...}}
+    cost: str  # rough wall time of the quick preset on 2 cores
+
+    def params(self, preset: str, overrides: list[str] | None = None) -> dict:
+        if preset not in self.presets:
+            raise ConfigError("preset", preset, "one of " + ", ".join(self.presets))
+        p = dict(self.presets[preset])
+        for item in overrides or []:
+            (key,), value = _flat_override(item)
+            if key not in p:
+                raise ConfigError(f"{self.name}.{key}", value, "a parameter among " + ", ".join(sorted(p)))
+            p[key] = value
+        return p
+
+    def run(self, preset: str = "quick", out: Path | str = "dlnlab-runs/exp", overrides=None) -> ExperimentResult:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        params = self.params(preset, overrides)
+        t0 = time.perf_counter()
+        result = self.fn(params, out)
+        result.params = {"preset": preset, **params}
+        result.wall_time_s = time.perf_counter() - t0
+        (out / "result.json").write_text(result.to_json())
+        write_claims_csv(result.claims, out / "claims.csv")
+        return result
+
+
+def _flat_override(item: str):
+    if "=" not in item or "." in item.split("=", 1)[0]:
+        raise ConfigError("--set", item, "key=value with a parameter name of the experiment, e.g. replicas=64")
+    key, _ = item.split("=", 1)
+    _, value = parse_override(f"x.{item}")
+    return (key.strip(),), value
+
+
+REGISTRY: dict[str, Experiment] = {}
+
+
+def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full: dict):
+    """Decorator registering ``fn(params, out) -> ExperimentResult`` as an experiment."""
+
+    def deco(fn):
+        if name in REGISTRY:
+            raise ValueError(f"experiment {name!r} registered twice")
+        REGISTRY[name] = Experiment(name, paper, claim, fn, {"quick": quick, "full": full}, cost)
+        return fn
+
+    return deco
+
+
+def get(name: str) -> Experiment:
+    if name not in REGISTRY:
+        raise ConfigError("experiment", name, "one of " + ", ".join(sorted(REGISTRY)))
+    return REGISTRY[name]
+
+
+def write_claims_csv(claims: list[Claim], path: Path) -> None:
+    cols = [f.name for f in dataclasses.fields(Claim)]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for c in claims:
+            row = dataclasses.asdict(c)
+            row.update({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+            w.writerow(row)

@@ -106,6 +106,8 @@ def record_times(config: Config, unit_min: float | None) -> np.ndarray:
         return np.linspace(0.0, t_max, r.n_times)
     t_min = r.t_min if r.t_min is not None else (unit_min if unit_min is not None else 1e-4 * t_max)
     t_min = min(t_min, t_max)
+    if r.n_times == 2:  # np.geomspace(t_min, t_max, 1) would be [t_min]: the run must still reach t_max
+        return np.array([0.0, t_max])
     return np.concatenate([[0.0], np.geomspace(t_min, t_max, r.n_times - 1)])
 
 

@@ -321,3 +321,11 @@ def test_from_dict_mutated_valid(base, edits, data):
     if data.draw(st.booleans()):
         d["dynamics"].pop("t_max", None)
     _check_outcome(d)
+
+
+def test_linear_spectrum_rejects_s_min_above_s_max():
+    d = {"teacher": {"spectrum": "linear", "rank": 3, "s_max": 1.0, "s_min": 2.0},
+         "init": {"gamma": 1.0}, "dynamics": {"steps": 1}}
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(d)
+    assert info.value.field == "teacher.s_min"

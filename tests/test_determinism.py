@@ -169,3 +169,18 @@ def test_record_times_span_the_run(spacing, n_times):
     t = record_times(cfg, 0.02)
     assert len(t) == n_times and t[0] == 0.0 and t[-1] == pytest.approx(150 * 0.02, rel=1e-15)
     assert np.all(np.diff(t) > 0)
+
+
+def test_stacked_step_sizes_record_exact_times():
+    """With stacked learning rates the t axis is nominal; t_exact = lr·step is each replica's real time
+    (exact: it is the product that defines time, t = η·step)."""
+    cfg = dlnlab.Config.from_dict({
+        "teacher": {"d_in": 2, "d_out": 2, "singular_values": [1.0]},
+        "network": {"depth": 2, "width": 2}, "init": {"kind": "gaussian", "scale": 0.1},
+        "dynamics": {"kind": "gd", "lr": [0.02, 0.05], "t_max": 1.0},
+        "record": {"n_times": 8, "observables": ["loss"]},
+    })
+    ds = dlnlab.simulate(cfg, progress=False)
+    np.testing.assert_array_equal(ds["t_exact"].values, ds["step"].values * ds["lr"].values[:, None])
+    assert np.all(np.abs(ds["t_exact"] - ds["t"]) <= ds["lr"] / 2 + 1e-15)
+    assert float(ds["t_exact"].isel(t=-1).min()) == pytest.approx(1.0, rel=1e-12)

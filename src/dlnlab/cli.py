@@ -41,8 +41,8 @@ def _default_out(prefix: str) -> Path:
     return Path("dlnlab-runs") / f"{prefix}-{stamp}"
 
 
-def run_config(config: Config, out: Path, progress: bool = True) -> Path:
-    """Simulate ``config`` and write ``out/dataset.zarr`` and ``out/config.toml``; return ``out``."""
+def run_config(config: Config, out: Path, progress: bool = True):
+    """Simulate ``config`` and write ``out/dataset.zarr`` and ``out/config.toml``; return ``(out, dataset)``."""
     from . import storage
     from .dynamics import Interrupted, simulate
 

@@ -317,6 +317,8 @@ def _validate(c: Config) -> Config:
     _float("teacher.ratio", t.ratio, positive=True)
     if t.s_min is not None:
         _float("teacher.s_min", t.s_min, positive=True)
+        if t.s_min > t.s_max:
+            raise ConfigError("teacher.s_min", t.s_min, f"a number in (0, s_max = {t.s_max}]")
     lam = t.input_variance
     if isinstance(lam, (list, tuple)):
         lam = _floats("teacher.input_variance", lam, positive=True)

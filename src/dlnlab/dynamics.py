@@ -19,6 +19,8 @@ Dynamics (``dynamics.kind``), for one replica with weights θ:
 
 Time is ``t = η · step`` (SDE: ``Δt · step``). Observables are recorded at ``record.n_times`` times
 (log-spaced by default, always including ``t = 0``), snapped to the step grid for discrete dynamics.
+With stacked step sizes the ``t`` axis is nominal: each replica records at its nearest step, and the
+``(replica, t)`` coordinates ``step`` and ``t_exact = unit · step`` give its exact times.
 """
 
 from __future__ import annotations
@@ -196,7 +198,9 @@ class _Ensemble:
         self.params = ReplicaParams(lr=jnp.asarray(lr, self.dtype), label_noise=jnp.asarray(label_noise, self.dtype),
                                     dt=jnp.asarray(self.unit, self.dtype))
         members = np.array([row["member"] for row in grid])
-        self.coords = {"member": ("replica", members), "lr": ("replica", lr), "label_noise": ("replica", label_noise)}
+        self.coords = {"member": ("replica", members), "label_noise": ("replica", label_noise)}
+        if dy.kind != "flow":
+            self.coords["lr"] = ("replica", lr)
 
         dataset = None
         if config.data.kind == "finite":
@@ -272,6 +276,7 @@ def _run_discrete(ens: _Ensemble, observe, progress):
     else:  # stacked step sizes: one nominal time axis, snapped to each replica's step grid
         steps = np.rint(t_nom[None, :] / unit[:, None]).astype(np.int64)
         t, step_coord, incs, batched = t_nom, (("replica", "t"), steps), np.diff(steps, axis=1), True
+        ens.coords["t_exact"] = (("replica", "t"), steps * unit[:, None])
     chunks, size = _chunks(len(t), ens.config.record.chunks)
     prog = _discrete_program(make_step(ens.config), observe, inc_batched=batched)
     state, k, pieces = ens.weights0, jnp.zeros(ens.R, dtype=jnp.int64), []
@@ -333,6 +338,8 @@ def _assemble(ens: _Ensemble, obs_list, obs0, t, step_coord, pieces, extra, wall
     if step_coord is not None:
         dims, steps = step_coord
         coords["step"] = (dims, steps[..., :n])
+    if "t_exact" in coords:  # stacked step sizes: each replica's exact time, unit·step
+        coords["t_exact"] = (coords["t_exact"][0], coords["t_exact"][1][:, :n])
     data_vars = {}
     for name in obs0:
         arr = np.concatenate([obs0[name], *[p[name] for p in pieces]], axis=1)

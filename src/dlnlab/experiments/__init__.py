@@ -3,3 +3,5 @@
 from .base import PAPERS, REGISTRY, Claim, Experiment, ExperimentResult, Figure, get, register, verdict
 
 __all__ = ["PAPERS", "REGISTRY", "Claim", "Experiment", "ExperimentResult", "Figure", "get", "register", "verdict"]
+
+from . import saxe  # noqa: E402,F401  (registers the experiment)

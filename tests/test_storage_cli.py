@@ -215,14 +215,7 @@ def test_cli_invalid_input_exits_2(case, field, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_cli_reproduce_quick(tmp_path):
-    # The bundled example with tiny overrides: runs, writes dataset + config with the overrides applied.
-    out = tmp_path / "rep"
-    result = CliRunner().invoke(app, ["reproduce", "--quick", "--out", str(out), "--set", "ensemble.replicas=2",
-                                      "--set", "dynamics.steps=20", "--set", "record.n_times=5"])
-    assert result.exit_code == 0, result.output
-    saved = dlnlab.load_config(out / "config.toml")
-    assert (saved.ensemble.replicas, saved.dynamics.steps) == (2, 20)
-    assert dlnlab.load(out / "dataset.zarr").sizes["replica"] == 2
-    bad = CliRunner().invoke(app, ["reproduce", "--out", str(out), "--set", "ensemble.replicas=0"])
-    assert bad.exit_code == 2 and "ensemble.replicas" in bad.output
+def test_cli_reproduce_rejects_unknown_paper(tmp_path):
+    bad = CliRunner().invoke(app, ["reproduce", "--out", str(tmp_path / "rep"), "--paper", "X"])
+    assert bad.exit_code == 2 and "--paper" in bad.output and "Traceback" not in bad.output
+

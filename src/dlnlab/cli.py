@@ -1,4 +1,4 @@
-"""Command-line interface: ``dlnlab train | info | reproduce``.
+"""Command-line interface: ``dlnlab train | info | list | run | reproduce | report``.
 
 Invalid input (config values, overrides, paths) exits with code 2 and a one-line message naming the
 field, the value and what is allowed; no traceback.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -106,32 +105,76 @@ def info():
     typer.echo(f"   float: {'float64 (x64 enabled)' if jax.config.jax_enable_x64 else 'float32'}")
 
 
+@app.command("list")
+def list_():
+    """List the registered experiments: name, paper, claim, cost of the quick preset."""
+    from .experiments import REGISTRY
+
+    for e in sorted(REGISTRY.values(), key=lambda e: (e.paper, e.name)):
+        typer.echo(f"{e.name:<22} [{e.paper}] {e.cost:>8}  {e.claim}")
+
+
+def _experiment_or_fail(name):
+    from .experiments import get
+
+    try:
+        return get(name)
+    except ConfigError as exc:
+        _fail(exc)
+
+
+@app.command()
+def run(
+    name: Annotated[str, typer.Argument(help="experiment name (see dlnlab list)")],
+    quick: Annotated[bool, typer.Option("--quick/--full", help="quick (default) or full preset")] = True,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a preset parameter, e.g. --set replicas=64")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
+):
+    """Run one experiment: data, figures, claims (claims.csv, result.json)."""
+    exp = _experiment_or_fail(name)
+    preset = "quick" if quick else "full"
+    try:
+        exp.params(preset, set_ or [])
+    except ConfigError as exc:
+        _fail(exc)
+    out = out or _default_out(name)
+    res = exp.run(preset, out, set_ or [])
+    for c in res.claims:
+        typer.echo(f"[{c.verdict:>5}] {c.quantity}: theory {c.theory:.4g}, simulation {c.value:.4g} ± {c.uncertainty:.2g}")
+    typer.echo(f"results: {out}")
+
+
 @app.command()
 def reproduce(
     quick: Annotated[bool, typer.Option("--quick/--full", help="reduced statistics (default) or full")] = True,
-    out: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set ensemble.replicas=8")] = None,
+    paper: Annotated[list[str] | None, typer.Option("--paper", help="only this paper (J, C, Z, S); repeatable")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (rerun the same to resume)")] = None,
 ):
-    """Run the reproduction suite. Until the experiment registry lands, this runs the bundled example
-    ensemble (online SGD, L = 3, small init) and prints where its results are."""
-    text = resources.files("dlnlab").joinpath("configs/example.toml").read_text()
-    import tomllib
+    """Run every registered experiment, write the claims table and the HTML report. Rerunning with the
+    same --out resumes: finished experiments are not recomputed."""
+    from .experiments import PAPERS
+    from .reproduce import reproduce as run_all
 
-    from .config import apply_overrides
+    for p in paper or []:
+        if p not in PAPERS:
+            _fail(ConfigError("--paper", p, "one of " + ", ".join(PAPERS)))
+    out = out or Path("dlnlab-runs") / f"reproduce-{'quick' if quick else 'full'}"
+    results = run_all(out, "quick" if quick else "full", papers=paper or None)
+    claims = [c for r in results for c in r.claims]
+    n_hold = sum(c.verdict == "holds" for c in claims)
+    n_fail = sum(c.verdict == "fails" for c in claims)
+    typer.echo(f"{len(results)} experiments, {len(claims)} claims: {n_hold} hold, {n_fail} fail")
+    typer.echo(f"claims table: {out}/claims.csv\nreport:       {out}/report.html")
 
-    try:
-        d = tomllib.loads(text)
-        if not quick:
-            d["ensemble"]["replicas"] = 512
-        cfg = Config.from_dict(apply_overrides(d, set_ or []))
-    except ConfigError as exc:
-        _fail(exc)
-    out = out or _default_out("reproduce")
-    typer.echo("dlnlab reproduce: the experiment registry is not built yet; running the example ensemble "
-               f"({'quick' if quick else 'full'}).")
-    out, ds = _run_or_fail(cfg, out, True)
-    typer.echo(_summary(ds))
-    typer.echo(f"results: {out}/dataset.zarr and {out}/config.toml")
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a reproduce output directory")]):
+    """(Re)write RUN_DIR/report.html from the results in RUN_DIR."""
+    from .report import write_report
+
+    if not (run_dir / "experiments").is_dir():
+        _fail(ConfigError("RUN_DIR", str(run_dir), "a directory written by dlnlab reproduce (with experiments/)"))
+    typer.echo(f"report: {write_report(run_dir)}")
 
 
 def main():

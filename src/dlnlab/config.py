@@ -177,6 +177,7 @@ class DynamicsConfig:
     rtol: float = 1e-10  # flow
     atol: float | None = None  # flow (default rtol·1e-3·max|θ0|)
     precision: str = "float64"  # float64 | float32
+    divergence_threshold: float = 1e30  # a replica with any |weight| above this is frozen and marked diverged
 
 
 @dataclass(frozen=True)
@@ -422,6 +423,7 @@ def _validate(c: Config) -> Config:
     _float("dynamics.rtol", dy.rtol, positive=True)
     atol = None if dy.atol is None else _float("dynamics.atol", dy.atol, positive=True)
     _choice("dynamics.precision", dy.precision, ("float64", "float32"))
+    _float("dynamics.divergence_threshold", dy.divergence_threshold, positive=True)
     if dy.kind == "flow" and dy.precision != "float64":
         raise ConfigError("dynamics.precision", dy.precision, "'float64' for flow")
     dy = dataclasses.replace(dy, lr=lr, t_max=t_max, dt=dt, atol=atol)

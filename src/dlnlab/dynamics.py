@@ -14,6 +14,9 @@ Dynamics (``dynamics.kind``), for one replica with weights θ:
 * ``sde``  — Itô Euler–Maruyama ``θ ← θ − Δt ∇𝓛 + sqrt(Δt η/B) ξ`` with ``ξ`` of covariance ``Σ(θ)``
   (``noise="exact"``: the exact-covariance sampler, no P×P matrix), its label-noise part (``"label"``)
   or ``c²I`` (``"isotropic"``); ``Δt = η`` by default ("Gaussian SGD");
+* every discrete step is guarded: a replica whose weights become non-finite or exceed
+  ``dynamics.divergence_threshold`` is frozen at its last good weights where it happens, and marked
+  (``diverged``, ``diverged_step``, ``divergence_reason``); the other replicas run on unaffected;
 * ``flow`` — gradient flow ``θ̇ = −∇𝓛`` by an adaptive Dormand–Prince 5(4) (diffrax) with a per-entry
   relative tolerance (max norm), so that plateaus from tiny initialisations are crossed accurately.
 
@@ -132,20 +135,41 @@ def _chunks(n, n_chunks):
     return [np.arange(1 + c * size, min(n, 1 + (c + 1) * size)) for c in range(n_chunks) if 1 + c * size < n], size
 
 
-def _discrete_program(step, observe, inc_batched: bool):
-    def replica(weights, k, key, params, incs, problem):
-        def interval(carry, n):
-            def body(_, c):
-                w, kk = c
-                return step(w, key, kk, problem, params), kk + 1
+#: Divergence reasons recorded in ``divergence_reason`` (CF flag values/meanings).
+DIVERGENCE_REASONS = ("none", "nonfinite", "threshold")
 
-            carry = lax.fori_loop(0, n, body, carry)
+
+def _guarded(step, threshold):
+    """Wrap a step so that a replica whose new weights are non-finite, or exceed ``threshold`` in
+    absolute value, is frozen at its last good weights, with the step and the reason recorded."""
+
+    def guarded(state, key, problem, params):
+        w, k, div_step, reason = state
+        new = step(w, key, k, problem, params)
+        leaves = jax.tree_util.tree_leaves(new)
+        nonfinite = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+        big = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves])) > threshold
+        newly = (div_step < 0) & (nonfinite | big)
+        div_step = jnp.where(newly, k, div_step)
+        reason = jnp.where(newly, jnp.where(nonfinite, 1, 2), reason)
+        frozen = div_step >= 0
+        w = jax.tree_util.tree_map(lambda old, nw: jnp.where(frozen, old, nw), w, new)
+        return w, k + 1, div_step, reason
+
+    return guarded
+
+
+def _discrete_program(step, observe, inc_batched: bool, threshold: float):
+    guarded = _guarded(step, threshold)
+
+    def replica(state, key, params, incs, problem):
+        def interval(carry, n):
+            carry = lax.fori_loop(0, n, lambda _, c: guarded(c, key, problem, params), carry)
             return carry, observe(carry[0], problem, params)
 
-        (weights, k), obs = lax.scan(interval, (weights, k), incs)
-        return weights, k, obs
+        return lax.scan(interval, state, incs)
 
-    return jax.jit(jax.vmap(replica, in_axes=(0, 0, 0, 0, 0 if inc_batched else None, None)))
+    return jax.jit(jax.vmap(replica, in_axes=(0, 0, 0, 0 if inc_batched else None, None)))
 
 
 def _flow_program(observe, rtol):
@@ -278,16 +302,26 @@ def _run_discrete(ens: _Ensemble, observe, progress):
         t, step_coord, incs, batched = t_nom, (("replica", "t"), steps), np.diff(steps, axis=1), True
         ens.coords["t_exact"] = (("replica", "t"), steps * unit[:, None])
     chunks, size = _chunks(len(t), ens.config.record.chunks)
-    prog = _discrete_program(make_step(ens.config), observe, inc_batched=batched)
-    state, k, pieces = ens.weights0, jnp.zeros(ens.R, dtype=jnp.int64), []
-    with _progress(len(chunks), progress, ens.config.dynamics.kind) as bar:
+    dy = ens.config.dynamics
+    prog = _discrete_program(make_step(ens.config), observe, batched, dy.divergence_threshold)
+    R = ens.R
+    state = (ens.weights0, jnp.zeros(R, jnp.int64), jnp.full(R, -1, jnp.int64), jnp.zeros(R, jnp.int32))
+    pieces = []
+    with _progress(len(chunks), progress, dy.kind) as bar:
         for idx in chunks:
             inc = incs[..., idx - 1]  # the increments leading to the records in idx
             inc = np.concatenate([inc, np.zeros((*inc.shape[:-1], size - len(idx)), np.int64)], axis=-1)
-            state, k, obs = prog(state, k, ens.dyn_keys, ens.params, jnp.asarray(inc), ens.problem)
+            state, obs = prog(state, ens.dyn_keys, ens.params, jnp.asarray(inc), ens.problem)
             pieces.append(_trim(obs, len(idx)))
             bar.update(1)
-            yield t, step_coord, pieces, {}
+            div_step, reason = np.asarray(state[2]), np.asarray(state[3])
+            yield t, step_coord, pieces, {
+                "diverged": (("replica",), div_step >= 0),
+                "diverged_step": (("replica",), div_step),
+                "divergence_reason": (("replica",), reason, {
+                    "flag_values": list(range(len(DIVERGENCE_REASONS))),
+                    "flag_meanings": " ".join(DIVERGENCE_REASONS)}),
+            }
 
 
 def _trim(obs, n):
@@ -353,8 +387,9 @@ def _assemble(ens: _Ensemble, obs_list, obs0, t, step_coord, pieces, extra, wall
         k = ds.sizes["mode"]
         ds = ds.assign_coords(s=("mode", ens.teacher.s[:k]), input_var=("mode", ens.teacher.mode_input_var[:k]))
     ds.attrs.update(provenance(ens.config))
+    diverged = ds["diverged"] if "diverged" in ds else ~ds["finite"].isel(t=-1)
     ds.attrs.update(wall_time_s=time.perf_counter() - wall0, n_replicas=ens.R, complete=int(complete),
-                    n_diverged=int((~ds["finite"].isel(t=-1)).sum()))
+                    n_diverged=int(diverged.sum()))
     return ds
 
 

@@ -18,6 +18,7 @@ from .network import Initializer, balancedness, end_to_end
 from .observables import Observable, ReplicaParams
 from .problem import Problem
 from .storage import export_netcdf, load, save
+from .sweep import sweep
 from .teacher import Dataset, Teacher
 
 __version__ = "0.1.0"
@@ -38,5 +39,6 @@ __all__ = [
     "load_config",
     "save",
     "simulate",
+    "sweep",
     "theory",
 ]

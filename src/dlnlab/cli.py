@@ -1,4 +1,4 @@
-"""Command-line interface: ``dlnlab train | info | list | run | reproduce | report``.
+"""Command-line interface: ``dlnlab train | info | list | run | reproduce | report | bench``.
 
 Invalid input (config values, overrides, paths) exits with code 2 and a one-line message naming the
 field, the value and what is allowed; no traceback.
@@ -175,6 +175,104 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a reproduce output dire
     if not (run_dir / "experiments").is_dir():
         _fail(ConfigError("RUN_DIR", str(run_dir), "a directory written by dlnlab reproduce (with experiments/)"))
     typer.echo(f"report: {write_report(run_dir)}")
+
+
+def _print_sweep_status(directory: Path) -> dict:
+    from .sweep import sweep_status
+
+    st = sweep_status(directory)
+    c = st["counts"]
+    typer.echo(f"sweep {st['out']}: {st['n_runs']} runs in {st['n_jobs']} jobs — done {c['done']}, "
+               f"started {c['started']}, pending {c['pending']}, failed {c['failed']}")
+    if st["vectorised"]:
+        typer.echo("vectorised on the replica axis: " + ", ".join(st["vectorised"]))
+    for r in st["runs"]:
+        point = " ".join(f"{k}={v}" for k, v in r["point"].items()) or "(base config)"
+        line = f"{r['id']}  {r['status']:<8} {point}"
+        if r["error"]:
+            line += f"  error: {r['error'].splitlines()[0][:200]}"
+        typer.echo(line)
+    return st
+
+
+@app.command()
+def sweep(
+    config: Annotated[str, typer.Argument(help="TOML config file (the base of every run), or 'status'", metavar="CONFIG|status")],
+    directory: Annotated[Path | None, typer.Argument(help="with 'status': the sweep directory")] = None,
+    grid: Annotated[list[str] | None, typer.Option("--grid", help="key=v1,v2,... (repeatable), e.g. --grid dynamics.lr=0.01,0.02")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override the base config, e.g. --set ensemble.replicas=64")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (process pool) | dask | slurm | serial")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Dask scheduler, e.g. tcp://HOST:8786 (default: start a local cluster)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (rerun into it to resume)")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="local pool / local Dask cluster size")] = None,
+    retries: Annotated[int, typer.Option("--retries", help="retries of a job whose worker died")] = 3,
+    slurm: Annotated[list[str] | None, typer.Option("--slurm", help="submitit/SLURM parameter, e.g. --slurm partition=gpu --slurm timeout_min=120")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+):
+    """Run CONFIG over a grid of values: one dataset per run and OUT/results.parquet (a row per grid point).
+    Grid axes over dynamics.lr, teacher.label_noise, init.scale, init.gamma are vectorised on the replica axis
+    of one run; the others make separate runs. `dlnlab sweep status DIR` shows a sweep's progress."""
+    from .config import parse_override
+    from .sweep import check_grid
+    from .sweep import sweep as run_sweep
+
+    if config == "status":
+        if directory is None:
+            _fail(ConfigError("DIR", None, "a sweep directory: dlnlab sweep status DIR"))
+        try:
+            _print_sweep_status(directory)
+        except ConfigError as exc:
+            _fail(exc)
+        return
+    if directory is not None:
+        _fail(ConfigError("DIR", str(directory), "given only with 'status' (dlnlab sweep status DIR)"))
+    try:
+        if retries < 0:
+            raise ConfigError("--retries", retries, "an integer >= 0")
+        if workers is not None and workers < 1:
+            raise ConfigError("--workers", workers, "an integer >= 1")
+        cfg = load_config(config, set_ or [])
+        grid_ = check_grid(grid or [])
+        slurm_params = {}
+        for item in slurm or []:
+            if "=" not in item or not item.split("=", 1)[0].strip():
+                raise ConfigError("--slurm", item, "key=value, e.g. partition=gpu")
+            key, raw = item.split("=", 1)
+            slurm_params[key.strip()] = parse_override(f"x.v={raw}")[1]
+        out = out or _default_out("sweep")
+        res = run_sweep(cfg, grid_, executor=executor, address=address, out=out, max_workers=workers,
+                        retries=retries, slurm=slurm_params or None, progress=progress)
+    except ConfigError as exc:
+        _fail(exc)
+    typer.echo(f"{len(res.status)} runs: {res.n_done} done ({len(res.skipped)} already done, "
+               f"{len(res.executed)} run now), {len(res.failed)} failed")
+    for rid, err in res.failed.items():
+        typer.secho(f"failed {rid}: {err.splitlines()[0][:300] if err else ''}", err=True, fg="red")
+    typer.echo(f"results: {res.out}/results.parquet  (one row per grid point; runs in {res.out}/runs/ID/dataset.zarr)")
+    if res.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="smaller sizes that still give the ratios (B6 not run)")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="write every figure, the machine and versions as JSON")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="run only this workload (B1 … B6); repeatable")] = None,
+):
+    """Benchmark dlnlab against PyTorch, NumPy and diffrax (B1-B6); print a table, optionally write JSON."""
+    from .bench import WORKLOADS, format_table, run_suite, write_json
+
+    for w in only or []:
+        if w not in WORKLOADS:
+            _fail(ConfigError("--only", w, "one of " + ", ".join(WORKLOADS)))
+    result = run_suite("quick" if quick else "full", only=only or None,
+                       log=lambda msg: typer.echo(msg, err=True))
+    m = result["machine"]
+    typer.echo(f"machine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gib']} GiB, backend {m['backend']}, "
+               f"load {m['load_average']} -> {m['load_average_end']}")
+    typer.echo(format_table(result))
+    if out is not None:
+        typer.echo(f"results: {write_json(result, out)}")
 
 
 def main():

@@ -33,6 +33,8 @@ BUILTIN_OBSERVABLES = (
     "noise_power",
     "effective_rank",
 )
+#: Built-in observables recorded only on request (not in the default list): full d_out × d_in matrices.
+OPTIONAL_OBSERVABLES = ("end_to_end", "residual")
 
 
 class ConfigError(ValueError):
@@ -137,10 +139,13 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Online (fresh samples every step) or a finite dataset of ``n_samples``."""
+    """Online (fresh samples every step), a finite dataset of ``n_samples``, or matrix completion: the training
+    objective is ``½ Σ_{(i,j)∈Ω} (W − M)_ij²`` over a random set Ω of observed entries of the teacher ``M``
+    (``observed_fraction`` of them, drawn with ``seed``); ``loss`` stays the full-matrix error ``½‖W − M‖²_F``."""
 
-    kind: str = "online"  # online | finite
+    kind: str = "online"  # online | finite | completion
     n_samples: int | None = None
+    observed_fraction: float | None = None  # completion: fraction of the entries of M observed
     whiten: bool = False  # make the empirical input covariance exactly V diag(λ) Vᵀ
     sampling: str = "without_replacement"  # finite-data SGD: with_replacement | without_replacement
     seed: int = 0
@@ -332,13 +337,23 @@ def _validate(c: Config) -> Config:
     _int("teacher.seed", t.seed, 0)
     t = dataclasses.replace(t, singular_values=sv, input_variance=lam, label_noise=noise)
     # data
-    _choice("data.kind", da.kind, ("online", "finite"))
+    _choice("data.kind", da.kind, ("online", "finite", "completion"))
     if da.kind == "finite":
         if da.n_samples is None:
             raise ConfigError("data.n_samples", None, "an integer >= 1 when data.kind = 'finite'")
         _int("data.n_samples", da.n_samples, 1)
     elif da.n_samples is not None:
-        raise ConfigError("data.n_samples", da.n_samples, "omitted when data.kind = 'online'")
+        raise ConfigError("data.n_samples", da.n_samples, f"omitted when data.kind = {da.kind!r}")
+    if da.kind == "completion":
+        frac = da.observed_fraction
+        if not _is_num(frac) or not _isfinite(frac) or not 0 < frac <= 1:
+            raise ConfigError("data.observed_fraction", frac, "a number in (0, 1] when data.kind = 'completion'")
+        if any(x != 0.0 for x in (noise if isinstance(noise, tuple) else (noise,))):
+            raise ConfigError("teacher.label_noise", _plain(noise), "0 when data.kind = 'completion'")
+        if any(x != 1.0 for x in (lam if isinstance(lam, tuple) else (lam,))):
+            raise ConfigError("teacher.input_variance", _plain(lam), "1 when data.kind = 'completion'")
+    elif da.observed_fraction is not None:
+        raise ConfigError("data.observed_fraction", da.observed_fraction, "omitted unless data.kind = 'completion'")
     _bool("data.whiten", da.whiten)
     if da.whiten and da.kind == "finite" and da.n_samples < t.d_in:
         raise ConfigError("data.whiten", True, f"false unless n_samples >= d_in = {t.d_in}")
@@ -433,11 +448,19 @@ def _validate(c: Config) -> Config:
     t_min = None if r.t_min is None else _float("record.t_min", r.t_min, positive=True)
     obs = r.observables
     if not isinstance(obs, (list, tuple)):
-        raise ConfigError("record.observables", obs, "a list of names among " + ", ".join(BUILTIN_OBSERVABLES))
+        raise ConfigError("record.observables", obs,
+                          "a list of names among " + ", ".join(BUILTIN_OBSERVABLES + OPTIONAL_OBSERVABLES))
     for k, name in enumerate(obs):
-        _choice(f"record.observables[{k}]", name, BUILTIN_OBSERVABLES)
+        _choice(f"record.observables[{k}]", name, BUILTIN_OBSERVABLES + OPTIONAL_OBSERVABLES)
     _int("record.chunks", r.chunks, 1)
     r = dataclasses.replace(r, t_min=t_min, observables=tuple(obs))
+    if da.kind == "completion":  # the masked objective has full-batch dynamics and no Gaussian-input noise
+        if dy.kind not in ("flow", "gd"):
+            raise ConfigError("dynamics.kind", dy.kind, "'flow' or 'gd' when data.kind = 'completion'")
+        if tuple(obs) == BUILTIN_OBSERVABLES:  # the default list: drop what completion cannot record
+            r = dataclasses.replace(r, observables=tuple(o for o in obs if o != "noise_power"))
+        elif "noise_power" in obs:
+            raise ConfigError("record.observables", list(obs), "no 'noise_power' when data.kind = 'completion'")
     # ensemble
     _int("ensemble.replicas", e.replicas, 1)
     _int("ensemble.seed", e.seed, 0)

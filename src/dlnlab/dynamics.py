@@ -46,7 +46,7 @@ from .network import Initializer, end_to_end
 from .noise import sample_layer_noise
 from .observables import Observable, ReplicaParams, observe_fn, resolve
 from .problem import Problem
-from .teacher import Dataset, Teacher
+from .teacher import Dataset, Teacher, completion_mask
 
 # ---------------------------------------------------------------------------------------------------------
 # One step of each discrete dynamics: step(weights, key, k, problem, params) -> weights, where ``key`` is
@@ -230,7 +230,10 @@ class _Ensemble:
         if config.data.kind == "finite":
             dataset = Dataset.draw(teacher, config.data.n_samples, float(label_noise[0]), config.data.seed,
                                    config.data.whiten)
-        self.problem = Problem.build(teacher, dataset, self.dtype)
+        mask = None
+        if config.data.kind == "completion":
+            mask = completion_mask(teacher.d_out, teacher.d_in, config.data.observed_fraction, config.data.seed)
+        self.problem = Problem.build(teacher, dataset, self.dtype, mask)
 
         base = jax.random.PRNGKey(config.ensemble.seed)
         rkeys = jax.vmap(lambda m: jax.random.fold_in(base, m))(jnp.asarray(members))

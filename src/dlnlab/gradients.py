@@ -15,8 +15,11 @@ from .problem import Problem
 
 
 def end_to_end_gradient(weights, problem: Problem):
-    """``∇_W 𝓛``: ``(W − M) Σx`` (online/population) or ``(1/N) Σ_n (W x_n − y_n) x_nᵀ`` (finite data)."""
+    """``∇_W 𝓛``: ``(W − M) Σx`` (online/population), ``(1/N) Σ_n (W x_n − y_n) x_nᵀ`` (finite data), or
+    ``P_Ω(W − M)`` (matrix completion, ``𝓛 = ½ Σ_{(i,j)∈Ω} (W − M)_ij²``)."""
     W = end_to_end(weights)
+    if problem.mask is not None:
+        return problem.mask * (W - problem.M)
     if problem.finite:
         R = problem.X @ W.T - problem.Y
         return R.T @ problem.X / problem.X.shape[0]

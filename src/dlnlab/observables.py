@@ -6,7 +6,8 @@ each (besides ``replica`` and ``t``). Built-ins (all exact, no sampling):
 ============== ====================== =========================================================
 name           variables (dims)       meaning
 ============== ====================== =========================================================
-loss           loss; train_loss       population loss ½tr(EΣxEᵀ)+½d_outσ_ε²; finite data: empirical
+loss           loss; train_loss       population loss ½tr(EΣxEᵀ)+½d_outσ_ε²; finite data: empirical;
+                                      completion: ½Σ_Ω E_ij² (loss is then ½‖E‖²_F)
 singular_values singular_values (sv)  singular values of the end-to-end map W
 mode_strength  mode_strength (mode)   m_α = u_αᵀ W v_α
 off_diagonal   off_diagonal           ‖UᵀWV − diag(UᵀWV)‖_F (misalignment)
@@ -17,6 +18,9 @@ grad_norm      grad_norm              ‖∇𝓛(θ)‖ over all layers (the dri
 noise_power    noise_power (mode);    per-sample gradient-noise variance along m_α, and tr Σ(θ)
                noise_power_total      (multiply by η/B for the diffusion per unit time)
 effective_rank effective_rank         exp(entropy of σ_i/Σσ_j) of W (Roy & Vetterli)
+end_to_end     end_to_end (out, in)   the end-to-end map W = W_L ⋯ W_1 (not recorded by default)
+residual       residual (out, in)     −∇_W 𝓛 of the training objective (population: (M − W)Σx; not
+                                      recorded by default); its top singular pair is the escape direction
 ============== ====================== =========================================================
 """
 
@@ -29,7 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .gradients import full_gradient
+from .gradients import end_to_end_gradient, full_gradient
 from .network import balancedness as _balancedness
 from .network import end_to_end
 from .noise import noise_power as _noise_power
@@ -59,6 +63,8 @@ def _loss(weights, problem: Problem, params):
     out = {"loss": 0.5 * jnp.sum((E @ problem.input_cov) * E) + 0.5 * W.shape[0] * params.label_noise**2}
     if problem.finite:
         out["train_loss"] = 0.5 * jnp.mean(jnp.sum((problem.X @ W.T - problem.Y) ** 2, axis=1))
+    if problem.mask is not None:  # matrix completion: the objective on the observed entries
+        out["train_loss"] = 0.5 * jnp.sum(problem.mask * E**2)
     return out
 
 
@@ -106,6 +112,14 @@ def _eff_rank(weights, problem, params):
     return {"effective_rank": jnp.where(total > 0, jnp.exp(ent), 0.0)}
 
 
+def _end_to_end(weights, problem, params):
+    return {"end_to_end": end_to_end(weights)}
+
+
+def _residual(weights, problem, params):
+    return {"residual": -end_to_end_gradient(weights, problem)}
+
+
 BUILTIN = {
     "loss": Observable("loss", _loss, {"loss": (), "train_loss": ()}),
     "singular_values": Observable("singular_values", _svals, {"singular_values": ("sv",)}),
@@ -116,6 +130,8 @@ BUILTIN = {
     "grad_norm": Observable("grad_norm", _grad_norm, {"grad_norm": ()}),
     "noise_power": Observable("noise_power", _noise, {"noise_power": ("mode",), "noise_power_total": ()}),
     "effective_rank": Observable("effective_rank", _eff_rank, {"effective_rank": ()}),
+    "end_to_end": Observable("end_to_end", _end_to_end, {"end_to_end": ("out", "in")}),
+    "residual": Observable("residual", _residual, {"residual": ("out", "in")}),
 }
 
 

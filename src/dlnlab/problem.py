@@ -15,6 +15,7 @@ class Problem(NamedTuple):
 
     ``U_k``/``V_k`` hold the ``n_modes`` teacher singular vectors as columns; ``s`` and ``lam`` their
     singular values and input variances. ``X``, ``Y`` (rows = samples) are ``None`` for online data.
+    ``mask`` (``d_out × d_in``, 0/1) marks the observed entries of ``M`` for matrix completion, else ``None``.
     """
 
     M: jax.Array
@@ -26,6 +27,7 @@ class Problem(NamedTuple):
     lam: jax.Array
     X: jax.Array | None = None
     Y: jax.Array | None = None
+    mask: jax.Array | None = None
 
     @property
     def finite(self) -> bool:
@@ -47,10 +49,11 @@ class Problem(NamedTuple):
         return X, X @ self.M.T + label_noise * jax.random.normal(ke, (n, d_out), self.M.dtype)
 
     @classmethod
-    def build(cls, teacher: Teacher, dataset: Dataset | None = None, dtype=jnp.float64) -> Problem:
+    def build(cls, teacher: Teacher, dataset: Dataset | None = None, dtype=jnp.float64, mask=None) -> Problem:
         a = lambda x: jnp.asarray(x, dtype)
         return cls(
             M=a(teacher.M), input_cov=a(teacher.input_cov), input_cov_sqrt=a(teacher.input_cov_sqrt),
             U=a(teacher.U), V=a(teacher.V), s=a(teacher.s), lam=a(teacher.mode_input_var),
             X=None if dataset is None else a(dataset.X), Y=None if dataset is None else a(dataset.Y),
+            mask=None if mask is None else a(mask),
         )

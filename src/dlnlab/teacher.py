@@ -93,6 +93,16 @@ class Teacher:
         return cls(s=s, U=U, V=V, input_var=lam)
 
 
+def completion_mask(d_out: int, d_in: int, fraction: float, seed: int) -> np.ndarray:
+    """Observed entries for matrix completion: ``round(fraction · d_out · d_in)`` (at least 1) entries drawn
+    uniformly without replacement, as a 0/1 float array of shape ``(d_out, d_in)``."""
+    n = max(1, int(round(fraction * d_out * d_in)))
+    idx = np.random.default_rng(seed).choice(d_out * d_in, size=n, replace=False)
+    mask = np.zeros(d_out * d_in)
+    mask[idx] = 1.0
+    return mask.reshape(d_out, d_in)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A finite dataset (rows are samples), shared by all replicas of an ensemble.

@@ -5,3 +5,5 @@ from .base import PAPERS, REGISTRY, Claim, Experiment, ExperimentResult, Figure,
 __all__ = ["PAPERS", "REGISTRY", "Claim", "Experiment", "ExperimentResult", "Figure", "get", "register", "verdict"]
 
 from . import saxe  # noqa: E402,F401  (registers the experiment)
+from . import stationary  # noqa: E402,F401  (registers "stationary" and "fokker_planck")
+from . import noise_balance  # noqa: E402,F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)

@@ -1,0 +1,23 @@
+"""Analysis of recorded trajectories (``xarray.Dataset`` from :func:`dlnlab.simulate`)."""
+
+from .saddles import (
+    crossover,
+    fit_escape_law,
+    gd_displacement,
+    layer_operator_norms,
+    minima_distance_bound,
+    plateau_table,
+    saddle_distance,
+    summarize_plateaus,
+)
+
+__all__ = [
+    "crossover",
+    "fit_escape_law",
+    "gd_displacement",
+    "layer_operator_norms",
+    "minima_distance_bound",
+    "plateau_table",
+    "saddle_distance",
+    "summarize_plateaus",
+]

@@ -1,0 +1,104 @@
+"""`dlnlab bench`: every workload runs (at tiny sizes), the JSON has the documented schema, every ratio that
+was measured is finite, and a missing optional package is reported as skipped. The targets themselves are
+for the benchmark on a quiet machine, not for timed tests."""
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from dlnlab import bench
+from dlnlab.cli import app
+
+CHECKS = {wid: set(t) for wid, t in bench.TARGETS.items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    """`dlnlab bench --quick --out FILE` with the quick sizes replaced by the tiny ones."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    mp = pytest.MonkeyPatch()
+    mp.setitem(bench.SIZES, "quick", bench.SIZES["tiny"])
+    try:
+        result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(out)])
+    finally:
+        mp.undo()
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text()), result.output
+
+
+def test_json_schema(tiny_result):
+    res, _ = tiny_result
+    assert res["schema"] == bench.SCHEMA and res["mode"] == "quick"
+    m = res["machine"]
+    for key in ("cpu", "cores_logical", "cores_usable", "memory_gib", "platform", "backend", "devices"):
+        assert key in m
+    assert m["cores_usable"] >= 1 and m["memory_gib"] > 0
+    for pkg in ("dlnlab", "jax", "jaxlib", "numpy", "diffrax", "torch", "python"):
+        assert pkg in res["versions"]
+    assert res["backend"] == m["backend"]
+    assert set(res["workloads"]) == set(bench.WORKLOADS)
+
+
+def test_every_workload_runs_and_every_ratio_is_finite(tiny_result):
+    res, _ = tiny_result
+    for wid, w in res["workloads"].items():
+        assert w["status"] in ("ok", "skipped"), (wid, w.get("error"))
+        assert set(w["checks"]) == CHECKS[wid]
+        for name, c in w["checks"].items():
+            assert c["op"] in (">=", "<") and c["target"] == bench.TARGETS[wid][name][1]
+            if c["skipped"] is None:
+                assert isinstance(c["value"], float) and math.isfinite(c["value"]), (wid, name, c)
+                assert isinstance(c["passed"], bool)
+            else:
+                assert c["value"] is None and c["passed"] is None
+    # what must have been measured here (B6 is left to the full benchmark)
+    w = res["workloads"]
+    assert w["B6"]["status"] == "skipped"
+    measured = {(wid, n) for wid, x in w.items() for n, c in x["checks"].items() if c["skipped"] is None}
+    expected = {("B1", "vs_numpy_batched"), ("B2", "fraction_of_gemm"), ("B3", "vs_numpy_em"),
+                ("B4", "fewer_evaluations"), ("B5", "peak_rss_gib"), ("B5", "rss_growth")}
+    if bench._have("torch"):
+        expected.add(("B1", "vs_torch_loop"))
+    if bench._have("diffrax"):
+        expected.add(("B3", "vs_diffrax_euler"))
+    assert expected <= measured
+
+
+def test_figures_are_consistent(tiny_result):
+    res, _ = tiny_result
+    w = res["workloads"]
+    b1 = w["B1"]
+    assert b1["checks"]["vs_numpy_batched"]["value"] == pytest.approx(
+        b1["numpy_batched"]["best_s"] / b1["dlnlab"]["best_s"])
+    for key in ("dlnlab", "numpy_batched"):  # the same SGD problem: comparable final losses
+        assert math.isfinite(b1[key]["final_loss_mean"])
+    b4 = w["B4"]
+    assert b4["euler"]["max_error"] <= b4["params"]["tol"]
+    assert b4["dlnlab_flow"]["max_error"] <= b4["params"]["tol"]
+    assert b4["checks"]["fewer_evaluations"]["value"] == pytest.approx(
+        b4["euler"]["gradient_evaluations"] / b4["dlnlab_flow"]["gradient_evaluations"])
+    runs = w["B5"]["runs"]
+    assert [r["steps"] for r in runs] == list(bench.SIZES["tiny"]["b5_steps"])
+    assert all(r["peak_rss_bytes"] > 0 for r in runs)
+
+
+def test_table_is_printed(tiny_result):
+    _, output = tiny_result
+    assert "machine:" in output and "fraction_of_gemm" in output and "vs_numpy_em" in output
+
+
+def test_missing_package_is_reported_as_skipped(monkeypatch):
+    """Without diffrax the diffrax comparison is skipped, not estimated (the per-mode program is cached)."""
+    monkeypatch.setattr(bench, "_have", lambda module: module not in ("diffrax", "lineax"))
+    res = bench.b3_mode_sde(bench.SIZES["tiny"])
+    c = res["checks"]["vs_diffrax_euler"]
+    assert c["skipped"] and c["value"] is None and c["passed"] is None
+    assert "skipped" in res["diffrax_euler"]
+    assert math.isfinite(res["checks"]["vs_numpy_em"]["value"])
+
+
+def test_only_rejects_unknown_workload():
+    result = CliRunner().invoke(app, ["bench", "--only", "B9"])
+    assert result.exit_code == 2 and "--only" in result.output

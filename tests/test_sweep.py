@@ -12,6 +12,7 @@ attrs ``created`` and ``wall_time_s`` differ), and identical summary tables apar
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -30,10 +31,24 @@ from typer.testing import CliRunner
 import dlnlab
 from dlnlab.cli import app
 from dlnlab.config import Config, ConfigError
-from dlnlab.sweep import load_plan, parse_grid, plan_sweep, run_id, sweep, sweep_status
+from dlnlab.sweep import load_plan, parse_grid, plan_function_sweep, plan_sweep, run_id, sweep, sweep_status
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.xdist_group("sweep")  # with --dist loadgroup: one cluster, one reference sweep
+
+def _ou(theta, sigma, replicas=4, steps=200, dt=0.01, seed=0):
+    """A function sweep's simulator (NumPy only): Euler-Maruyama for dx = -θx dt + σ dW."""
+    rng = np.random.default_rng([seed, round(theta * 1000), round(sigma * 1000)])
+    x = np.zeros((replicas, steps + 1))
+    for k in range(steps):
+        x[:, k + 1] = x[:, k] * (1 - theta * dt) + sigma * np.sqrt(dt) * rng.standard_normal(replicas)
+    return xr.Dataset({"x": (("replica", "t"), x), "loss": (("replica", "t"), 0.5 * x**2)},
+                      coords={"t": dt * np.arange(steps + 1)})
+
+
+def _late_variance(ds):
+    return [{"var_late": float(ds.x.isel(t=slice(100, None)).var())}, {"var_late": math.inf}]
+
 
 BASE = {
     "teacher": {"d_in": 3, "d_out": 3, "singular_values": [2.0, 1.0]},
@@ -118,6 +133,25 @@ def test_grid_expands_to_runs_with_stable_ids():
     # list values and bare words
     g = parse_grid(["network.width=[3, 4],[4, 3]", "dynamics.kind=sgd,gd"])
     assert g == {"network.width": [[3, 4], [4, 3]], "dynamics.kind": ["sgd", "gd"]}
+
+
+def test_union_of_grids_and_function_sweep_plans():
+    # a range of init scales that depends on the depth: a list of grids is the union of their products
+    plan = plan_sweep(BASE, [{"network.depth": [2], "init.scale": [0.1, 0.01]}, {"network.depth": [3], "init.scale": [0.3]}])
+    assert [Config.from_dict(r.config).init.scale for r in plan.runs] == [(0.1, 0.01), 0.3]
+    assert plan.vectorised == ["init.scale"] and plan.jobs == [[plan.runs[0].id], [plan.runs[1].id]]
+    # function sweeps: keywords are checked against the signature, ids hash the name and the keywords
+    fp = plan_function_sweep(_ou, {"replicas": 8}, {"theta": [0.5, 2.0], "sigma": [1.0]})
+    assert [r.config["params"] for r in fp.runs] == [{"replicas": 8, "theta": 0.5, "sigma": 1.0},
+                                                     {"replicas": 8, "theta": 2.0, "sigma": 1.0}]
+    assert fp.runs[0].id == plan_function_sweep(_ou, {"sigma": 1.0, "replicas": 8}, ["theta=0.5"]).runs[0].id
+    for grid, field in [({"thetaa": [1.0]}, "thetaa"), ({"theta": [1.0]}, "params"), ({"theta": [np.array([1])]}, None)]:
+        if field is None:
+            plan_function_sweep(_ou, {"sigma": 1.0}, grid)  # numpy values are accepted as JSON
+            continue
+        with pytest.raises(ConfigError) as exc:
+            plan_function_sweep(_ou, {}, grid)
+        assert exc.value.field == field
 
 
 @pytest.mark.parametrize("items, field", [
@@ -328,6 +362,28 @@ def test_run_that_raises_is_recorded_and_sweep_goes_on(client, cache, tmp_path):
     # the CLI reports failed runs with exit code 1 and status names the error
     st = CliRunner().invoke(app, ["sweep", "status", str(res.out)])
     assert st.exit_code == 0 and "failed 1" in st.output and "missing.npz" in st.output
+
+
+def test_function_sweep_on_dask(client, tmp_path):
+    """A simulator that takes no Config, swept on the cluster (pickled by value: it lives in this test module)."""
+    import cloudpickle
+
+    grid = {"theta": [0.5, 2.0], "sigma": [0.1, 1.0]}
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        res = sweep(_ou, grid, params={"replicas": 8}, summary=_late_variance, executor=client, out=tmp_path / "fn",
+                    progress=False, timeout=TIMEOUT)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert set(res.status.values()) == {"done"} and len(res.table) == 8  # 4 runs, 2 summary rows each
+    for run in res.plan.runs:
+        direct = _ou(**run.config["params"])
+        xr.testing.assert_equal(res.dataset(run.id), direct)
+        rows = res.table[res.table.run_id == run.id]
+        assert rows["var_late"].tolist() == [_late_variance(direct)[0]["var_late"], math.inf]
+        assert (rows["theta"] == run.point["theta"]).all() and (rows["replicas"] == 8).all()
+    again = sweep(_ou, grid, params={"replicas": 8}, summary=_late_variance, executor="serial", out=tmp_path / "fn")
+    assert again.executed == [] and len(again.skipped) == 4
 
 
 # ---------------------------------------------------------------------------------------------------------

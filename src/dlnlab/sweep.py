@@ -18,6 +18,15 @@ Terms
 * **job** — what is submitted to the executor: one run, or — for an ``ensemble.seed`` axis — the runs that
   differ only in their seed, executed one after the other by one worker (same shapes: compiled once).
 
+A grid is a mapping ``key -> values`` (or ``["key=v1,v2", …]``); a list of grids is the union of their products
+(ranges that depend on another axis). A grid key replaces its exclusive alternative in the base config
+(``init.scale`` ↔ ``init.gamma``, ``dynamics.t_max`` ↔ ``dynamics.steps``).
+
+Function sweeps. ``sweep(fn, grid, params=…, summary=…)`` sweeps any module-level ``fn(**kwargs) ->
+xarray.Dataset`` (a simulator that takes no Config, e.g. a wrapper of ``dlnlab.diagonal.simulate_diagonal``)
+over its keyword arguments with the same executors, layout and guarantees: one run and one job per grid point,
+id = hash of ``module:qualname`` and the keyword arguments, table rows from ``summary(ds)``.
+
 Seeds. ``ensemble.replicas`` is the vectorised seed axis: its members are independent streams inside one
 compiled run. A grid over ``ensemble.seed`` keeps one run per seed, so that each is bitwise the run that
 ``dlnlab train --set ensemble.seed=S`` gives; the seeds of one grid point are grouped into one job. (The
@@ -47,9 +56,10 @@ into the same ``OUT`` skips every run whose id is already complete, and retries 
 
 The results table (``results.parquet``, also ``SweepResult.table``), one row per grid point — a run with
 stacked values has one row per stacked combination, each summarising that combination's replicas:
-``run_id``, ``status`` (done | failed | pending), ``error``, every config field as a ``section.key`` column
-(the row's own value for stacked keys; list-valued fields as JSON text), and the summaries of
-:func:`summarize`. Load it with ``pandas.read_parquet`` or ``polars.read_parquet``.
+``run_id``, ``status`` (done | failed | started | pending), ``error``, every config field as a ``section.key``
+column (the row's own value for stacked keys; list-valued fields as JSON text), the summaries of
+:func:`summarize`, and ``wall_time_s`` (of the run). A function sweep has its keyword arguments as columns
+and ``summary``'s rows. Load it with ``pandas.read_parquet`` or ``polars.read_parquet``.
 """
 
 from __future__ import annotations
@@ -203,12 +213,13 @@ class Run:
 
 @dataclasses.dataclass
 class Plan:
-    base: dict
-    grid: dict
+    base: dict  # the base config (config sweeps) or the base keyword arguments (function sweeps)
+    grid: Any  # a grid, or a list of grids (their union)
     vectorised: list  # grid axes stacked on the replica axis
     job_axes: list  # grid axes that make separate runs
     runs: list  # list[Run]
     jobs: list  # list[list[str]]: run ids per job
+    function: str | None = None  # "module:qualname" of a function sweep; None for config sweeps
 
     def to_json(self) -> str:
         d = dataclasses.asdict(self)
@@ -236,9 +247,31 @@ def _base_dict(config) -> dict:
     raise ConfigError("config", config, "a Config, a dict or a path to a TOML file")
 
 
+def _is_grid_list(grid) -> bool:
+    return isinstance(grid, (list, tuple)) and len(grid) > 0 and all(isinstance(g, Mapping) for g in grid)
+
+
 def plan_sweep(config, grid) -> Plan:
     """Expand ``grid`` over ``config`` into runs and jobs (nothing is executed). Every run is validated:
-    an invalid combination raises :class:`ConfigError` naming the field."""
+    an invalid combination raises :class:`ConfigError` naming the field.
+
+    ``grid`` may also be a list of grids: the union of their products (e.g. a range of ``init.scale`` that
+    depends on ``network.depth``: ``[{"network.depth": [2], "init.scale": [...]}, {"network.depth": [3], …}]``)."""
+    if _is_grid_list(grid):
+        plans = [plan_sweep(config, g) for g in grid]
+        runs, jobs, seen = [], [], set()
+        for pl in plans:
+            for job in pl.jobs:
+                new = [rid for rid in job if rid not in seen]
+                if not new:
+                    continue
+                seen.update(new)
+                for rid in new:
+                    runs.append(dataclasses.replace(pl.run(rid), job=len(jobs)))
+                jobs.append(new)
+        vec = list(dict.fromkeys(k for pl in plans for k in pl.vectorised))
+        axes = list(dict.fromkeys(k for pl in plans for k in pl.job_axes))
+        return Plan(_base_dict(config), [pl.grid for pl in plans], vec, axes, runs, jobs)
     base = _base_dict(config)
     grid = check_grid(grid)
     # a grid key replaces its exclusive alternative in the base config (the grid wins)
@@ -278,6 +311,81 @@ def plan_sweep(config, grid) -> Plan:
         jobs[job].append(rid)
         runs.append(Run(rid, cfg.to_dict(), point, {k: list(grid[k]) for k in vectorised}, job))
     return Plan(base, grid, vectorised, job_axes, runs, jobs)
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(v).__name__}")
+
+
+def _canonical(key: str, v):
+    try:
+        return json.loads(json.dumps(v, default=_jsonable, allow_nan=False))
+    except (TypeError, ValueError):
+        raise ConfigError(key, v, "a JSON value (number, string, bool, list or table of these; finite)") from None
+
+
+def function_name(fn) -> str:
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+def plan_function_sweep(fn, params: Mapping | None, grid) -> Plan:
+    """Plan a sweep of ``fn(**params) -> xarray.Dataset`` over ``grid`` (keyword names -> values). Each grid
+    point is one run and one job; its id hashes the function's name and the point's keyword arguments (not the
+    function's code: change a parameter, e.g. a ``version`` keyword, to recompute after editing it)."""
+    import inspect
+
+    if not callable(fn) or not hasattr(fn, "__qualname__"):
+        raise ConfigError("function", fn, "a function fn(**params) -> xarray.Dataset")
+    name = function_name(fn)
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+    open_kwargs = sig is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    known = set() if sig is None else {k for k, p in sig.parameters.items()
+                                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    base = {k: _canonical(k, v) for k, v in dict(params or {}).items()}
+    if isinstance(grid, (list, tuple)) and all(isinstance(g, str) for g in grid):
+        items = {}
+        for item in grid:
+            if not isinstance(item, str) or "=" not in item or not item.split("=", 1)[0].strip():
+                raise ConfigError("--grid", item, "name=v1,v2,... with a keyword of the function")
+            key, raw = item.split("=", 1)
+            items[key.strip()] = [_parse_value(x) for x in _split_top(raw)]
+        grid = items
+    if not isinstance(grid, Mapping):
+        raise ConfigError("grid", grid, "a mapping of keyword names to lists of values")
+    grid = {k: list(vs) if isinstance(vs, (list, tuple, np.ndarray)) else vs for k, vs in grid.items()}
+    for key, values in list(grid.items()) + [(k, None) for k in base]:
+        if not open_kwargs and key not in known:
+            raise ConfigError(key, values, f"a keyword of {name}: " + ", ".join(sorted(known)))
+    for key, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, list) or not values:
+            raise ConfigError(key, values, "a non-empty list of values")
+        canon = [json.dumps(_canonical(key, v), sort_keys=True) for v in values]
+        if len(set(canon)) != len(canon):
+            raise ConfigError(key, values, "distinct values")
+    grid = {k: [_canonical(k, v) for v in vs] for k, vs in grid.items()}
+    runs, jobs = [], []
+    for combo in itertools.product(*grid.values()):
+        point = dict(zip(grid, combo))
+        kwargs = {**base, **point}
+        if sig is not None:
+            try:
+                sig.bind(**kwargs)
+            except TypeError as exc:
+                raise ConfigError("params", kwargs, f"the keyword arguments of {name} ({exc})") from None
+        spec = {"function": name, "params": kwargs}
+        rid = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+        if any(r.id == rid for r in runs):
+            continue
+        runs.append(Run(rid, spec, point, {}, len(jobs)))
+        jobs.append([rid])
+    return Plan(base, grid, [], list(grid), runs, jobs, function=name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -469,9 +577,62 @@ def is_done(out: Path, rid: str) -> bool:
     return (Path(out) / "runs" / rid / "run.json").is_file()
 
 
-def _run_one(out: Path, rid: str, config_dict: dict, options: dict) -> dict:
-    from . import storage
+def summarize_dataset(ds) -> list[dict]:
+    """Generic summary of a function sweep's dataset (one row): ``n_replicas``, ``n_diverged`` (the
+    ``diverged`` variable, or ``attrs['n_diverged']``), ``t_final`` and ``loss_final_mean``/``_median`` over
+    the non-diverged replicas when ``loss`` is recorded on ``(replica, t)``."""
+    row: dict[str, Any] = {}
+    R = ds.sizes.get("replica")
+    row["n_replicas"] = int(R) if R is not None else math.nan
+    div = None
+    if "diverged" in ds and ds["diverged"].dims == ("replica",):
+        div = np.asarray(ds["diverged"].values, bool)
+        row["n_diverged"] = int(div.sum())
+    else:
+        row["n_diverged"] = int(ds.attrs["n_diverged"]) if "n_diverged" in ds.attrs else math.nan
+    if "t" in ds.coords and ds.sizes.get("t"):
+        row["t_final"] = float(ds["t"].values[-1])
+    if "loss" in ds and set(ds["loss"].dims) == {"replica", "t"}:
+        last = np.asarray(ds["loss"].transpose("replica", "t").values[:, -1], np.float64)
+        ok = ~div if div is not None else np.ones(last.shape, bool)
+        row["loss_final_mean"] = _nanmean(last[ok]) if ok.any() else math.nan
+        row["loss_final_median"] = _nanmedian(last[ok]) if ok.any() else math.nan
+    return [row]
+
+
+def _simulate_config(spec: dict, options: dict):
+    """A config run: (dataset, summary rows, extra files {name: writer}, marker fields)."""
     from .dynamics import simulate
+
+    cfg = Config.from_dict(copy.deepcopy(spec["config"]))
+    ds = simulate(cfg, progress=False)
+    table, plateau_error = plateaus(ds)
+    rows = summarize(ds, cfg, tail=options.get("tail", TAIL), rank_threshold=options.get("rank_threshold"),
+                     plateau_table=table)
+    files = {"config.toml": lambda p: p.write_text(config_to_toml(cfg))}
+    if table is not None:
+        files["plateaus.parquet"] = lambda p: table.to_parquet(p, index=False)
+    return ds, rows, files, {"plateau_table_error": plateau_error}
+
+
+def _simulate_function(spec: dict, options: dict):
+    """A function run: ``fn(**params)``; rows from ``summary(ds)`` (a dict or a list of dicts) or the generic
+    :func:`summarize_dataset`."""
+    import xarray as xr
+
+    ds = spec["function"](**copy.deepcopy(spec["params"]))
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"{function_name(spec['function'])} returned {type(ds).__name__}, not an xarray.Dataset")
+    rows = spec["summary"](ds) if spec.get("summary") is not None else summarize_dataset(ds)
+    rows = [rows] if isinstance(rows, Mapping) else list(rows)
+    rows = [json.loads(json.dumps(dict(r), default=_jsonable)) for r in rows]  # plain values (nan, inf kept)
+    files = {"params.json": lambda p: p.write_text(json.dumps(
+        {"function": function_name(spec["function"]), "params": spec["params"]}, indent=1))}
+    return ds, rows, files, {}
+
+
+def _run_one(out: Path, rid: str, spec: dict, options: dict) -> dict:
+    from . import storage
 
     final = out / "runs" / rid
     if is_done(out, rid):
@@ -485,20 +646,17 @@ def _run_one(out: Path, rid: str, config_dict: dict, options: dict) -> dict:
     tmp = out / ".tmp" / f"{rid}.{token}"
     t0 = time.perf_counter()
     try:
-        cfg = Config.from_dict(copy.deepcopy(config_dict))
         tmp.mkdir(parents=True)
-        ds = simulate(cfg, progress=False)
-        table, plateau_error = plateaus(ds)
-        rows = summarize(ds, cfg, tail=options.get("tail", TAIL), rank_threshold=options.get("rank_threshold"),
-                         plateau_table=table)
+        run = _simulate_function if "function" in spec else _simulate_config
+        ds, rows, files, extra = run(spec, options)
         storage.save(ds, tmp / "dataset.zarr")
-        if table is not None:
-            table.to_parquet(tmp / "plateaus.parquet", index=False)
-        (tmp / "config.toml").write_text(config_to_toml(cfg))
+        for name, write in files.items():
+            write(tmp / name)
         marker = {"id": rid, "token": token, "host": attempt["host"], "pid": attempt["pid"],
-                  "wall_time_s": time.perf_counter() - t0, "simulate_wall_time_s": float(ds.attrs["wall_time_s"]),
-                  "n_diverged": int(ds.attrs["n_diverged"]), "rows": rows, "plateau_table_error": plateau_error,
-                  "finished": time.time()}
+                  "wall_time_s": time.perf_counter() - t0,
+                  "simulate_wall_time_s": float(ds.attrs.get("wall_time_s", math.nan)),
+                  "n_diverged": int(ds.attrs["n_diverged"]) if "n_diverged" in ds.attrs else None, "rows": rows,
+                  **extra, "finished": time.time()}
         (tmp / "run.json").write_text(json.dumps(marker, indent=1))
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -513,6 +671,10 @@ def _run_one(out: Path, rid: str, config_dict: dict, options: dict) -> dict:
         result = {"id": rid, "status": "done", "outcome": outcome, "wall_time_s": marker["wall_time_s"]}
     except Exception as exc:  # noqa: BLE001 - a run that raises is recorded and the job goes on
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_done(out, rid):  # another attempt completed it meanwhile (and may have cleaned our copy)
+            attempt.update(ended=time.time(), outcome="discarded")
+            _write_json(adir / f"{token}.json", attempt)
+            return {"id": rid, "status": "done", "outcome": "discarded"}
         (out / "failed").mkdir(parents=True, exist_ok=True)
         err = {"id": rid, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                "host": attempt["host"], "pid": attempt["pid"], "time": time.time()}
@@ -528,10 +690,11 @@ def _run_one(out: Path, rid: str, config_dict: dict, options: dict) -> dict:
 
 
 def run_job(out: str, runs: list[dict], options: dict) -> list[dict]:
-    """Execute one job (on a worker): each run ``{"id", "config"}`` that is not complete yet. Idempotent."""
+    """Execute one job (on a worker): each run that is not complete yet — ``{"id", "config"}``, or
+    ``{"id", "function", "params", "summary"}`` for a function sweep. Idempotent."""
     _setup_worker(options)
     out = Path(out)
-    return [_run_one(out, r["id"], r["config"], options) for r in runs]
+    return [_run_one(out, r["id"], r, options) for r in runs]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -718,6 +881,7 @@ class SweepResult:
     status: dict  # run id -> done | failed | started | pending
     executed: list  # run ids simulated (and committed) by this call
     skipped: list  # run ids already complete before this call
+    timed_out: bool = False  # the driver stopped waiting (timeout) with jobs still out
 
     @property
     def n_done(self) -> int:
@@ -764,13 +928,20 @@ def load_plan(out: Path | str) -> Plan:
 def sweep(config, grid, *, executor="local", out: str | Path | None = None, address: str | None = None,
           max_workers: int | None = None, retries: int = 3, compile_cache: bool | str | Path = True,
           tail: float = TAIL, rank_threshold: float | None = None, slurm: Mapping | None = None,
-          progress: bool | None = None, timeout: float | None = None) -> SweepResult:
+          progress: bool | None = None, timeout: float | None = None, params: Mapping | None = None,
+          summary=None) -> SweepResult:
     """Run ``config`` over ``grid`` and collect the results (see the module docstring for the layout).
 
     Parameters
     ----------
-    config : a :class:`Config`, a config dict or a TOML path — the base of every run.
-    grid : ``{"dynamics.lr": [0.01, 0.02], "network.width": [10, 20], …}`` or ``["dynamics.lr=0.01,0.02", …]``.
+    config : a :class:`Config`, a config dict or a TOML path — the base of every run. Or a **function**
+        ``fn(**kwargs) -> xarray.Dataset`` (module level, so that workers can import or unpickle it): a
+        function sweep over its keyword arguments, ``params`` the base ones, ``grid`` keyword -> values, one run
+        per grid point, for simulators that take no Config (``dlnlab.diagonal.simulate_diagonal`` wrapped,
+        analyses, …); ``summary(ds) -> dict | list[dict]`` (module level too) gives the table's rows
+        (default :func:`summarize_dataset`).
+    grid : ``{"dynamics.lr": [0.01, 0.02], "network.width": [10, 20], …}``, ``["dynamics.lr=0.01,0.02", …]``,
+        or a list of grids (their union).
     executor : ``"local"`` (process pool, spawn; default), ``"dask"`` (``address`` of a scheduler, or a local
         cluster started here), ``"slurm"`` (submitit; ``slurm`` = its parameters), ``"serial"`` (in this
         process), or an executor object: a ``concurrent.futures.Executor``, a ``distributed.Client``, a
@@ -778,8 +949,9 @@ def sweep(config, grid, *, executor="local", out: str | Path | None = None, addr
     out : output directory (default ``dlnlab-runs/sweep-<timestamp>``); rerun into it to resume.
     max_workers : local pool / local Dask cluster size (default: CPU count, at most the number of jobs).
     retries : attempts after the first for a job whose worker died or that raised outside a run.
-    compile_cache : share a JAX persistent compilation cache between the workers (``True``: ``OUT/.jax_cache``;
-        a path; ``False``: off). Programs are the same, so results are bitwise unchanged.
+    compile_cache : share a JAX persistent compilation cache between the workers (``True``: ``OUT/.jax_cache``,
+        except for ``serial``, which leaves this process's JAX configuration alone; a path; ``False``: off). A
+        worker process keeps the first cache it is given. Programs are the same, so results are bitwise unchanged.
     tail, rank_threshold : see :func:`summarize`.
     timeout : give up waiting after this many seconds (unfinished runs stay pending; rerun to resume).
 
@@ -788,7 +960,14 @@ def sweep(config, grid, *, executor="local", out: str | Path | None = None, addr
     """
     import datetime
 
-    plan = plan_sweep(config, grid)
+    if callable(config) and not isinstance(config, (Config, str, Path, Mapping)):
+        plan = plan_function_sweep(config, params, grid)
+        fn = config
+    else:
+        if params is not None or summary is not None:
+            raise ConfigError("params", params, "given only for a function sweep (config = a function)")
+        plan = plan_sweep(config, grid)
+        fn = None
     _check_executor(executor, address)
     if not (_is_number(tail) and 0 < tail <= 1):
         raise ConfigError("tail", tail, "a number in (0, 1]")
@@ -803,6 +982,8 @@ def sweep(config, grid, *, executor="local", out: str | Path | None = None, addr
         (out / sub).mkdir(parents=True, exist_ok=True)
     _write_json(out / "manifest.json", json.loads(plan.to_json()))
     cache = None
+    if compile_cache is True and isinstance(executor, str) and executor == "serial":
+        compile_cache = False  # in this process: leave its JAX configuration alone unless given a path
     if compile_cache:
         cache = str(out / ".jax_cache") if compile_cache is True else str(Path(compile_cache).resolve())
     options = {"compile_cache": cache, "tail": float(tail), "rank_threshold": rank_threshold}
@@ -819,21 +1000,24 @@ def sweep(config, grid, *, executor="local", out: str | Path | None = None, addr
                                 slurm=slurm)
         try:
             executed, finished = _drive(backend, out, todo, by_id, options, retries, progress, timeout, len(plan.runs),
-                              len(skipped))
+                                        len(skipped), fn, summary)
         finally:
             if backend.close is not None:
                 backend.close()
-        if finished:  # no attempt of ours is still running: drop what killed attempts left
-            _clean_tmp(out)
+        _clean_tmp(out)
     table = write_table(out, plan)
     status = {r.id: run_status(out, r.id) for r in plan.runs}
-    return SweepResult(out, plan, table, status, executed, skipped)
+    return SweepResult(out, plan, table, status, executed, skipped, timed_out=not finished)
 
 
-def _drive(backend: _Backend, out: Path, todo, by_id, options, retries, progress, timeout, n_total, n_skipped):
+def _drive(backend: _Backend, out: Path, todo, by_id, options, retries, progress, timeout, n_total, n_skipped,
+           fn=None, summary=None):
     from tqdm.auto import tqdm
 
     def payload(job):
+        if fn is not None:
+            return [{"id": rid, "function": fn, "params": by_id[rid].config["params"], "summary": summary}
+                    for rid in job]
         return [{"id": rid, "config": by_id[rid].config} for rid in job]
 
     attempts = {i: 0 for i in range(len(todo))}
@@ -898,8 +1082,11 @@ def _record_job_failure(out: Path, job: list[str], exc: BaseException) -> None:
 
 
 def _clean_tmp(out: Path) -> None:
+    """Remove the temporary copies of runs that are complete (left by killed or losing attempts). Copies of
+    unfinished runs are kept: their attempt may still be running (e.g. a job of an interrupted driver)."""
     for p in (out / ".tmp").glob("*"):
-        shutil.rmtree(p, ignore_errors=True)
+        if is_done(out, p.name.split(".")[0]):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -920,13 +1107,16 @@ def table_rows(out: Path | str, plan: Plan) -> list[dict]:
     rows = []
     for run in plan.runs:
         st = run_status(out, run.id)
-        cfg = Config.from_dict(copy.deepcopy(run.config))
-        flat = _flat_config(run.config)
+        if plan.function is not None:
+            flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in run.config["params"].items()}
+            stacked = {}
+        else:
+            flat = _flat_config(run.config)
+            stacked = Config.from_dict(copy.deepcopy(run.config)).stacked()
         if st == "done":
             marker = _read_json(out / "runs" / run.id / "run.json")
             summaries, wall, err = marker.get("rows", []), marker.get("wall_time_s", math.nan), None
         else:
-            stacked = cfg.stacked()
             summaries = [dict(zip(stacked, combo)) for combo in itertools.product(*stacked.values())]
             wall = math.nan
             err = _read_json(out / "failed" / f"{run.id}.json").get("error") if st == "failed" else None

@@ -210,7 +210,7 @@ def _row_claims(r):
     return claims
 
 
-@register("stationary", paper="C", cost="~45 s",
+@register("stationary", paper="C", cost="~30 s",
           claim="With label noise a mode's SGD stationary law is the zero-flux law (≈ Boltzmann at small T_ε); "
                 "without it SGD converges to the GF fixed point δ(m − s)",
           quick={"groups": [[2, 1.0, 1.0, 1, [0.01, 0.02], [0.5, 1.0], 60.0], [3, 1.0, 1.0, 1, [0.01], [0.5], 120.0]],
@@ -367,7 +367,7 @@ def _fp_setting(p):
     return int(L), float(s), float(lam), float(se), float(lr), int(B)
 
 
-@register("fokker_planck", paper="C", cost="~50 s",
+@register("fokker_planck", paper="C", cost="~25 s",
           claim="(beyond the paper) The time-dependent Fokker–Planck solution of the per-mode SDE predicts the "
                 "density of m(t) and the distribution of learning times of SDE and SGD ensembles",
           quick={"setting": [2, 1.0, 1.0, 0.5, 0.05, 1], "m0": 0.01, "times": [1.0, 2.0, 3.0, 5.0],

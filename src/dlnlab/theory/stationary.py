@@ -88,7 +88,7 @@ def _temperature(temperature, lr, batch_size):
 # Closed forms and approximations
 
 
-def critical_temperature(s, input_var=1.0, label_noise=0.0, depth=2):
+def critical_temperature(depth, s, input_var=1.0, label_noise=0.0):
     """``T_c`` above which the stationary law collapses to ``δ(m)`` (§8, §9.1).
 
     ``L = 2``: ``T_c = s / (2λs² + σ_ε²)`` (the exponent of ``p ~ m^{κ−3/2}`` at ``0⁺`` reaches −1). ``L ≥ 3``
@@ -113,7 +113,7 @@ def is_normalisable(depth, s, input_var=1.0, label_noise=0.0, temperature=None, 
     if label_noise == 0 or s <= 0:
         return False
     if depth == 2:
-        return T < critical_temperature(s, input_var, label_noise, 2)
+        return T < critical_temperature(2, s, input_var, label_noise)
     return True
 
 
@@ -493,8 +493,8 @@ class StationaryLaw:
         L, s, lam, se, T = sde.depth, sde.s, sde.input_var, sde.label_noise, sde.temperature
         if not (se > 0 and s > 0):
             raise ValueError("StationaryLaw needs s > 0 and label_noise > 0 (otherwise use stationary_law)")
-        if L == 2 and sde.noise == "exact" and not T < critical_temperature(s, lam, se, 2):
-            raise ValueError(f"L = 2 at T = {T} >= T_c = {critical_temperature(s, lam, se, 2)}: not normalisable")
+        if L == 2 and sde.noise == "exact" and not T < critical_temperature(2, s, lam, se):
+            raise ValueError(f"L = 2 at T = {T} >= T_c = {critical_temperature(2, s, lam, se)}: not normalisable")
         if L == 2 and sde.noise == "label" and not sde.label_temperature < s:
             raise ValueError("label-noise law at L = 2 needs T_ε < s")
         Te = sde.label_temperature
@@ -801,7 +801,7 @@ def stationary_law(depth, s, input_var=1.0, label_noise=0.0, temperature=None, *
     if label_noise == 0:
         return PointMass(s, "no label noise: SGD converges to the gradient-flow fixed point m = s (§9.3)")
     if depth == 2:
-        Tc = critical_temperature(s, input_var, label_noise, 2) if noise == "exact" else s / label_noise**2
+        Tc = critical_temperature(2, s, input_var, label_noise) if noise == "exact" else s / label_noise**2
         if T >= Tc:
             return PointMass(0.0, f"L = 2 and T = {T:.6g} >= T_c = {Tc:.6g}: stochastic collapse to 0 (§8)")
     return StationaryLaw(sde)

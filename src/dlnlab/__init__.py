@@ -9,6 +9,7 @@ Public API::
 """
 
 from . import (
+    analysis,  # saddle/plateau analysis of trajectories (creates no JAX arrays at import)
     conventions,  # noqa: F401  (enables float64 before anything else touches JAX)
     theory,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Problem",
     "ReplicaParams",
     "Teacher",
+    "analysis",
     "balancedness",
     "end_to_end",
     "export_netcdf",

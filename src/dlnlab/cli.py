@@ -1,4 +1,4 @@
-"""Command-line interface: ``dlnlab train | info | list | run | reproduce | report | bench``.
+"""Command-line interface: ``dlnlab train | info | list | run | reproduce | report | bench | analyze``.
 
 Invalid input (config values, overrides, paths) exits with code 2 and a one-line message naming the
 field, the value and what is allowed; no traceback.
@@ -273,6 +273,50 @@ def bench(
     typer.echo(format_table(result))
     if out is not None:
         typer.echo(f"results: {write_json(result, out)}")
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory holding dataset.zarr (from dlnlab train)")],
+    threshold: Annotated[float | None, typer.Option(help="rank threshold on the singular values of W "
+                                                         "(default: half the smallest learned one)")] = None,
+):
+    """Saddle/plateau analysis of a run: segment every replica into plateaus and jumps, write
+    RUN_DIR/plateaus.csv (one row per replica and plateau) and print a summary."""
+    from .analysis import plateau_table, summarize_plateaus
+    from .storage import load
+
+    store = run_dir / "dataset.zarr"
+    if not run_dir.is_dir():
+        _fail(ConfigError("RUN_DIR", str(run_dir), "an existing run directory"))
+    if not store.exists():
+        _fail(ConfigError("RUN_DIR", str(run_dir), "a run directory containing dataset.zarr (from dlnlab train)"))
+    if threshold is not None and not threshold > 0:
+        _fail(ConfigError("--threshold", threshold, "a number > 0"))
+    try:
+        ds = load(store)
+    except Exception as exc:  # noqa: BLE001 - any unreadable store is bad input, not a crash
+        _fail(ConfigError("RUN_DIR", str(store), f"a readable zarr dataset ({type(exc).__name__}: {exc})"))
+    try:
+        table = plateau_table(ds, threshold=threshold)
+    except ValueError as exc:
+        _fail(ConfigError("RUN_DIR", str(store), str(exc)))
+    table.to_csv(run_dir / "plateaus.csv", index=False)
+    summary = summarize_plateaus(table)
+    n = len(summary)
+    typer.echo(f"{n} replicas, {len(table)} plateaus; jumps per replica: "
+               + (f"{summary.n_jumps.min()}–{summary.n_jumps.max()}" if n else "none"))
+    for _, row in summary.head(20).iterrows():
+        line = (f"replica {row.replica}: {row.n_jumps} jumps, first escape t={row.escape_time:.4g}, "
+                f"plateau losses {row.plateau_losses}, final rank {row.final_rank}")
+        if row.learned_modes:
+            line += f", modes learned {row.learned_modes}"
+        if row.min_escape_cos == row.min_escape_cos:  # not NaN
+            line += f", min |cos(escape, residual)| {row.min_escape_cos:.4f}"
+        typer.echo(line)
+    if n > 20:
+        typer.echo(f"… {n - 20} more replicas in the table")
+    typer.echo(f"table: {run_dir / 'plateaus.csv'}")
 
 
 def main():

@@ -328,7 +328,7 @@ def simulate_diagonal(model: DiagonalModel, kind: str = "sgd", *, lr=0.01, batch
                       dt: float | None = None, t_max: float | None = None, steps: int | None = None,
                       times=None, n_times: int = 101, spacing: str = "linear", replicas: int = 1, seed: int = 0,
                       v0=None, weights0=None, init_scale: float | None = None, noise: str = "exact",
-                      isotropic_scale: float = 1.0, scheme: str = "euler",
+                      isotropic_scale: float = 1.0, scheme: str | None = None,
                       divergence_threshold: float = 1e30) -> xr.Dataset:
     """Simulate an ensemble of ``replicas`` diagonal networks and record observables at chosen times.
 
@@ -345,7 +345,9 @@ def simulate_diagonal(model: DiagonalModel, kind: str = "sgd", *, lr=0.01, batch
     weights0 : initial factors ``(d, L)`` or ``(R, d, L)`` (parameter-space kinds only).
     init_scale : i.i.d. ``N(0, σ²)`` factors from each replica's init key.
     noise : ``"exact"`` (rank one, the SGD noise) or ``"isotropic"`` (``sde`` only; ``Σ = c²I``, c = isotropic_scale).
-    scheme : ``"euler" | "tamed" | "tamed_sqrt"`` (SDE kinds).
+    scheme : ``"euler" | "tamed" | "tamed_sqrt"`` (SDE kinds). Default: ``"tamed"`` for ``sde_log`` (plain Euler in
+        ln v overshoots at large v — for L ≥ 3 a walker thrown to v ≈ e^{−200} never returns, since its dynamics
+        vanish like v^{1−2/L}; noise_balance.md §12), ``"euler"`` otherwise.
 
     Returns an ``xarray.Dataset`` with dims ``replica``, ``t``, ``path``, ``factor`` and variables ``v``
     (path values), ``log_abs_v``, ``output`` (``v = Σ v_i``), ``weights``, ``g_integral`` (``∫₀ᵗ g(v) ds``,
@@ -355,6 +357,8 @@ def simulate_diagonal(model: DiagonalModel, kind: str = "sgd", *, lr=0.01, batch
     wall0 = time.perf_counter()
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if scheme is None:
+        scheme = "tamed" if kind == "sde_log" else "euler"
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     if noise not in ("exact", "isotropic") or (noise == "isotropic" and kind != "sde"):

@@ -96,7 +96,7 @@ class Teacher:
 def completion_mask(d_out: int, d_in: int, fraction: float, seed: int) -> np.ndarray:
     """Observed entries for matrix completion: ``round(fraction · d_out · d_in)`` (at least 1) entries drawn
     uniformly without replacement, as a 0/1 float array of shape ``(d_out, d_in)``."""
-    n = max(1, int(round(fraction * d_out * d_in)))
+    n = max(1, round(fraction * d_out * d_in))
     idx = np.random.default_rng(seed).choice(d_out * d_in, size=n, replace=False)
     mask = np.zeros(d_out * d_in)
     mask[idx] = 1.0

@@ -2,6 +2,7 @@
 
 from .saddles import (
     crossover,
+    escape_vectors,
     fit_escape_law,
     gd_displacement,
     layer_operator_norms,
@@ -13,6 +14,7 @@ from .saddles import (
 
 __all__ = [
     "crossover",
+    "escape_vectors",
     "fit_escape_law",
     "gd_displacement",
     "layer_operator_norms",

@@ -23,7 +23,8 @@ The detector works on the singular values ``σ_1 ≥ σ_2 ≥ …`` of the end-t
    ``after`` the first record at or past the half-time; it is compared with the top singular pair of the
    residual ``−∇_W 𝓛`` at ``before`` (``residual`` recorded, or rebuilt from the teacher for online data).
 
-Columns: ``replica`` and the replica coordinates (``member``, ``lr``, ``label_noise``, ``init_scale`` or
+Times are ``t`` (with stacked step sizes, each replica's exact times ``t_exact``). Columns: ``replica`` and the
+replica coordinates (``member``, ``lr``, ``label_noise``, ``init_scale`` or
 ``init_gamma``), ``plateau`` (0 = the first), ``t_start``, ``t_end`` (the half-time of the jump that ends it;
 the run's last time for the last plateau), ``duration``, ``loss``, ``loss_theory`` (§6.2 saddle loss for the
 modes learned so far; online data only), ``train_loss`` (finite data, completion), ``rank``, and for the jump
@@ -67,7 +68,7 @@ def _teacher_and_config(ds: xr.Dataset):
     try:
         cfg = Config.from_dict(tomllib.loads(text))
         return Teacher.from_config(cfg), cfg
-    except Exception:  # a foreign or outdated config: analyse without the teacher
+    except Exception:  # noqa: BLE001 - a foreign or outdated config: analyse without the teacher
         return None, None
 
 
@@ -168,11 +169,12 @@ def plateau_table(ds: xr.Dataset, *, threshold: float | None = None, rank_tol: f
         res = None
     coord_names = [c for c in ds.coords if ds[c].dims == ("replica",) and c != "replica"]
     rows = []
+    t_exact = ds["t_exact"].transpose("replica", "t").values if "t_exact" in ds.coords else None
     for r in range(R):
         extra = {c: ds[c].values[r].item() for c in coord_names}
         label_noise = float(extra.get("label_noise", 0.0))
         rows += _replica_rows(
-            r, extra, t, SV[r], loss[r], None if train is None else train[r],
+            r, extra, t if t_exact is None else np.asarray(t_exact[r], np.float64), SV[r], loss[r], None if train is None else train[r],
             None if m is None else m[r], s_modes, mode_ids,
             None if W is None else W[r], None if res is None else res[r],
             teacher if online else None, label_noise, threshold, rank_tol, gap)
@@ -267,6 +269,25 @@ def _replica_rows(r, extra, t, S, loss, train, m, s_modes, mode_ids, W, res, tea
                     row["mode_cos_right"] = abs(float(v_e @ teacher.V[:, alpha]))
         rows.append(row)
     return rows
+
+
+def escape_vectors(ds: xr.Dataset, table: pd.DataFrame) -> dict:
+    """The escape directions behind ``table``: ``{(replica, plateau): (u, v)}``, the top singular pair of
+    ``W(after) − W(before)`` for the jump that ends each plateau (``before``: the last record of the plateau's core;
+    ``after``: the first record at or past the jump's half-time), as in :func:`plateau_table`. Needs ``end_to_end``."""
+    if "end_to_end" not in ds:
+        raise ValueError("escape directions need the observable 'end_to_end' in the dataset")
+    t = np.asarray(ds["t"].values, np.float64)
+    W = ds["end_to_end"].transpose("replica", "t", ...).values
+    out = {}
+    for (r, g) in table.groupby("replica"):
+        g = g.sort_values("plateau")
+        for _, row in g.iloc[:-1].iterrows():
+            ib = int(_core(t, row.t_start, row.t_end)[-1])
+            ia = int(min(np.searchsorted(t, row.t_end), len(t) - 1))
+            u, v, _, _ = _top_pair(W[int(r), ia] - W[int(r), ib])
+            out[(int(r), int(row.plateau))] = (u, v)
+    return out
 
 
 def summarize_plateaus(table: pd.DataFrame) -> pd.DataFrame:

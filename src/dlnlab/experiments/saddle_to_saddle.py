@@ -87,7 +87,7 @@ def _sgd_plateau_excess(s, lam, L, lr, B, k):
     return lr / (2 * B) * float(np.sum(lam[order] * s[order] ** (2 - 2.0 / L)))
 
 
-@register("staircase", paper=PAPER, cost="~40 s",
+@register("staircase", paper=PAPER, cost="~30 s",
           claim="From small init, gradient flow and SGD visit saddles of increasing rank: the loss drops in "
                 "steps to ½Σ_{i>k}s_i² and W's singular values are learned one at a time",
           quick={"depth": 3, "d": 5, "width": 30, "s": [4.0, 2.0, 1.0, 0.5], "sigma": 1e-2, "t_max": 100.0,
@@ -192,7 +192,7 @@ def staircase(p, out):
 # phase transition
 
 
-@register("phase_transition", paper=PAPER, cost="~30 s",
+@register("phase_transition", paper=PAPER, cost="~20 s",
           claim="With σ² = w^-γ the init is near a global minimum and far from the saddle at 0 for γ < 1, near the "
                 "saddle and far from the minima for γ > 1; the crossover at γ = 1 sharpens with width",
           quick={"depths": [2], "d": 4, "s": [4.0, 2.0, 1.0, 0.5], "widths": [16, 64, 256, 1024],
@@ -484,7 +484,7 @@ def _numerical_rank(W, rtol=1e-2):
     return int(np.sum(sv > rtol * sv[0])), sv
 
 
-@register("sparsity", paper=PAPER, cost="~50 s",
+@register("sparsity", paper=PAPER, cost="~45 s",
           claim="Small init reaches a low-rank solution with low test error on an under-determined problem "
                 "(matrix completion); large init a full-rank interpolant with large test error",
           quick={"d": 10, "s": [4.0, 2.0], "fraction": 0.5, "depth": 3, "width": 50, "sigmas": [1e-2, 0.05, 0.3],
@@ -539,11 +539,11 @@ def sparsity(p, out):
     ]
 
     fig, axes = figures.subplots(1, 3, figsize=(13, 3.6))
-    cmap = figures.plt.get_cmap("coolwarm")
+    cmap = figures.plt.get_cmap("plasma")
     for i, sg in enumerate(sig):
         errs = np.stack([curves[k][1][i] for k in curves])
         t = curves[next(iter(curves))][0]
-        axes[0].plot(t[1:], np.median(errs, axis=0)[1:], color=cmap(i / max(len(sig) - 1, 1)), label=f"σ={sg:g}")
+        axes[0].plot(t[1:], np.median(errs, axis=0)[1:], color=cmap(0.85 * i / max(len(sig) - 1, 1)), label=f"σ={sg:g}")
     axes[0].set(xscale="log", yscale="log", xlabel="time t", ylabel="relative test error (unobserved entries)",
                 title=f"matrix completion {p['d']}×{p['d']}, rank {rank_M}, {p['fraction']:.0%} observed")
     axes[0].legend(fontsize=7)
@@ -590,7 +590,7 @@ def _layer_vectors():
                                             "layer_top_sv": ("layer",)})
 
 
-@register("escape_directions", paper=PAPER, cost="~50 s",
+@register("escape_directions", paper=PAPER, cost="~35 s",
           claim="At each jump gradient flow escapes the saddle along the top singular pair of the residual "
                 "−∇_W𝓛 (the optimal escape direction), which need not be the teacher's top singular pair",
           quick={"depth": 3, "d": 5, "width": 30, "s": [4.0, 2.0, 1.0, 0.5], "sigma": 1e-2, "t_max": 100.0,

@@ -28,6 +28,7 @@ distances. Closed-form helpers: :func:`critical_temperature`, :func:`exponent_at
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -547,7 +548,7 @@ class DiagonalStationaryLaw:
         f = lambda y: float(np.exp((k + 1) * y + self.logpdf(np.array([np.exp(y)]))[0]))
         edges = [-700.0, -100.0, -20.0, -5.0, -1.0, 0.0, math.log(upper)]
         edges = sorted(e for e in edges if e < math.log(upper)) + [math.log(upper)]
-        total = sum(integrate.quad(f, a, b, limit=400, epsabs=0, epsrel=1e-11)[0] for a, b in zip(edges[:-1], edges[1:]))
+        total = sum(integrate.quad(f, a, b, limit=400, epsabs=0, epsrel=1e-11)[0] for a, b in itertools.pairwise(edges))
         if k == 0 and self.depth == 2:
             total += self._low_mass
         return float(total)

@@ -51,6 +51,7 @@ def test_every_workload_runs_and_every_ratio_is_finite(tiny_result):
             if c["skipped"] is None:
                 assert isinstance(c["value"], float) and math.isfinite(c["value"]), (wid, name, c)
                 assert isinstance(c["passed"], bool)
+                assert math.isfinite(c.get("cpu_value", 0.0))
             else:
                 assert c["value"] is None and c["passed"] is None
     # what must have been measured here (B6 is left to the full benchmark)

@@ -150,25 +150,32 @@ def _block(x):
 def timed(fn, repeats: int = 3, warmup: int = 1):
     """Run ``fn`` ``warmup`` times untimed (compilation), then ``repeats`` times.
 
-    Returns ``({"best_s", "times_s", "warmup_s"}, last value)``; ``warmup_s`` includes compilation."""
+    Returns ``({"best_s", "times_s", "cpu_s", "warmup_s"}, last value)``: wall times, the best process CPU
+    time (all threads; less sensitive than wall time to other jobs on the machine) and the warm-up time
+    (which includes compilation)."""
     t0 = time.perf_counter()
     for _ in range(warmup):
         _block(fn())
     warm = time.perf_counter() - t0
-    times, value = [], None
+    times, cpus, value = [], [], None
     for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         value = _block(fn())
         times.append(time.perf_counter() - t0)
-    return {"best_s": min(times), "times_s": times, "warmup_s": warm}, value
+        cpus.append(time.process_time() - c0)
+    return {"best_s": min(times), "times_s": times, "cpu_s": min(cpus), "warmup_s": warm}, value
 
 
-def _check(value, target, skipped=None) -> dict:
+def _check(value, target, skipped=None, cpu_value=None) -> dict:
+    """A figure against its target. ``cpu_value``: the same ratio from process CPU times (informative)."""
     op, thr = target
     if skipped is not None or value is None or not math.isfinite(value):
         return {"value": None, "target": thr, "op": op, "passed": None, "skipped": skipped or "no value"}
     passed = value >= thr if op == ">=" else value < thr
-    return {"value": float(value), "target": thr, "op": op, "passed": bool(passed), "skipped": None}
+    out = {"value": float(value), "target": thr, "op": op, "passed": bool(passed), "skipped": None}
+    if cpu_value is not None:
+        out["cpu_value"] = float(cpu_value)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -346,34 +353,29 @@ def b1_small_sgd(size: dict) -> dict:
                       "final_loss_mean": float(np.mean(loss_dln))}}
     # hand-batched NumPy
     numpy_batched_sgd(w0, M, S_half, lr, B, 2, [0, 2])  # warm-up
-    t_np = []
-    for _ in range(size["b1_numpy_repeats"]):
-        t0 = time.perf_counter()
-        loss_np = numpy_batched_sgd(w0, M, S_half, lr, B, steps, rec)
-        t_np.append(time.perf_counter() - t0)
-    res["numpy_batched"] = {"best_s": min(t_np), "times_s": t_np, "final_loss_mean": float(np.mean(loss_np[:, -1]))}
-    ratio_np = min(t_np) / t_dln["best_s"]
+    t_np, loss_np = timed(lambda: numpy_batched_sgd(w0, M, S_half, lr, B, steps, rec), size["b1_numpy_repeats"], 0)
+    res["numpy_batched"] = {**t_np, "final_loss_mean": float(np.mean(loss_np[:, -1]))}
     # per-replica PyTorch loop, measured on a few replicas and scaled to the ensemble (it is sequential)
     if _have("torch"):
         import torch
 
         k = min(size["b1_torch_replicas"], replicas)
         torch_loop_sgd(w0, M, S_half, lr, B, 5, [0, 5], 1)  # warm-up
-        t_tc = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            loss_tc = torch_loop_sgd(w0, M, S_half, lr, B, steps, rec, k)
-            t_tc.append(time.perf_counter() - t0)
-        per_rep = min(t_tc) / k
-        res["torch_loop"] = {"best_s": per_rep * replicas, "measured_replicas": k, "measured_times_s": t_tc,
-                             "per_replica_s": per_rep, "threads": torch.get_num_threads(),
+        t_tc, loss_tc = timed(lambda: torch_loop_sgd(w0, M, S_half, lr, B, steps, rec, k), reps, 0)
+        scale = replicas / k
+        res["torch_loop"] = {"best_s": t_tc["best_s"] * scale, "cpu_s": t_tc["cpu_s"] * scale, "measured_replicas": k,
+                             "measured_times_s": t_tc["times_s"], "per_replica_s": t_tc["best_s"] / k,
+                             "threads": torch.get_num_threads(),
                              "extrapolation": f"sequential loop: time of {k} replicas × {replicas}/{k}",
                              "final_loss_mean": float(np.mean(loss_tc[:, -1]))}
-        res["checks"] = {"vs_torch_loop": _check(per_rep * replicas / t_dln["best_s"], TARGETS["B1"]["vs_torch_loop"])}
+        res["checks"] = {"vs_torch_loop": _check(res["torch_loop"]["best_s"] / t_dln["best_s"],
+                                                 TARGETS["B1"]["vs_torch_loop"],
+                                                 cpu_value=res["torch_loop"]["cpu_s"] / t_dln["cpu_s"])}
     else:
         res["torch_loop"] = {"skipped": "torch not installed (pip install 'dlnlab[bench]')"}
         res["checks"] = {"vs_torch_loop": _check(None, TARGETS["B1"]["vs_torch_loop"], "torch not installed")}
-    res["checks"]["vs_numpy_batched"] = _check(ratio_np, TARGETS["B1"]["vs_numpy_batched"])
+    res["checks"]["vs_numpy_batched"] = _check(t_np["best_s"] / t_dln["best_s"], TARGETS["B1"]["vs_numpy_batched"],
+                                               cpu_value=t_np["cpu_s"] / t_dln["cpu_s"])
     return res
 
 
@@ -394,8 +396,10 @@ def gemm_rate(n: int = 1024, repeats: int = 3) -> dict:
     t_jax, _ = timed(lambda: mm(ja, jb), repeats)
     t_np, _ = timed(lambda: a @ b, repeats)
     r_jax, r_np = flops / t_jax["best_s"], flops / t_np["best_s"]
+    best = t_jax if r_jax >= r_np else t_np
     return {"n": n, "dtype": "float64", "jax_flops": r_jax, "numpy_flops": r_np, "flops": max(r_jax, r_np),
-            "source": "jax" if r_jax >= r_np else "numpy"}
+            "source": "jax" if r_jax >= r_np else "numpy", "flops_per_cpu_s": flops / best["cpu_s"],
+            "threads_used": best["cpu_s"] / best["best_s"]}
 
 
 def sgd_step_flops(dims, batch_size) -> float:
@@ -426,11 +430,15 @@ def b2_compute_bound(size: dict) -> dict:
     achieved = flops_step * replicas * steps / t["best_s"]
     gemm = gemm_rate(size["b2_gemm_n"], reps)
     frac = achieved / gemm["flops"]
+    per_cpu = flops_step * replicas * steps / t["cpu_s"]
     return {"params": {"depth": L, "d": d, "width": width, "batch_size": B, "replicas": replicas, "steps": steps,
-                       "precision": "float64"},
-            "dlnlab": {**t, "flops_per_replica_step": flops_step, "achieved_flops": achieved},
+                       "precision": "float64", "flops": "sgd_step_flops: sampling, forward, weight gradients, "
+                                                         "back-propagation (2 per multiply-add)"},
+            "dlnlab": {**t, "flops_per_replica_step": flops_step, "achieved_flops": achieved,
+                       "flops_per_cpu_s": per_cpu, "threads_used": t["cpu_s"] / t["best_s"]},
             "gemm": gemm,
-            "checks": {"fraction_of_gemm": _check(frac, TARGETS["B2"]["fraction_of_gemm"])}}
+            "checks": {"fraction_of_gemm": _check(frac, TARGETS["B2"]["fraction_of_gemm"],
+                                                  cpu_value=per_cpu / gemm["flops_per_cpu_s"])}}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -547,19 +555,17 @@ def b3_mode_sde(size: dict) -> dict:
                       "final_m_mean": np.nanmean(m_dln[:, -1], axis=0).tolist(),
                       "n_diverged": int(ds.attrs.get("n_diverged", 0))}}
     numpy_mode_em(*args[:-1], 2, [0, 2])  # warm-up
-    t_np = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        m_np = numpy_mode_em(*args, rec_steps)
-        t_np.append(time.perf_counter() - t0)
-    res["numpy_em"] = {"best_s": min(t_np), "times_s": t_np, "final_m_mean": np.nanmean(m_np[:, -1], axis=0).tolist()}
-    checks = {"vs_numpy_em": _check(min(t_np) / t_dln["best_s"], TARGETS["B3"]["vs_numpy_em"])}
+    t_np, m_np = timed(lambda: numpy_mode_em(*args, rec_steps), reps, 0)
+    res["numpy_em"] = {**t_np, "final_m_mean": np.nanmean(m_np[:, -1], axis=0).tolist()}
+    checks = {"vs_numpy_em": _check(t_np["best_s"] / t_dln["best_s"], TARGETS["B3"]["vs_numpy_em"],
+                                    cpu_value=t_np["cpu_s"] / t_dln["cpu_s"])}
     if _have("diffrax") and _have("lineax"):
         run = diffrax_mode_em(*args, rec_steps * dt)
         t_dx, m_dx = timed(run, reps)
         m_dx = np.asarray(m_dx)
         res["diffrax_euler"] = {**t_dx, "final_m_mean": np.nanmean(m_dx[:, -1], axis=0).tolist()}
-        checks["vs_diffrax_euler"] = _check(t_dx["best_s"] / t_dln["best_s"], TARGETS["B3"]["vs_diffrax_euler"])
+        checks["vs_diffrax_euler"] = _check(t_dx["best_s"] / t_dln["best_s"], TARGETS["B3"]["vs_diffrax_euler"],
+                                            cpu_value=t_dx["cpu_s"] / t_dln["cpu_s"])
     else:
         res["diffrax_euler"] = {"skipped": "diffrax not installed"}
         checks["vs_diffrax_euler"] = _check(None, TARGETS["B3"]["vs_diffrax_euler"], "diffrax not installed")
@@ -652,17 +658,17 @@ def b4_flow_vs_euler(size: dict) -> dict:
     T = float(t[-1])
 
     def euler_error(k):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         m = np.asarray(_block(prog(w0, T / (points * k), k)))
-        return float(np.max(np.abs(m - ref))), time.perf_counter() - t0
+        return float(np.max(np.abs(m - ref))), time.perf_counter() - t0, time.process_time() - c0
 
     jax.block_until_ready(prog(w0, T / points, 1))  # compile
     history = []
 
     def trial(k):
-        err, wall = euler_error(k)
+        err, wall, cpu = euler_error(k)
         history.append({"steps_per_record": k, "steps": points * k, "max_error": err if math.isfinite(err) else math.inf,
-                        "wall_s": wall})
+                        "wall_s": wall, "cpu_s": cpu})
         return history[-1]["max_error"]
 
     k = 1
@@ -695,9 +701,10 @@ def b4_flow_vs_euler(size: dict) -> dict:
         return res
     tighter = [h for h in history if h["max_error"] > tol and h["steps"] < best["steps"]]
     res["euler"].update({"steps": best["steps"], "gradient_evaluations": best["steps"], "max_error": best["max_error"],
-                         "step": T / best["steps"], "wall_s": best["wall_s"],
+                         "step": T / best["steps"], "wall_s": best["wall_s"], "cpu_s": best["cpu_s"],
                          "largest_failing_steps": max((h["steps"] for h in tighter), default=None)})
     res["wall_ratio"] = best["wall_s"] / t_flow["best_s"]
+    res["cpu_ratio"] = best["cpu_s"] / t_flow["cpu_s"]
     meeting = [x for x in ladder if x["max_error"] <= tol]
     if meeting:  # informative: the adaptive solver at the loosest listed rtol that still meets the tolerance
         loose = max(meeting, key=lambda x: x["rtol"])
@@ -749,7 +756,8 @@ def b5_memory(size: dict) -> dict:
         code = f"from dlnlab.bench import _b5_child; _b5_child({int(steps)}, {int(replicas)})"
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600, check=False)
         if proc.returncode != 0:
-            raise RuntimeError(f"B5 child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            last = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [""]
+            raise RuntimeError(f"B5 subprocess exited with {proc.returncode}: {last[0].strip()[:300]}")
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     peak = max(r["peak_rss_bytes"] for r in runs) / 2**30
     growth = runs[-1]["peak_rss_bytes"] / runs[0]["peak_rss_bytes"] - 1.0
@@ -774,7 +782,8 @@ def b6_reproduce(size: dict) -> dict:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=4 * 3600, check=False)
         wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"dlnlab reproduce --quick failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        last = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [""]
+        raise RuntimeError(f"dlnlab reproduce --quick exited with {proc.returncode}: {last[0].strip()[:300]}")
     return {"params": {"command": "dlnlab reproduce --quick", "cores": machine_info()["cores_usable"]},
             "wall_s": wall, "summary": proc.stdout.strip().splitlines()[:1],
             "checks": {"wall_minutes": _check(wall / 60.0, TARGETS["B6"]["wall_minutes"])}}
@@ -825,12 +834,10 @@ def run_suite(mode: str = "full", only: list[str] | None = None, log=None) -> di
     return out
 
 
-def _fmt(v, op=None):
+def _fmt(v):
     if v is None:
         return "—"
-    if op is not None and abs(v) < 10 and v != int(v):
-        return f"{v:.3g}"
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.3e}"
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
 UNITS = {"vs_torch_loop": "×", "vs_numpy_batched": "×", "fraction_of_gemm": "", "vs_numpy_em": "×",
@@ -839,24 +846,25 @@ UNITS = {"vs_torch_loop": "×", "vs_numpy_batched": "×", "fraction_of_gemm": ""
 
 
 def format_table(result: dict, header: bool = True) -> str:
-    """A plain-text table: workload, figure, value, target, verdict."""
+    """A plain-text table: workload, figure, value (wall-time based), the same from CPU times, target, verdict."""
+    cols = ("id", "figure", "value", "cpu-time value", "target", "verdict")
     rows = []
     for wid, res in result["workloads"].items():
         if res.get("status") == "error":
-            rows.append((wid, "error", res["error"][:60], "", "ERROR"))
+            rows.append((wid, "error", res["error"][:70], "", "", "ERROR"))
             continue
         for name, c in res.get("checks", {}).items():
             unit = UNITS.get(name, "")
+            target = f"{c['op']} {c['target']:g}{unit}"
             if c["skipped"]:
-                rows.append((wid, name, "skipped", f"{c['op']} {c['target']}{unit}", f"skip ({c['skipped']})"))
+                rows.append((wid, name, "skipped", "", target, f"skip ({c['skipped']})"))
             else:
-                rows.append((wid, name, f"{_fmt(c['value'])}{unit}", f"{c['op']} {c['target']}{unit}",
-                             "pass" if c["passed"] else "FAIL"))
-    widths = [max(len(str(r[i])) for r in rows + [("id", "figure", "value", "target", "verdict")]) for i in range(5)]
-    lines = []
-    if header:
-        lines.append("  ".join(h.ljust(w) for h, w in zip(("id", "figure", "value", "target", "verdict"), widths)))
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)) for r in rows]
+                cpu = c.get("cpu_value")
+                rows.append((wid, name, f"{_fmt(c['value'])}{unit}", "" if cpu is None else f"{_fmt(cpu)}{unit}",
+                             target, "pass" if c["passed"] else "FAIL"))
+    widths = [max(len(str(r[i])) for r in [*rows, cols]) for i in range(len(cols))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(cols, widths))] if header else []
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines)
 
 

@@ -28,13 +28,18 @@ Schemes (``scheme``; the default follows ``config.dynamics.kind``):
   but the Itô term ``∝ a^{2L−2}`` is explicit too: at large ``a`` it overshoots downwards (``noise_balance.md`` §12).
 * ``implicit`` — **drift-implicit Euler in log coordinates** (the stable scheme): ``y' = y + Δt μ(y') + ς(y) sqrt(Δt) ξ``
   with ``μ, ς`` the log-coordinate drift and noise above, solved per mode by a damped Newton iteration on the
-  ``L × L`` system (analytic Jacobian). *Why this choice:* in the variable ``y = ln a`` the state is positive by
+  ``L × L`` system (diagonal plus rank one: Sherman–Morrison); a solve that does not converge returns NaN (counted
+  in ``n_diverged``). *Why this choice:* in the variable ``y = ln a`` the state is positive by
   construction and the dynamics near the saddle is resolved in relative precision; the stiff part of the
   dynamics — the confining drift ``−λ a^{2L−2}`` and the Itô term ``−(η/B) λ² a^{4L−4}`` that dominate at large ``a`` —
   is strongly *decreasing* in ``y``, so the backward-Euler drift step is unconditionally stable there (it can
   never overshoot past the fixed point the way the explicit steps do), while keeping weak order 1 like EM.
   Taming (``noise_balance.md`` §12) also prevents blow-up but rescales the noise by ``1/(1 + ς sqrt(Δt))``, which
   biases the variance at order ``sqrt(Δt)`` per unit time; the implicit step does not touch the noise.
+  *Limit of both log schemes:* they need ``a_l > 0`` along the path. A balanced mode stays positive (its noise
+  vanishes like ``a^{L−1}`` at 0), but in an unbalanced mode the noise of a small layer is ``∝ π_l``, which does not
+  vanish as ``a_l → 0``: that layer can reach and cross 0 (its log-coordinate Itô drift ``−½(η/B) r_l² D`` then
+  diverges). Use ``em`` (or ``sgd``) for strongly unbalanced modes.
 
 Random numbers. Replica ``r`` with ``member`` index ``i`` uses the key ``fold_in(fold_in(PRNGKey(seed), i), 1)``
 and step ``k`` draws from ``fold_in(fold_in(key, 0), k)`` — the same scheme as :func:`dlnlab.simulate` — so a
@@ -63,7 +68,8 @@ SDE_SCHEMES = ("em", "log", "implicit")
 NEWTON_MAX_ITERS = 60
 NEWTON_TOL = 1e-13  # absolute, on y = ln a
 NEWTON_MAX_STEP = 1.0
-NEWTON_UNROLLED = 3  # damping: at most a factor e per Newton iteration
+NEWTON_UNROLLED = 3
+NEWTON_FAIL_TOL = 1e-9  # a solve that ends with a larger last step did not converge  # damping: at most a factor e per Newton iteration
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -153,18 +159,19 @@ def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
         d = 1.0 + 2.0 * dt * A
         Fd, bd = F / d, b / d
         delta = Fd + dt * bd * jnp.sum(Fd, axis=0) / (1.0 - dt * jnp.sum(bd, axis=0))
-        delta = jnp.clip(jnp.where(jnp.isfinite(delta), delta, 0.0), -NEWTON_MAX_STEP, NEWTON_MAX_STEP)
-        return u - delta, it + 1, jnp.max(jnp.abs(delta))
+        delta = jnp.clip(jnp.where(jnp.isfinite(delta), delta, jnp.inf), -NEWTON_MAX_STEP, NEWTON_MAX_STEP)
+        return u - delta, it + 1, jnp.max(jnp.abs(delta), axis=0)
 
     def cond(state):
         _, it, err = state
-        return (it < NEWTON_MAX_ITERS) & (err > NEWTON_TOL)
+        return (it < NEWTON_MAX_ITERS) & (jnp.max(err) > NEWTON_TOL)
 
-    state = (guess, 0, jnp.asarray(jnp.inf, y.dtype))
+    state = (guess, 0, jnp.full(y.shape[1:], jnp.inf, y.dtype))
     for _ in range(NEWTON_UNROLLED):  # enough at small Δt; the loop below then exits at once
         state = newton(state)
-    u, _, _ = lax.while_loop(cond, newton, state)
-    return u
+    u, _, err = lax.while_loop(cond, newton, state)
+    # a mode whose solve did not converge is returned as NaN (counted as diverged), never silently wrong
+    return jnp.where(err <= NEWTON_FAIL_TOL, u, jnp.nan)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -382,14 +389,11 @@ def simulate_modes(config: Config, *, scheme: str | None = None, times=None, rec
     scale = col("init.scale", np.nan if ic.scale is None else ic.scale)
     if ic.scale is not None:
         coords["init_scale"] = ("replica", scale)
-    uniq = {}
     a0 = np.empty((R, L, n_modes))
-    for r in range(R):
-        key = float(scale[r])
-        if key not in uniq:
-            a = np.asarray(init.aligned_values(0.0 if np.isnan(key) else key), np.float64)
-            uniq[key] = np.pad(a, ((0, 0), (0, n_modes - a.shape[1])))[:, :n_modes]
-        a0[r] = uniq[key]
+    keyed = np.where(np.isnan(scale), 0.0, scale)  # no scale (strength / layer_values): one set for every replica
+    for value in np.unique(keyed):
+        a = np.asarray(init.aligned_values(float(value)), np.float64)
+        a0[keyed == value] = np.pad(a, ((0, 0), (0, n_modes - a.shape[1])))[:, :n_modes]
     balanced = bool(np.all(a0 == a0[:, :1]))
     if record_layers is None:
         record_layers = not balanced
@@ -466,18 +470,22 @@ def first_passage(t, m, level):
     return np.where(hit.any(axis=1), t[idx], np.nan)
 
 
-def peak_statistics(t, m, power, s, eps=0.01):
+def peak_statistics(t, m, power, s, eps=0.01, pre_level=None):
     """Where the diffusion along each mode peaks, per replica: the argmax over recorded times of ``power``
     (any quantity ``∝ 𝒟_α``, e.g. the ``noise_power`` observable or ``m^p D(m)``) against the learning time.
 
     Returns a dict of ``(replicas, modes)`` arrays: ``t_peak`` and ``m_peak`` (global argmax over the run),
-    ``t_learned`` (first time ``m ≥ (1 − ε)s``), and ``t_peak_pre``/``m_peak_pre``, the argmax restricted to
-    ``t ≤ t_learned`` (the pre-learning local maximum when label noise makes the stationary phase noisier)."""
+    ``t_learned`` (first time ``m ≥ (1 − ε)s``), and ``t_peak_pre``/``m_peak_pre``, the argmax restricted to times
+    before ``m`` first reaches ``pre_level`` (per mode; default ``(1 − ε)s``). With label noise, pass the local
+    minimum ``m_+`` of ``m^p D(m)`` (``theory.modes.peak_roots``) to locate the pre-learning *local* maximum even when
+    the stationary phase is noisier than the bump."""
     t, m, power = np.asarray(t), np.asarray(m), np.asarray(power)
     s = np.asarray(s, np.float64)
     i = np.argmax(np.where(np.isfinite(power), power, -np.inf), axis=1)
     t_learned = first_passage(t, m, (1.0 - eps) * s)
-    pre = np.where(t[None, :, None] <= np.where(np.isnan(t_learned), np.inf, t_learned)[:, None, :], power, -np.inf)
+    level = (1.0 - eps) * s if pre_level is None else np.asarray(pre_level, np.float64)
+    t_end = first_passage(t, m, level)
+    pre = np.where(t[None, :, None] <= np.where(np.isnan(t_end), np.inf, t_end)[:, None, :], power, -np.inf)
     j = np.argmax(pre, axis=1)
     take = lambda idx: np.take_along_axis(m, idx[:, None, :], axis=1)[:, 0]
     return {"t_peak": t[i], "m_peak": take(i), "t_learned": t_learned, "t_peak_pre": t[j], "m_peak_pre": take(j)}
@@ -499,15 +507,26 @@ def _mode_imbalance(weights, problem, params):
     return {"mode_imbalance": jnp.stack(out), "mode_imbalance_rel": jnp.stack(rel)}
 
 
-def _make_mode_imbalance():
+def _offdiag_max(weights, problem, params):
+    from .network import end_to_end
+
+    full = problem.U.T @ end_to_end(weights) @ problem.V
+    n = min(full.shape)
+    mask = jnp.ones_like(full).at[jnp.arange(n), jnp.arange(n)].set(0.0)
+    return {"offdiag_max": jnp.max(jnp.abs(full * mask))}
+
+
+def _make_observables():
     from .observables import Observable
 
-    return Observable("mode_imbalance", _mode_imbalance,
-                      {"mode_imbalance": ("layer_pair", "mode"), "mode_imbalance_rel": ("layer_pair", "mode")})
+    return (Observable("mode_imbalance", _mode_imbalance,
+                       {"mode_imbalance": ("layer_pair", "mode"), "mode_imbalance_rel": ("layer_pair", "mode")}),
+            Observable("offdiag_max", _offdiag_max, {"offdiag_max": ()}))
 
 
 #: Observable for full networks: per-mode layer imbalance ``‖W_{l+1}n‖² − ‖W_lᵀn‖²`` along the hidden direction
 #: ``n ∝ W_l⋯W_1 v_α`` of mode ``α`` (``mode_imbalance``, dims ``layer_pair, mode``) and its ratio to
 #: ``‖W_{l+1}n‖² + ‖W_lᵀn‖²`` (``mode_imbalance_rel``). On the aligned manifold it is ``a_{l+1,α}² − a_{l,α}²``,
 #: the quantity whose decay §5.5 predicts; before a mode is learned ``n`` is dominated by the random init.
-MODE_IMBALANCE = _make_mode_imbalance()
+MODE_IMBALANCE, OFFDIAG_MAX = _make_observables()
+#: ``OFFDIAG_MAX``: the largest off-diagonal entry ``max_{i≠j} |(UᵀWV)_{ij}|`` (checks.md S11's misalignment measure).

@@ -4,8 +4,10 @@ from .base import PAPERS, REGISTRY, Claim, Experiment, ExperimentResult, Figure,
 
 __all__ = ["PAPERS", "REGISTRY", "Claim", "Experiment", "ExperimentResult", "Figure", "get", "register", "verdict"]
 
-from . import saxe  # noqa: E402,F401  (registers the experiment)
-from . import stationary  # noqa: E402,F401  (registers "stationary" and "fokker_planck")
-from . import noise_balance  # noqa: E402,F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)
-from . import saddle_to_saddle  # noqa: E402,F401  (registers the [J] experiments: staircase, …, escape_directions)
-from . import sgd_noise  # noqa: E402,F401  (registers mode_agreement, diffusion_peak, unaligned)
+from . import (
+    noise_balance,  # noqa: F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)
+    saddle_to_saddle,  # noqa: F401  (registers the [J] experiments: staircase, …, escape_directions)
+    saxe,  # noqa: F401  (registers the experiment)
+    sgd_noise,  # noqa: F401  (registers mode_agreement, diffusion_peak, unaligned)
+    stationary,  # noqa: F401  (registers "stationary" and "fokker_planck")
+)

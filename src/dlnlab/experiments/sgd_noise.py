@@ -31,7 +31,7 @@ from scipy import stats
 from .. import figures
 from ..config import Config
 from ..dynamics import simulate
-from ..modes import MODE_IMBALANCE, mode_config, peak_statistics, simulate_modes
+from ..modes import MODE_IMBALANCE, OFFDIAG_MAX, mode_config, peak_statistics, simulate_modes
 from ..theory import gradient_flow as gf
 from ..theory import modes as tm
 from .base import Claim, ExperimentResult, Figure, register, verdict
@@ -51,8 +51,9 @@ def group_se(x, axis=0):
 def _write_csv(path, rows):
     if not rows:
         return
+    fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w = csv.DictWriter(fh, fieldnames=fields, restval="")
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
@@ -112,8 +113,8 @@ def _band_plot(ax, t, m, label, style, color):
           "linearly in η",
     quick={"depths": [2], "s": [3.0, 2.0, 1.5], "label_noise": 0.3, "m0": 0.1, "lr": 0.002, "batch_size": 16,
            "t_max": 2.4, "times": [0.3, 0.6, 1.0, 1.5, 2.4], "replicas": 1000, "seed": 0, "record_dt": 0.1,
-           "weak_h": [0.025, 0.05, 0.1, 0.2], "weak_batch_size": 1, "weak_replicas_full": 500,
-           "weak_replicas_modes": 10000, "weak_t_max": 2.4, "weak_dt_factor": 0.25, "weak_n_times": 13},
+           "weak_h": [0.05, 0.1, 0.2], "weak_batch_size": 1, "weak_replicas_full": 2000,
+           "weak_replicas_modes": 20000, "weak_t_max": 2.4, "weak_dt_factor": 0.25, "weak_n_times": 13},
     full={"depths": [2, 3], "s": [3.0, 2.0, 1.0], "label_noise": 0.3, "m0": 0.1, "lr": 0.002, "batch_size": 16,
           "t_max": 4.0, "times": [0.3, 0.6, 1.0, 1.5, 2.2, 4.0], "replicas": 4000, "seed": 0, "record_dt": 0.1,
           "weak_h": [0.0125, 0.025, 0.05, 0.1, 0.2], "weak_batch_size": 1, "weak_replicas_full": 4000,
@@ -124,11 +125,11 @@ def mode_agreement(params, out):
     s = np.asarray(p["s"], np.float64)
     k = len(s)
     claims, figs, rows, weak_rows = [], [], [], []
-    n_times = int(round(p["t_max"] / p["record_dt"])) + 1
+    n_times = round(p["t_max"] / p["record_dt"]) + 1
     for L in p["depths"]:
         L = int(L)
-        common = dict(depth=L, s=s, label_noise=p["label_noise"], lr=p["lr"], batch_size=p["batch_size"], m0=p["m0"],
-                      t_max=p["t_max"], n_times=n_times, replicas=p["replicas"])
+        common = {"depth": L, "s": s, "label_noise": p["label_noise"], "lr": p["lr"], "batch_size": p["batch_size"],
+                  "m0": p["m0"], "t_max": p["t_max"], "n_times": n_times, "replicas": p["replicas"]}
         seed = 3 * int(p["seed"]) + 100 * L
         full = simulate(_full_config(**common, seed=seed + 1), progress=False)
         t = full.t.values
@@ -213,15 +214,15 @@ def mode_agreement(params, out):
                 claims.append(Claim(
                     "C", f"the weak error of {pair.split(' − ')[0]} against the per-mode SDE is first order in η",
                     "mode_agreement",
-                    f"log–log slope of sup_t,α |E m − E m_SDE| against η (L={L}, B={p['weak_batch_size']}, "
+                    f"log–log slope of |E m_α(t) − E m_α,SDE(t)| against η at the (t, α) of the largest error (L={L}, B={p['weak_batch_size']}, "
                     f"η = {', '.join(f'{x:.3g}' for x in lrs)}; SDE Δt = {p['weak_dt_factor']}η)",
                     1.0, slope, slope_se, "slope in [0.7, 1.3]", verdict(0.7 <= slope <= 1.3)))
         ax.plot(lrs, lrs * (wr[-1]["weak_error"] / lrs[-1]) if wr else lrs, "k:", lw=0.8, label="∝ η")
-        ax.set(xscale="log", yscale="log", xlabel="η", ylabel="sup_t,α |Δ mean m_α|", title=f"L = {L}")
+        ax.set(xscale="log", yscale="log", xlabel="η", ylabel="|Δ mean m_α(t)|", title=f"L = {L}")
         ax.legend(fontsize=7)
     name = figures.save(fig, out, "weak_error")
-    figs.append(Figure(name, "Weak error against η (B = 1): sup over times and modes of the difference of ensemble "
-                             "means, full-network SGD vs the per-mode SDE (Δt = η/4, close to the continuous SDE), the "
+    figs.append(Figure(name, "Weak error against η (B = 1): difference of ensemble means of m_α(t) at the (t, α) "
+                             "where it is largest at the largest η (columns at_t, at_mode of weak_error.csv), full-network SGD vs the per-mode SDE (Δt = η/4, close to the continuous SDE), the "
                              "exact recursion vs the SDE (discretisation), and full SGD vs the recursion (leaving the "
                              "aligned manifold, O(η/B)); error bars: group SE; dotted: slope 1."))
     return ExperimentResult("mode_agreement", claims=claims, figures=figs)
@@ -239,14 +240,17 @@ def _loglog_slope(x, y, se):
 
 
 def _weak_error(p, L, s):
-    """Weak error (sup over recorded times > 0 and modes of |Δ mean|) for a range of η at B = weak_batch_size; η from
-    the step ratio of the top mode, ``h = η L λ s_1^{2−2/L}``."""
-    rows = []
+    """Weak error against η at B = weak_batch_size, η from the step ratio of the top mode, ``h = η L λ s_1^{2−2/L}``.
+
+    For each pair of ensembles the error is the difference of ensemble means of ``m_α(t)`` at the record time and
+    mode where it is largest at the largest η (a fixed functional, so that its η-dependence is not inflated by
+    taking a maximum over noisy entries at small η); the sup over times and modes is reported beside it."""
     B = int(p["weak_batch_size"])
+    results = []
     for h in p["weak_h"]:
         lr = float(h) / (L * s[0] ** (2 - 2 / L))
-        common = dict(depth=L, s=s, label_noise=p["label_noise"], lr=lr, batch_size=B, m0=p["m0"],
-                      t_max=p["weak_t_max"], n_times=int(p["weak_n_times"]))
+        common = {"depth": L, "s": s, "label_noise": p["label_noise"], "lr": lr, "batch_size": B, "m0": p["m0"],
+                  "t_max": p["weak_t_max"], "n_times": int(p["weak_n_times"])}
         seed = 1000 + 7 * int(p["seed"]) + 10 * L
         full = simulate(_full_config(**common, replicas=p["weak_replicas_full"], seed=seed), progress=False)
         t = full.t.values
@@ -258,16 +262,37 @@ def _weak_error(p, L, s):
                "SDE": simulate_modes(cfg_sde, times=t, progress=False).mode_strength.values}
         for a, b in [("full SGD", "SDE"), ("recursion", "SDE"), ("full SGD", "recursion")]:
             c = _compare(ens[a][:, 1:], ens[b][:, 1:])
-            i, j = np.unravel_index(np.nanargmax(np.abs(c["diff"])), c["diff"].shape)
-            rows.append({"depth": L, "h_top": float(h), "lr": lr, "batch_size": B, "pair": f"{a} − {b}",
+            n_div = int(sum((~np.isfinite(ens[x][:, -1]).all(axis=1)).sum() for x in (a, b)))
+            results.append((h, lr, f"{a} − {b}", t[1:], c, n_div))
+    rows = []
+    h_max = max(p["weak_h"])
+    for pair in {r[2] for r in results}:
+        ref = next(r for r in results if r[2] == pair and r[0] == h_max)[4]
+        i, j = np.unravel_index(np.nanargmax(np.abs(ref["diff"])), ref["diff"].shape)
+        for h, lr, name, tt, c, n_div in results:
+            if name != pair:
+                continue
+            k, l = np.unravel_index(np.nanargmax(np.abs(c["diff"])), c["diff"].shape)
+            rows.append({"depth": L, "h_top": float(h), "lr": lr, "batch_size": B, "pair": pair,
                          "weak_error": float(abs(c["diff"][i, j])), "se": float(c["se"][i, j]),
-                         "at_t": float(t[1:][i]), "at_mode": int(j + 1), "max_ks": float(np.nanmax(c["ks"])),
-                         "n_diverged": int(sum((~np.isfinite(ens[x][:, -1]).all(axis=1)).sum() for x in (a, b)))})
-    return rows
+                         "at_t": float(tt[i]), "at_mode": int(j + 1), "sup_error": float(abs(c["diff"][k, l])),
+                         "max_ks": float(np.nanmax(c["ks"])), "n_diverged": n_div})
+    return sorted(rows, key=lambda r: (r["pair"], r["lr"]))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # diffusion_peak
+
+
+def _pre_level(s, lam, sig, L, kind, eps):
+    """Where the pre-learning window ends: ``(1 − ε)s`` without label noise; with label noise the local minimum ``m_+``
+    of ``m^p D(m)`` (§7.3), beyond which the diffusion rises again towards its stationary level (``(1 − ε)s`` when the
+    condition fails)."""
+    if sig == 0.0:
+        return (1.0 - eps) * s
+    p = tm.peak_exponent(L, kind)
+    plus = np.array([tm.peak_roots(x, lam, sig, p)[1] for x in s])
+    return np.where(np.isfinite(plus), np.minimum(plus, (1.0 - eps) * s), (1.0 - eps) * s)
 
 
 def _peak_rows(L, sig, s, lam, m0, source, kind, st, eps, lr, B):
@@ -281,14 +306,14 @@ def _peak_rows(L, sig, s, lam, m0, source, kind, st, eps, lr, B):
         mp, tp, tl = st["m_peak"][:, j] / sj, st["t_peak"][:, j], st["t_learned"][:, j]
         rows.append({
             "depth": L, "label_noise": sig, "mode": j + 1, "s": sj, "kind": kind, "p": p_exp, "source": source,
-            "condition": cond, "peak_is_global": tm.peak_is_global(sj, L, kind, lam, sig),
+            "condition": cond, "discriminant": float(tm.peak_discriminant(sj, lam, sig, p_exp)), "peak_is_global": tm.peak_is_global(sj, L, kind, lam, sig),
             "theory_m_peak_over_s": mstar / sj, "measured_m_peak_over_s": float(np.nanmedian(mp)),
             "m_peak_sd": float(np.nanstd(mp)), "max_abs_dev": float(np.nanmax(np.abs(mp - mstar / sj))) if cond else math.nan,
             "measured_m_peak_pre_over_s": float(np.nanmedian(st["m_peak_pre"][:, j] / sj)),
             "theory_t_peak": t_star, "measured_t_peak": float(np.nanmedian(tp)),
             "theory_t_learned": t_eps, "measured_t_learned": float(np.nanmedian(tl)),
             "theory_lag": tm.peak_lag(sj, lam, L, kind, eps, sig), "measured_lag": float(np.nanmedian(tl - tp)),
-            "frac_peak_before_learned": float(np.mean(tp < tl)), "n": int(len(tp)),
+            "frac_peak_before_learned": float(np.mean(tp < tl)), "n": len(tp),
             "n_never_learned": int(np.sum(np.isnan(tl))), "lr": lr, "batch_size": B,
         })
     return rows
@@ -313,7 +338,7 @@ def diffusion_peak(params, out):
     for L in p["depths"]:
         L = int(L)
         t_max = p["t_factor"] * max(tm.learning_time(m0, x, lam, L, eps) for x in s)
-        n_steps = int(math.ceil(t_max / lr))
+        n_steps = math.ceil(t_max / lr)
         times = np.arange(0, n_steps + 1, int(p["record_every"])) * lr
         sigs = [float(x) for x in p["label_noises"]]
         cfg = mode_config(s, depth=L, lr=lr, batch_size=B, label_noise=sigs, m0=m0, t_max=float(times[-1]),
@@ -325,7 +350,7 @@ def diffusion_peak(params, out):
             m = ds.mode_strength.values[sel]
             for kind in ("parameter", "function"):
                 power = m ** tm.peak_exponent(L, kind) * tm.mode_noise_var(m, s, lam, sig)
-                st = peak_statistics(t, m, power, s, eps)
+                st = peak_statistics(t, m, power, s, eps, _pre_level(s, lam, sig, L, kind, eps))
                 rows += _peak_rows(L, sig, s, lam, m0, "per-mode SGD", kind, st, eps, lr, B)
             if sig == 0.0:
                 curves[(L, "per-mode")] = (t, m, ds.noise_power.values[sel] * lr / B)
@@ -335,51 +360,57 @@ def diffusion_peak(params, out):
                                 int(p["seed"]) + 50 + L, observables=("mode_strength", "noise_power"))
             fds = simulate(fcfg, progress=False)
             ft, fm, fpow = fds.t.values, fds.mode_strength.values, fds.noise_power.values
-            st = peak_statistics(ft, fm, fpow, s, eps)
+            st = peak_statistics(ft, fm, fpow, s, eps, _pre_level(s, lam, sig, L, "function", eps))
             rows += _peak_rows(L, sig, s, lam, m0, "full network (noise_power)", "function", st, eps, lr, B)
             if sig == 0.0:
                 curves[(L, "full")] = (ft, fm, fpow * lr / B)
     _write_csv(out / "diffusion_peak.csv", rows)
-    # claims
+    # claims, one per (depth, label noise, exponent, source), aggregated over the modes
+    groups = {}
     for r in rows:
-        tag = f"L={r['depth']}, mode {r['mode']} (s={r['s']:g}), {r['kind']} p={r['p']:.3g}, σ_ε={r['label_noise']:g}, {r['source']}"
-        if r["label_noise"] == 0.0:
-            claims.append(Claim("C", "the diffusion along a mode peaks before the mode is learned (t_peak < t_0.99)",
-                                "diffusion_peak", f"fraction of runs with t_peak < t_learned ({tag})", 1.0,
-                                r["frac_peak_before_learned"], math.nan, "= 1 (every run)",
-                                verdict(r["frac_peak_before_learned"] == 1.0)))
-            dev = abs(r["measured_m_peak_over_s"] - r["theory_m_peak_over_s"])
+        groups.setdefault((r["depth"], r["label_noise"], r["kind"], r["source"]), []).append(r)
+    for (L, sig, kind, source), rr in groups.items():
+        s_list = ", ".join("{:g}".format(r["s"]) for r in rr)
+        tag = f"L={L}, {kind} p={rr[0]['p']:.3g}, σ_ε={sig:g}, {source}, modes s = {s_list}, {rr[0]['n']} runs, η={lr}, B={B}"
+        if sig == 0.0:
+            frac = min(r["frac_peak_before_learned"] for r in rr)
+            claims.append(Claim("C", "the diffusion along every mode peaks before the mode is learned (t_peak < t_0.99)",
+                                "diffusion_peak", f"min over modes of the fraction of runs with t_peak < t_learned ({tag})",
+                                1.0, frac, math.nan, "= 1 (every run)", verdict(frac == 1.0)))
+            worst = max(rr, key=lambda r: abs(r["measured_m_peak_over_s"] - r["theory_m_peak_over_s"]))
+            dev = abs(worst["measured_m_peak_over_s"] - worst["theory_m_peak_over_s"])
             claims.append(Claim("C", "the peak sits at m* = ps/(p+2)", "diffusion_peak",
-                                f"median m(t_peak)/s ({tag}); per-run max |dev| {r['max_abs_dev']:.3f}",
-                                r["theory_m_peak_over_s"], r["measured_m_peak_over_s"],
-                                r["m_peak_sd"] / math.sqrt(r["n"]), "|median − m*/s| < 0.05",
+                                f"median m(t_peak)/s of the worst mode (s={worst['s']:g}) ({tag}); per-run max |dev| over "
+                                f"modes {max(r['max_abs_dev'] for r in rr):.3f}",
+                                worst["theory_m_peak_over_s"], worst["measured_m_peak_over_s"],
+                                worst["m_peak_sd"] / math.sqrt(worst["n"]), "|median − m*/s| < 0.05",
                                 verdict(dev < 0.05)))
-        elif r["condition"]:
-            dev = abs(r["measured_m_peak_pre_over_s"] - r["theory_m_peak_over_s"])
-            claims.append(Claim("C", "with label noise below the discriminant threshold the pre-learning peak sits at m_−",
-                                "diffusion_peak", f"median of m at the largest diffusion before t_learned, over s ({tag}); "
-                                f"global peak before learning in {100 * r['frac_peak_before_learned']:.0f} % of runs "
-                                f"(bump is the global max on (0, s]: {r['peak_is_global']})",
-                                r["theory_m_peak_over_s"], r["measured_m_peak_pre_over_s"], math.nan,
-                                "|median − m_−/s| < 0.05", verdict(dev < 0.05)))
-        else:
+            continue
+        inner = [r for r in rr if r["discriminant"] > 0]
+        outer = [r for r in rr if r["discriminant"] < 0]
+        if inner:
+            worst = max(inner, key=lambda r: abs(r["measured_m_peak_pre_over_s"] - r["theory_m_peak_over_s"]))
+            dev = abs(worst["measured_m_peak_pre_over_s"] - worst["theory_m_peak_over_s"])
+            glob = ", ".join(f"s={r['s']:g}: {100 * r['frac_peak_before_learned']:.0f} %" for r in inner)
+            claims.append(Claim("C", "below the discriminant threshold (§7.3) the pre-learning local maximum of the "
+                                "diffusion sits at m_−", "diffusion_peak",
+                                f"median m/s at the largest diffusion before m first reaches m_+, worst of modes "
+                                f"{', '.join('{:g}'.format(r['s']) for r in inner)} (s={worst['s']:g}) ({tag}); runs whose global peak precedes "
+                                f"learning: {glob}", worst["theory_m_peak_over_s"], worst["measured_m_peak_pre_over_s"],
+                                math.nan, "|median − m_−/s| < 0.05", verdict(dev < 0.05)))
+        if outer:
+            frac = min(1.0 - r["frac_peak_before_learned"] for r in outer)
             claims.append(Claim("C", "above the discriminant threshold there is no pre-learning peak: the largest "
                                 "diffusion comes in the stationary phase", "diffusion_peak",
-                                f"fraction of runs with t_peak > t_learned ({tag})", 1.0,
-                                1.0 - r["frac_peak_before_learned"], math.nan, "≥ 0.9",
-                                verdict(1.0 - r["frac_peak_before_learned"] >= 0.9)))
-    for L in p["depths"]:
-        L = int(L)
-        for kind in ("parameter", "function"):
-            if L != 2:
-                continue
-            r = [x for x in rows if x["depth"] == 2 and x["kind"] == kind and x["label_noise"] == 0.0
-                 and x["source"] == "per-mode SGD"]
-            for x in r:
-                claims.append(Claim("C", "L = 2 lag t_0.99 − t* = ln(2(1−ε)/(pε))/(2λs)", "diffusion_peak",
-                                    f"median t_learned − t_peak, mode {x['mode']} (s={x['s']:g}), p={x['p']:.3g}",
-                                    x["theory_lag"], x["measured_lag"], math.nan, "within 5 % (checks.md S4)",
-                                    verdict(abs(x["measured_lag"] / x["theory_lag"] - 1) <= 0.05)))
+                                f"min over modes {', '.join('{:g}'.format(r['s']) for r in outer)} of the fraction of runs with t_peak > "
+                                f"t_learned ({tag})", 1.0, frac, math.nan, "≥ 0.9", verdict(frac >= 0.9)))
+    for x in rows:
+        if x["depth"] == 2 and x["label_noise"] == 0.0 and x["source"] == "per-mode SGD":
+            claims.append(Claim("C", "L = 2 lag t_0.99 − t* = ln(2(1−ε)/(pε))/(2λs)", "diffusion_peak",
+                                f"median over runs of t_learned − t_peak, mode {x['mode']} (s={x['s']:g}), "
+                                f"{x['kind']} p={x['p']:.3g}", x["theory_lag"], x["measured_lag"], math.nan,
+                                "within 5 % (checks.md S4)",
+                                verdict(abs(x["measured_lag"] / x["theory_lag"] - 1) <= 0.05)))
     # figures: drift and diffusion over time, learning times marked
     for L in p["depths"]:
         L = int(L)
@@ -391,11 +422,12 @@ def diffusion_peak(params, out):
             drift = np.nanmean(tm.function_drift(np.maximum(m[:, :, j], 0), sj, lam, 0.0, lr, B, L), axis=0)
             axes[0].plot(t, mean_m / sj, color=col, label=f"mode {j + 1} (s = {sj:g})")
             axes[1].plot(t, drift, color=col)
-            axes[2].plot(t, np.nanmean(diff[:, :, j], axis=0), color=col, label="per-mode SGD" if j == 0 else None)
+            dm = np.nanmean(diff[:, :, j], axis=0)
+            axes[2].plot(t, dm / dm.max(), color=col, label="per-mode SGD" if j == 0 else None)
             if (L, "full") in curves:
                 ft, fm, fdiff = curves[(L, "full")]
-                axes[2].plot(ft, np.nanmean(fdiff[:, :, j], axis=0), ":", color=col,
-                             label="full network (noise_power)" if j == 0 else None)
+                fd = np.nanmean(fdiff[:, :, j], axis=0)
+                axes[2].plot(ft, fd / fd.max(), ":", color=col, label="full network (noise_power)" if j == 0 else None)
             t_star, t_eps = tm.peak_time(m0, sj, lam, L, "function"), tm.learning_time(m0, sj, lam, L, eps)
             for ax in axes:
                 ax.axvline(t_star, color=col, ls="--", lw=0.8)
@@ -403,12 +435,13 @@ def diffusion_peak(params, out):
         axes[0].set_ylabel("mean m_α / s_α")
         axes[0].legend(fontsize=7)
         axes[1].set_ylabel("drift of m_α (§5.3)")
-        axes[2].set(ylabel="diffusion (η/B)·noise power", xlabel="t = ηk", yscale="log")
+        axes[2].set(ylabel="diffusion / its maximum", xlabel="t = ηk")
         axes[2].legend(fontsize=7)
-        axes[0].set_title(f"L = {L}, σ_ε = 0: dashed t*_α (peak of 𝒟^fun), dotted t_0.99,α (gradient flow)")
+        axes[0].set_title(f"L = {L}, σ_ε = 0; dashed: t*_α, dotted: t_0.99,α (gradient flow)", fontsize=9)
         name = figures.save(fig, out, f"drift_diffusion_L{L}")
         figs.append(Figure(name, f"L = {L}: ensemble means of m_α/s_α, of the function-space drift and of the diffusion "
-                                 "(η/B)·noise power along each mode; the diffusion of each mode peaks at its dashed line "
+                                 "(η/B)·noise power along each mode (normalised by its maximum; per-mode SGD and the full network's "
+                                 "noise_power observable); the diffusion of each mode peaks at its dashed line "
                                  "t*_α, before its dotted learning time t_0.99,α, and the peaks come in saddle order."))
     fig, ax = figures.subplots(1, 1, figsize=(5.6, 4.2))
     for i, (kind, mk) in enumerate([("parameter", "o"), ("function", "s")]):
@@ -459,7 +492,7 @@ def unaligned(params, out):
                    "observables": ["mode_strength", "noise_power", "balancedness", "off_diagonal"]},
         "ensemble": {"replicas": int(p["replicas"]), "seed": int(p["seed"])},
     })
-    ds = simulate(cfg, observables=[MODE_IMBALANCE], progress=False)
+    ds = simulate(cfg, observables=[MODE_IMBALANCE, OFFDIAG_MAX], progress=False)
     t = ds.t.values
     claims, figs, rows = [], [], []
     fig, axes = figures.subplots(len(sigs), 3, figsize=(12.0, 3.0 * len(sigs)), squeeze=False)
@@ -496,12 +529,13 @@ def unaligned(params, out):
             claims.append(Claim("C", "where the §7.3 condition fails the largest noise comes in the stationary phase",
                                 "unaligned", f"fraction of runs with t_peak > t_0.99 for modes {list(bad + 1)} ({tag})",
                                 1.0, frac, math.nan, "≥ 0.9", verdict(frac >= 0.9)))
-        off = ds.off_diagonal.values[sel][:, -1]
+        off = ds.offdiag_max.values[sel][:, -1]
         lim = 1e-3 if sig == 0.0 else 0.05
         if sig <= 0.3:
             claims.append(Claim("C", "the off-diagonal part of UᵀWV stays small (checks.md S11)", "unaligned",
-                                f"max over runs of ‖UᵀWV − diag‖_F at the end ({tag})", 0.0, float(off.max()), math.nan,
-                                f"< {lim:g}", verdict(float(off.max()) < lim)))
+                                f"max over runs of the largest off-diagonal |(UᵀWV)_ij| at the end ({tag}); Frobenius "
+                                f"norm of the off-diagonal part: {float(ds.off_diagonal.values[sel][:, -1].max()):.3g}",
+                                0.0, float(off.max()), math.nan, f"< {lim:g}", verdict(float(off.max()) < lim)))
         bal = ds.balancedness.values[sel]
         ratio = bal[:, -1] / bal[:, 0]
         # per-mode theory (§5.5): |a_l² − a_j²| shrinks by exp(−∫(η/B) D m^{2−4/L} dt) along the recorded m
@@ -512,13 +546,14 @@ def unaligned(params, out):
                             float(np.median(decay)), float(np.median(ratio)), float(np.std(ratio)), "< 1 (decays)",
                             verdict(float(np.median(ratio)) < 1.0)))
         imb = ds.mode_imbalance_rel.values[sel][:, :, :, :k]
-        rows[-1]["balancedness_ratio_median"] = float(np.median(ratio))
+        for r in rows[-k:]:
+            r["balancedness_ratio_median"] = float(np.median(ratio))
         # late-time histograms against long per-mode runs
         if sig > 0:
-            thin = max(1, int(round(p["thin_t"] / (t[1] - t[0]))))
+            thin = max(1, round(p["thin_t"] / (t[1] - t[0])))
             late = np.nonzero(t >= p["burn_t"])[0][::thin]
             full_samples = m[:, late].reshape(-1, k)
-            burn_steps = int(math.ceil(max(p["burn_t"], 10 / min(tm_step_ratio(lr, L, x) for x in s) * lr) / lr))
+            burn_steps = math.ceil(max(p["burn_t"], 10 / min(tm_step_ratio(lr, L, x) for x in s) * lr) / lr)
             mcfg = mode_config(s, depth=L, lr=lr, batch_size=B, label_noise=sig, strength=list(s), steps=burn_steps,
                                n_times=2, replicas=int(p["mode_replicas"]), seed=int(p["seed"]) + 7)
             per_mode = simulate_modes(mcfg, progress=False).mode_strength.values[:, -1]
@@ -557,7 +592,7 @@ def unaligned(params, out):
             axes[r_i, 1].axvline(np.median(tp[:, j]), color=f"C{j}", ls="--", lw=0.8)
             axes[r_i, 1].axvline(np.nanmedian(tl[:, j]), color=f"C{j}", ls=":", lw=0.8)
         axes[r_i, 0].set(title=f"σ_ε = {sig:g}: median m_α/s_α", xlabel="t", xlim=(0, min(t[-1], 12)))
-        axes[r_i, 1].set(title="𝒟^fun_α (median); dashed t_peak, dotted t_0.99", xlabel="t", yscale="log",
+        axes[r_i, 1].set(title="D^fun_α (median); dashed t_peak, dotted t_0.99", xlabel="t", yscale="log",
                          xlim=(0, min(t[-1], 12)))
         axes[r_i, 0].legend(fontsize=7)
     _write_csv(out / "unaligned.csv", rows)

@@ -52,9 +52,9 @@ __all__ = [
 ]
 
 # Stationary laws of one mode (sgd_noise.md §9) and its time-dependent Fokker–Planck equation (issue 4).
-from . import fokker_planck, stationary  # noqa: E402
-from .fokker_planck import FokkerPlanckSolution, ModeFokkerPlanck, broadie_glasserman_shift, first_passage  # noqa: E402
-from .stationary import (  # noqa: E402
+from . import fokker_planck, stationary
+from .fokker_planck import FokkerPlanckSolution, ModeFokkerPlanck, broadie_glasserman_shift, first_passage
+from .stationary import (
     ModeSDE,
     PointMass,
     StationaryLaw,
@@ -97,15 +97,15 @@ __all__ += [
 ]
 
 # Law of balance, [Z]'s data constants and the stationary laws of diagonal linear networks (issue 5).
-from . import balance, diagonal_stationary  # noqa: E402
-from .balance import (  # noqa: E402
+from . import balance, diagonal_stationary
+from .balance import (
     DataConstants,
     estimate_data_constants,
     layer_balance_drift,
     layer_noise_traces,
     step_imbalance_change,
 )
-from .diagonal_stationary import (  # noqa: E402
+from .diagonal_stationary import (
     DiagonalStationaryLaw,
     log_density_depth1,
     log_density_depth2,
@@ -133,8 +133,8 @@ __all__ += [
 ]
 
 # Per-mode reduction of SGD: drift, diffusion, Itô correction and the diffusion peak (issue 4, sgd_noise.md §§5–8).
-from . import modes  # noqa: E402
-from .modes import (  # noqa: E402
+from . import modes
+from .modes import (
     balanced_layer_diffusion,
     balanced_layer_drift,
     collapse_temperature,

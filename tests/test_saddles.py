@@ -514,3 +514,48 @@ def test_experiments_registered():
     for n in names:
         e = REGISTRY[n]
         assert e.paper == "J" and set(e.presets) == {"quick", "full"}
+
+
+def _origin_hessian(teacher, widths):
+    """Hessian of the population loss (observables' ``loss``, ½ convention) at θ = 0, by autodiff, for layer
+    shapes ``widths = (d_0, w, …, d_L)``; parameters flattened layer after layer."""
+    from jax.flatten_util import ravel_pytree
+
+    from dlnlab.observables import ReplicaParams, _loss
+
+    problem = Problem.build(teacher)
+    zeros = tuple(jnp.zeros((widths[i + 1], widths[i])) for i in range(len(widths) - 1))
+    flat, unravel = ravel_pytree(zeros)
+    params = ReplicaParams(*(jnp.zeros(()) for _ in ReplicaParams._fields))
+    loss = lambda th: _loss(unravel(th), problem, params)["loss"]
+    return np.asarray(jax.hessian(loss)(flat)), loss, np.asarray(flat)
+
+
+@pytest.mark.parametrize("s", [[2.0, 0.7], [1.3, 0.0]])
+def test_origin_hessian_G4(s):
+    """checks.md G4 [A] (saddle_to_saddle.md §6.1), d_0 = 3, d_L = 2, w = 4, anisotropic inputs λ = (1.5, 0.8, 1.1):
+    for L = 2 the Hessian at 0 has eigenvalues ±σ_i(G_0), G_0 = MΣ_x, each with multiplicity w, plus
+    w(d_0 + d_L − 2 rank G_0) zeros (to 1e-10, autodiff; and to 1e-6 against central finite differences at step 1e-4,
+    whose truncation error is 0 for this quadratic-in-each-layer loss and round-off ~1e-16/h² = 1e-8); for L = 3 it
+    is the zero matrix (to 1e-10)."""
+    rng = np.random.default_rng(3)
+    from dlnlab.teacher import random_orthogonal
+
+    teacher = Teacher(s=np.array(s), U=random_orthogonal(rng, 2), V=random_orthogonal(rng, 3),
+                      input_var=np.array([1.5, 0.8, 1.1]))
+    w, d0, dL = 4, 3, 2
+    H, loss, flat = _origin_hessian(teacher, (d0, w, dL))
+    sig = np.linalg.svd(teacher.M @ teacher.input_cov, compute_uv=False)
+    rank = int(np.sum(sig > 1e-12))
+    expected = np.sort(np.concatenate([np.repeat(sig[:rank], w), -np.repeat(sig[:rank], w),
+                                       np.zeros(w * (d0 + dL - 2 * rank))]))
+    assert len(expected) == H.shape[0]
+    np.testing.assert_allclose(np.linalg.eigvalsh(H), expected, atol=1e-10)
+    h, n = 1e-4, len(flat)
+    E = np.eye(n) * h
+    f = lambda x: float(loss(jnp.asarray(x)))
+    fd = np.array([[(f(E[i] + E[j]) - f(E[i] - E[j]) - f(-E[i] + E[j]) + f(-E[i] - E[j])) / (4 * h * h)
+                    for j in range(n)] for i in range(n)])
+    assert np.max(np.abs(fd - H)) < 1e-6
+    H3, _, _ = _origin_hessian(teacher, (d0, w, w, dL))
+    assert np.max(np.abs(H3)) < 1e-10

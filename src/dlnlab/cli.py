@@ -24,14 +24,17 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _run_or_fail(config: Config, out: Path, progress: bool):
+def _run_or_fail(config: Config, out: Path, progress: bool, checkpoint_every: float = 60.0):
     """``run_config`` with the input errors that surface only once a run starts (an unreadable
-    ``init.path``, an ``--out`` that is a file) reported as one line with exit code 2."""
+    ``init.path``, an ``--out`` that is a file, a checkpoint of another config in ``--out``) reported as
+    one line with exit code 2."""
+    from .checkpoint import CheckpointError
+
     if out.exists() and not out.is_dir():
         _fail(ConfigError("--out", str(out), "a directory (this path is an existing file)"))
     try:
-        return run_config(config, out, progress)
-    except ConfigError as exc:
+        return run_config(config, out, progress, checkpoint_every)
+    except (ConfigError, CheckpointError) as exc:
         _fail(exc)
 
 
@@ -40,21 +43,35 @@ def _default_out(prefix: str) -> Path:
     return Path("dlnlab-runs") / f"{prefix}-{stamp}"
 
 
-def run_config(config: Config, out: Path, progress: bool = True):
-    """Simulate ``config`` and write ``out/dataset.zarr`` and ``out/config.toml``; return ``(out, dataset)``."""
-    from . import storage
+#: Checkpoint of an unfinished ``dlnlab train`` run, in its output directory.
+CHECKPOINT = "checkpoint.npz"
+
+
+def run_config(config: Config, out: Path, progress: bool = True, checkpoint_every: float = 60.0):
+    """Simulate ``config`` and write ``out/dataset.zarr`` and ``out/config.toml``; return ``(out, dataset)``.
+
+    While it runs, ``out/checkpoint.npz`` is rewritten (atomically) at most every ``checkpoint_every``
+    seconds; if it exists at the start (a killed run of the same config) the run resumes from it. It is
+    removed once the dataset is saved."""
+    from . import checkpoint, storage
     from .dynamics import Interrupted, simulate
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.toml").write_text(config_to_toml(config))
+    ckpt = out / CHECKPOINT
+    done = checkpoint.peek(ckpt)
+    if done is not None:
+        typer.secho(f"resuming from {ckpt} ({done} chunks done)", err=True, fg="yellow")
     try:
-        ds = simulate(config, progress=progress)
+        ds = simulate(config, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every)
     except Interrupted as exc:  # keep every completed record
         storage.save(exc.partial, out / "dataset.zarr")
         typer.secho(f"interrupted: the {exc.partial.sizes['t']} records completed so far are in "
-                    f"{out}/dataset.zarr (attrs['complete'] = 0)", err=True, fg="yellow")
+                    f"{out}/dataset.zarr (attrs['complete'] = 0); rerun the same command to resume",
+                    err=True, fg="yellow")
         raise typer.Exit(130) from None
     storage.save(ds, out / "dataset.zarr")
+    checkpoint.remove(ckpt)
     return out, ds
 
 
@@ -79,14 +96,21 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. --set dynamics.lr=0.02")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    checkpoint_every: Annotated[float, typer.Option(
+        "--checkpoint-every", help="seconds between checkpoints (OUT/checkpoint.npz; 0: after every chunk)")] = 60.0,
 ):
-    """Run one ensemble; write OUT/dataset.zarr and OUT/config.toml (the resolved config)."""
+    """Run one ensemble; write OUT/dataset.zarr and OUT/config.toml (the resolved config).
+
+    The run checkpoints into OUT; rerun the same command after a crash or kill to resume (the result is
+    identical to an uninterrupted run)."""
     try:
+        if not (checkpoint_every >= 0 and checkpoint_every < float("inf")):
+            raise ConfigError("--checkpoint-every", checkpoint_every, "a finite number of seconds >= 0")
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
         _fail(exc)
     out = out or _default_out("train")
-    out, ds = _run_or_fail(cfg, out, progress)
+    out, ds = _run_or_fail(cfg, out, progress, checkpoint_every)
     typer.echo(_summary(ds))
     typer.echo(f"results: {out}/dataset.zarr  (load with dlnlab.load('{out}/dataset.zarr'))")
 
@@ -149,17 +173,23 @@ def reproduce(
     quick: Annotated[bool, typer.Option("--quick/--full", help="reduced statistics (default) or full")] = True,
     paper: Annotated[list[str] | None, typer.Option("--paper", help="only this paper (J, C, Z, S); repeatable")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output directory (rerun the same to resume)")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="change one experiment's preset, e.g. --set mode_agreement.replicas=4000; repeatable")] = None,
 ):
     """Run every registered experiment, write the claims table and the HTML report. Rerunning with the
     same --out resumes: finished experiments are not recomputed."""
     from .experiments import PAPERS
     from .reproduce import reproduce as run_all
+    from .reproduce import split_overrides
 
     for p in paper or []:
         if p not in PAPERS:
             _fail(ConfigError("--paper", p, "one of " + ", ".join(PAPERS)))
     out = out or Path("dlnlab-runs") / f"reproduce-{'quick' if quick else 'full'}"
-    results = run_all(out, "quick" if quick else "full", papers=paper or None)
+    try:
+        results = run_all(out, "quick" if quick else "full", papers=paper or None, overrides=split_overrides(set_))
+    except ConfigError as exc:
+        _fail(exc)
     claims = [c for r in results for c in r.claims]
     n_hold = sum(c.verdict == "holds" for c in claims)
     n_fail = sum(c.verdict == "fails" for c in claims)
@@ -284,7 +314,7 @@ def analyze(
     """Saddle/plateau analysis of a run: segment every replica into plateaus and jumps, write
     RUN_DIR/plateaus.csv (one row per replica and plateau) and print a summary."""
     from .analysis import plateau_table, summarize_plateaus
-    from .storage import load
+    from .storage import CorruptDatasetError, load
 
     store = run_dir / "dataset.zarr"
     if not run_dir.is_dir():
@@ -295,6 +325,8 @@ def analyze(
         _fail(ConfigError("--threshold", threshold, "a number > 0"))
     try:
         ds = load(store)
+    except CorruptDatasetError as exc:
+        _fail(exc)
     except Exception as exc:  # noqa: BLE001 - any unreadable store is bad input, not a crash
         _fail(ConfigError("RUN_DIR", str(store), f"a readable zarr dataset ({type(exc).__name__}: {exc})"))
     try:

@@ -15,11 +15,13 @@ from pathlib import Path
 from .experiments import PAPERS, REGISTRY, ExperimentResult
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1400px;
 color:#1b1b1b;line-height:1.45;padding:0 1rem}
 h1{margin-bottom:.2rem} .sub{color:#555;margin-top:0}
 table{border-collapse:collapse;width:100%;font-size:.88rem;margin:1rem 0}
-th,td{border:1px solid #ddd;padding:.3rem .45rem;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:.3rem .45rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{white-space:nowrap}
+.scroll{overflow-x:auto}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .holds{background:#e6f4ea} .fails{background:#fde7e9} .na{background:#f1f1f1}
 figure{margin:1.2rem 0;border:1px solid #e3e3e3;padding:.6rem;border-radius:6px}
@@ -78,7 +80,7 @@ def render(run_dir: Path) -> str:
         "<h2>Papers</h2><ul>",
         *[f"<li><b>[{_e(k)}]</b> {_e(v)}</li>" for k, v in PAPERS.items()],
         "</ul><h2>Claims</h2>",
-        ("<table><thead><tr><th>paper</th><th>claim</th><th>experiment</th><th>quantity</th><th>theory</th>"
+        ("<div class='scroll'><table><thead><tr><th>paper</th><th>claim</th><th>experiment</th><th>quantity</th><th>theory</th>"
          "<th>simulation ± unc.</th><th>tolerance</th><th>verdict</th></tr></thead><tbody>"),
     ]
     for c in claims:
@@ -88,7 +90,7 @@ def render(run_dir: Path) -> str:
             f"<td><a href='#{_e(c.experiment)}'>{_e(c.experiment)}</a></td><td>{_e(c.quantity)}</td>"
             f"<td class='num'>{_num(c.theory)}</td><td class='num'>{_num(c.value)} ± {_num(c.uncertainty)}</td>"
             f"<td>{_e(c.tolerance)}</td><td>{_e(c.verdict)}</td></tr>")
-    parts.append("</tbody></table><h2>Experiments</h2>")
+    parts.append("</tbody></table></div><h2>Experiments</h2>")
     for r in results:
         exp = REGISTRY.get(r.name)
         parts.append(f"<section id='{_e(r.name)}'><h3>{_e(r.name)}</h3>")

@@ -20,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
+from .config import ConfigError
 from .experiments import REGISTRY, ExperimentResult
 from .experiments.base import write_claims_csv
 
@@ -44,9 +45,24 @@ def select(papers: list[str] | None = None, names: list[str] | None = None):
     return exps
 
 
+def split_overrides(items: list[str] | None) -> dict[str, list[str]]:
+    """``["NAME.key=value", …]`` → ``{NAME: ["key=value", …]}``; an unknown experiment name is a ConfigError."""
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        name, _, rest = item.partition(".")
+        if not rest or "=" not in rest or name not in REGISTRY:
+            raise ConfigError("--set", item, "EXPERIMENT.key=value with EXPERIMENT one of " + ", ".join(sorted(REGISTRY)))
+        out.setdefault(name, []).append(rest)
+    return out
+
+
 def reproduce(out: Path | str, preset: str = "quick", papers: list[str] | None = None,
-              names: list[str] | None = None, progress: bool = True) -> list[ExperimentResult]:
-    """Run (or resume) the selected experiments into ``out``; write claims.csv, manifest.json, report.html."""
+              names: list[str] | None = None, progress: bool = True,
+              overrides: dict[str, list[str]] | None = None) -> list[ExperimentResult]:
+    """Run (or resume) the selected experiments into ``out``; write claims.csv, manifest.json, report.html.
+
+    ``overrides`` maps an experiment name to ``key=value`` changes of its preset (as ``dlnlab run --set``); an
+    experiment finished with other parameters is recomputed. Every override is validated before anything runs."""
     from tqdm.auto import tqdm
 
     from .dynamics import package_versions
@@ -55,17 +71,18 @@ def reproduce(out: Path | str, preset: str = "quick", papers: list[str] | None =
     out = Path(out)
     (out / "experiments").mkdir(parents=True, exist_ok=True)
     exps = select(papers, names)
+    overrides = overrides or {}
+    params_of = {exp.name: exp.params(preset, overrides.get(exp.name)) for exp in exps}  # validates first
     results = []
     with tqdm(total=len(exps), desc="reproduce", unit="exp", disable=not progress) as bar:
         for exp in exps:
             final = out / "experiments" / exp.name
-            params = exp.params(preset)
-            res = _finished(final, preset, params)
+            res = _finished(final, preset, params_of[exp.name])
             if res is None:
                 bar.set_postfix_str(exp.name)
                 tmp = out / "experiments" / f".{exp.name}.partial"
                 shutil.rmtree(tmp, ignore_errors=True)
-                res = exp.run(preset, tmp)
+                res = exp.run(preset, tmp, overrides.get(exp.name))
                 shutil.rmtree(final, ignore_errors=True)
                 tmp.rename(final)
             results.append(res)

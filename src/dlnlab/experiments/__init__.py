@@ -1,8 +1,8 @@
 """Registered experiments (``dlnlab list`` / ``dlnlab run NAME``)."""
 
-from .base import PAPERS, REGISTRY, Claim, Experiment, ExperimentResult, Figure, get, register, verdict
+from .base import PAPERS, REGISTRY, VERDICTS, Claim, Experiment, ExperimentResult, Figure, get, register, verdict
 
-__all__ = ["PAPERS", "REGISTRY", "Claim", "Experiment", "ExperimentResult", "Figure", "get", "register", "verdict"]
+__all__ = ["PAPERS", "REGISTRY", "VERDICTS", "Claim", "Experiment", "ExperimentResult", "Figure", "get", "register", "verdict"]
 
 from . import (
     noise_balance,  # noqa: F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)

@@ -13,20 +13,23 @@ from . import (
     conventions,  # noqa: F401  (enables float64 before anything else touches JAX)
     theory,
 )
+from .checkpoint import CheckpointError
 from .config import Config, ConfigError, load_config
 from .dynamics import simulate
 from .network import Initializer, balancedness, end_to_end
 from .observables import Observable, ReplicaParams
 from .problem import Problem
-from .storage import export_netcdf, load, save
+from .storage import CorruptDatasetError, export_netcdf, load, save
 from .sweep import sweep
 from .teacher import Dataset, Teacher
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "Config",
     "ConfigError",
+    "CorruptDatasetError",
     "Dataset",
     "Initializer",
     "Observable",

@@ -191,7 +191,7 @@ class RecordConfig:
     spacing: str = "log"  # log | linear
     t_min: float | None = None  # first time after 0 (log spacing); default one step (flow: 1e-6 t_max)
     observables: tuple = BUILTIN_OBSERVABLES
-    chunks: int = 10  # compiled chunks (progress, interrupt granularity)
+    chunks: int = 10  # compiled chunks (progress, interrupt and checkpoint granularity)
 
 
 @dataclass(frozen=True)

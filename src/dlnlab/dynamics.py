@@ -32,6 +32,8 @@ import datetime
 import json
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +41,9 @@ import numpy as np
 import xarray as xr
 from jax import lax
 
+from . import checkpoint as _checkpoint
 from . import conventions
+from .checkpoint import CheckpointError
 from .config import Config, config_to_toml
 from .gradients import full_gradient, minibatch_gradient
 from .network import Initializer, end_to_end
@@ -268,8 +272,27 @@ class _Ensemble:
         return w0
 
 
-def _run_flow(ens: _Ensemble, observe, progress):
-    """Adaptive gradient flow in chunks of record times; returns (t, step coord, pieces, extra vars)."""
+def _resume(init, resume, chunks):
+    """``(carry, pieces, first chunk)``: from ``init``, or from ``resume`` (a checkpoint read by ``simulate``)
+    after checking that its carry has the structure, shapes and dtypes of ``init``."""
+    if resume is None:
+        return init, [], 0
+    leaves, treedef = jax.tree_util.tree_flatten(init)
+    saved, done = resume["state"], resume["chunks_done"]
+    n_rec = sum(len(idx) for idx in chunks[:done])
+    ok = (0 < done <= len(chunks) and len(saved) == len(leaves)
+          and all(np.shape(a) == np.shape(b) and np.asarray(a).dtype == b.dtype for a, b in zip(saved, leaves))
+          and all(a.shape[:2] == (np.shape(leaves[0])[0], n_rec) for a in resume["records"].values()))
+    if not ok:
+        raise CheckpointError(resume["path"], "its arrays do not fit this run (written by another version of "
+                                              "dlnlab?); delete it to start afresh")
+    carry = [jnp.asarray(a) if isinstance(b, jax.Array) else np.array(a) for a, b in zip(saved, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, carry), [resume["records"]], done
+
+
+def _run_flow(ens: _Ensemble, observe, progress, resume=None):
+    """Adaptive gradient flow in chunks of record times; yields (t, step coord, pieces, extra vars,
+    (chunks done, carry, pieces of those chunks)) after each chunk (and first, when resuming, at the checkpoint)."""
     dy, R = ens.config.dynamics, ens.R
     t = record_times(ens.config, None)
     chunks, size = _chunks(len(t), ens.config.record.chunks)
@@ -278,11 +301,16 @@ def _run_flow(ens: _Ensemble, observe, progress):
         atol = jnp.full((R,), dy.atol, ens.dtype)
     else:  # per replica: rtol·1e-3 times the largest initial entry
         atol = dy.rtol * 1e-3 * jnp.stack([jnp.max(jnp.abs(w.reshape(R, -1)), axis=1) for w in ens.weights0]).max(0)
-    state, t_prev = ens.weights0, 0.0
-    n_steps, ok, pieces = np.zeros(R, dtype=np.int64), np.ones(R, dtype=bool), []
+    init = (ens.weights0, np.zeros(R, dtype=np.int64), np.ones(R, dtype=bool))
+    (state, n_steps, ok), pieces, start = _resume(init, resume, chunks)
+    t_prev = float(t[chunks[start - 1][-1]]) if start else 0.0
     extra = {"solver_steps": (("replica",), n_steps), "solver_ok": (("replica",), ok)}
     with _progress(len(chunks), progress, "flow") as bar:
-        for idx in chunks:
+        if start:
+            bar.update(start)
+            yield t, None, pieces, extra, (start, (state, n_steps.copy(), ok.copy()), len(pieces))
+        for c in range(start, len(chunks)):
+            idx = chunks[c]
             ts = np.concatenate([t[idx], np.full(size - len(idx), t[idx[-1]])])
             state, ns, good, obs = prog(state, t_prev, jnp.asarray(ts, ens.dtype), ens.params, atol, ens.problem)
             n_steps += np.asarray(ns)
@@ -290,11 +318,12 @@ def _run_flow(ens: _Ensemble, observe, progress):
             pieces.append(_trim(obs, len(idx)))
             t_prev = float(t[idx[-1]])
             bar.update(1)
-            yield t, None, pieces, extra
+            yield t, None, pieces, extra, (c + 1, (state, n_steps.copy(), ok.copy()), len(pieces))
 
 
-def _run_discrete(ens: _Ensemble, observe, progress):
-    """GD/SGD/SDE in compiled chunks; yields (t, step coord, pieces, extra vars) after each chunk."""
+def _run_discrete(ens: _Ensemble, observe, progress, resume=None):
+    """GD/SGD/SDE in compiled chunks; yields (t, step coord, pieces, extra vars, (chunks done, carry,
+    pieces of those chunks)) after each chunk (and first, when resuming, at the checkpoint)."""
     unit = ens.unit
     t_nom = record_times(ens.config, float(np.min(unit)))
     if np.all(unit == unit[0]):
@@ -309,22 +338,30 @@ def _run_discrete(ens: _Ensemble, observe, progress):
     prog = _discrete_program(make_step(ens.config), observe, batched, dy.divergence_threshold)
     R = ens.R
     state = (ens.weights0, jnp.zeros(R, jnp.int64), jnp.full(R, -1, jnp.int64), jnp.zeros(R, jnp.int32))
-    pieces = []
+    state, pieces, start = _resume(state, resume, chunks)
+
+    def extra(state):
+        div_step, reason = np.asarray(state[2]), np.asarray(state[3])
+        return {
+            "diverged": (("replica",), div_step >= 0),
+            "diverged_step": (("replica",), div_step),
+            "divergence_reason": (("replica",), reason, {
+                "flag_values": list(range(len(DIVERGENCE_REASONS))),
+                "flag_meanings": " ".join(DIVERGENCE_REASONS)}),
+        }
+
     with _progress(len(chunks), progress, dy.kind) as bar:
-        for idx in chunks:
+        if start:
+            bar.update(start)
+            yield t, step_coord, pieces, extra(state), (start, state, len(pieces))
+        for c in range(start, len(chunks)):
+            idx = chunks[c]
             inc = incs[..., idx - 1]  # the increments leading to the records in idx
             inc = np.concatenate([inc, np.zeros((*inc.shape[:-1], size - len(idx)), np.int64)], axis=-1)
             state, obs = prog(state, ens.dyn_keys, ens.params, jnp.asarray(inc), ens.problem)
             pieces.append(_trim(obs, len(idx)))
             bar.update(1)
-            div_step, reason = np.asarray(state[2]), np.asarray(state[3])
-            yield t, step_coord, pieces, {
-                "diverged": (("replica",), div_step >= 0),
-                "diverged_step": (("replica",), div_step),
-                "divergence_reason": (("replica",), reason, {
-                    "flag_values": list(range(len(DIVERGENCE_REASONS))),
-                    "flag_meanings": " ".join(DIVERGENCE_REASONS)}),
-            }
+            yield t, step_coord, pieces, extra(state), (c + 1, state, len(pieces))
 
 
 def _trim(obs, n):
@@ -332,7 +369,8 @@ def _trim(obs, n):
 
 
 def simulate(config: Config, *, observables: list[Observable] | None = None, weights=None,
-             progress: bool | None = None) -> xr.Dataset:
+             progress: bool | None = None, checkpoint: str | Path | None = None,
+             checkpoint_every: float = 60.0) -> xr.Dataset:
     """Run the ensemble described by ``config`` and return its recorded observables.
 
     Parameters
@@ -343,6 +381,15 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
     weights : optional initial weights ``(W_1, …, W_L)``, either one set (shared by every replica) or
         with a leading replica axis; overrides ``config.init``.
     progress : show a progress bar (default: when stderr is a terminal).
+    checkpoint : path of a checkpoint file (``.npz``, see :mod:`dlnlab.checkpoint`). After a compiled chunk
+        (``record.chunks``), at most every ``checkpoint_every`` seconds (``0``: after every chunk), and on
+        ``KeyboardInterrupt``, the carry state and the records so far are written there atomically. If the
+        file exists when ``simulate`` starts, the run resumes from it, skipping the completed chunks: random
+        numbers are drawn per step (``fold_in(key, step)``), so the result is bitwise identical to an
+        uninterrupted run (same machine and JAX version; wall-time attrs aside). A checkpoint of another
+        run (config, observables, initial weights) raises :class:`~dlnlab.checkpoint.CheckpointError`.
+        ``simulate`` leaves the file in place: delete it (:func:`dlnlab.checkpoint.remove`) once the
+        result is saved, as ``dlnlab train`` does.
 
     Returns an ``xarray.Dataset`` with dims ``replica``, ``t`` (continuous time; ``step`` coordinate) and
     observable dims (``mode``, ``sv``, ``layer``, ``layer_pair``); replica coordinates for every
@@ -350,21 +397,59 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
     raises :class:`Interrupted`, whose ``.partial`` dataset holds every record completed so far.
     """
     wall0 = time.perf_counter()
-    ens = _Ensemble(config, weights)
     obs_list = resolve(config.record.observables, observables)
+    ckpt = resume = None
+    if checkpoint is not None:
+        ckpt = _Checkpointer(checkpoint, checkpoint_every,
+                             _checkpoint.run_hash(config_to_toml(config), obs_list, weights))
+        resume = ckpt.read()
+    ens = _Ensemble(config, weights)
     observe = observe_fn(obs_list)
     obs0 = jax.jit(jax.vmap(observe, in_axes=(0, None, 0)))(ens.weights0, ens.problem, ens.params)
     obs0 = {name: np.asarray(a)[:, None] for name, a in obs0.items()}
     runner = _run_flow if config.dynamics.kind == "flow" else _run_discrete
     latest = None
     try:
-        for latest in runner(ens, observe, progress):
-            pass
+        for latest in runner(ens, observe, progress, resume):
+            if ckpt is not None:
+                ckpt.maybe_write(latest)
     except KeyboardInterrupt:
         if latest is None:
             raise
-        raise Interrupted(_assemble(ens, obs_list, obs0, *latest, wall0, complete=False)) from None
-    return _assemble(ens, obs_list, obs0, *latest, wall0, complete=True)
+        if ckpt is not None:  # so that a rerun resumes from here
+            try:
+                ckpt.maybe_write(latest, force=True)
+            except OSError as exc:
+                warnings.warn(f"could not write the checkpoint {ckpt.path}: {exc}", stacklevel=2)
+        raise Interrupted(_assemble(ens, obs_list, obs0, *latest[:4], wall0, complete=False)) from None
+    return _assemble(ens, obs_list, obs0, *latest[:4], wall0, complete=True)
+
+
+class _Checkpointer:
+    """Writes a runner's ``(chunks done, carry)`` and records to ``path``, at most every ``every`` seconds."""
+
+    def __init__(self, path, every: float, run_hash: str):
+        if not every >= 0:
+            raise ValueError(f"checkpoint_every = {every!r}; allowed: a number of seconds >= 0")
+        self.path, self.every, self.hash = Path(path), float(every), run_hash
+        self.last, self.done = time.monotonic(), 0
+
+    def read(self):
+        resume = _checkpoint.read(self.path, self.hash)
+        if resume is not None:
+            resume["path"] = self.path
+            self.done = resume["chunks_done"]
+        return resume
+
+    def maybe_write(self, latest, force=False):
+        done, carry, n_pieces = latest[4]
+        if done <= self.done or not (force or time.monotonic() - self.last >= self.every):
+            return
+        pieces = latest[2][:n_pieces]  # an interrupt may have appended the records of the next chunk
+        records = {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]}
+        leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(carry)]
+        _checkpoint.write(self.path, self.hash, done, leaves, records)
+        self.last, self.done = time.monotonic(), done
 
 
 def _assemble(ens: _Ensemble, obs_list, obs0, t, step_coord, pieces, extra, wall0, complete) -> xr.Dataset:

@@ -359,6 +359,9 @@ def test_run_that_raises_is_recorded_and_sweep_goes_on(client, cache, tmp_path):
     assert "Traceback" in err["traceback"]
     row = res.table.set_index("run_id").loc[bad]
     assert row["status"] == "failed" and "missing.npz" in row["error"]
+    # a caller that needs the whole grid (an experiment) gets an error naming the failed run and its error
+    with pytest.raises(RuntimeError, match=f"{bad}: failed .*missing.npz"):
+        res.raise_unless_done()
     # the CLI reports failed runs with exit code 1 and status names the error
     st = CliRunner().invoke(app, ["sweep", "status", str(res.out)])
     assert st.exit_code == 0 and "failed 1" in st.output and "missing.npz" in st.output

@@ -898,6 +898,17 @@ class SweepResult:
 
         return load(self.out / "runs" / rid / "dataset.zarr")
 
+    def raise_unless_done(self) -> SweepResult:
+        """Return ``self`` if every run is done; otherwise raise ``RuntimeError`` naming the runs that are not
+        (with the errors of the failed ones) — for callers that need the whole grid, e.g. an experiment."""
+        bad = {rid: s for rid, s in self.status.items() if s != "done"}
+        if bad:
+            errors = self.failed
+            lines = [f"{rid}: {s}" + (f" ({errors[rid]})" if rid in errors else "") for rid, s in bad.items()]
+            raise RuntimeError(f"sweep {self.out}: {len(bad)} of {len(self.status)} runs not done"
+                               + (" (timed out)" if self.timed_out else "") + ":\n  " + "\n  ".join(lines))
+        return self
+
 
 def _read_json(path: Path) -> dict:
     try:

@@ -10,7 +10,8 @@ Experiments (each with quick and full presets; library units: ½-loss, ``T = η/
 * ``diagonal_stationary`` — [Z] Fig. 3: long SGD/SDE histograms against the exact laws for L = 1, 2, 3 (KS,
   mean, median), collapse above T_c, and the wrong sign learnt by L = 1 but never by L = 2;
 * ``phase_diagram`` — [Z] Fig. 4: regimes I/IIa/IIb/III in (σ_ε, T), and the simulated probability of collapse
-  and mean over (T, L) against the stationary laws;
+  and mean over (T, L) against the stationary laws (the (T, L) grid runs through :func:`dlnlab.sweep` into
+  ``OUT/sweep``: one run per depth, the temperatures stacked; preset parameter ``executor``, default ``serial``);
 * ``sign_selection`` — Theorem 4.1: negative paths die, a zero path stays zero, L = 2 ratios are conserved,
   L ≥ 3 paths merge; broken ergodicity: the effective width (surviving paths) set by the init selects the law;
 * ``fluctuation_inversion`` — [Z] Fig. 5-mid analogue: Var v against T for L = 1, 2, 3;
@@ -21,6 +22,7 @@ Experiments (each with quick and full presets; library units: ½-loss, ``T = η/
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -34,6 +36,7 @@ from ..network import prefix_products, suffix_products
 from ..noise import wick_PQ
 from ..observables import Observable
 from ..storage import save
+from ..sweep import sweep
 from ..theory.balance import (
     DataConstants,
     decay_bound_rate,
@@ -428,23 +431,53 @@ def diagonal_stationary(p, out):
 # 4. phase_diagram (Fig. 4 and the (T, L) grid)
 
 
+def collapse_walkers(depth, temperatures, replicas, t_max, dt, eps, seed):
+    """One depth of the (T, L) grid of ``phase_diagram``, every temperature stacked: ``replicas`` SDE walkers
+    (``sde_log``, tamed) per T from v = 1 in one compiled run (``lr = 2T`` per replica, T-major), recorded at 21
+    times on [0, t_max]. A run of the experiment's sweep; ``eps`` (the collapse threshold) is kept in the attrs for
+    the summary :func:`collapse_rows`."""
+    Ts = np.asarray(temperatures, float)
+    lr = np.repeat(2 * Ts, int(replicas))
+    ds = simulate_diagonal(DiagonalModel(depth=int(depth)), "sde_log", lr=lr, dt=dt, times=np.linspace(0, t_max, 21),
+                           replicas=len(lr), v0=[1.0], scheme="tamed", seed=int(seed))
+    ds.attrs.update(grid_temperatures=[float(T) for T in Ts], walkers_per_T=int(replicas), eps=float(eps),
+                    grid_t_max=float(t_max))
+    return ds
+
+
+def collapse_rows(ds) -> list[dict]:
+    """Table rows of a :func:`collapse_walkers` run, one per T: over the records with t ≥ t_max/2, the fraction of
+    walkers below ``eps`` at the last record (``p_collapse``), the mean of v (``mean``) and its standard error over
+    walkers (``se_mean``)."""
+    Ts, R, eps = ds.attrs["grid_temperatures"], int(ds.attrs["walkers_per_T"]), ds.attrs["eps"]
+    late = ds.output.values[:, ds.t.values >= ds.attrs["grid_t_max"] / 2].reshape(len(Ts), R, -1)
+    p_collapse = np.mean(late[:, :, -1] < eps, axis=1)
+    mean = late.mean(axis=(1, 2))
+    se_mean = late.mean(axis=2).std(axis=1, ddof=1) / np.sqrt(R)
+    return [{"T": float(T), "p_collapse": float(p_collapse[i]), "mean": float(mean[i]), "se_mean": float(se_mean[i])}
+            for i, T in enumerate(Ts)]
+
+
 @register("phase_diagram", paper="Z", cost="~15 s",
           claim="Regimes I/IIa/IIb/III in (σ_ε, T); over (T, L) collapse happens exactly above T_c for L = 2 and never sharply for L ≥ 3",
           quick={"depths": [2, 3], "temperatures": [0.05, 0.1, 0.2, 0.3, 0.45, 0.7], "replicas": 64, "t_max": 40.0,
-                 "dt": 1e-3, "eps": 1e-3, "seed": 0},
+                 "dt": 1e-3, "eps": 1e-3, "seed": 0, "executor": "serial"},
           full={"depths": [2, 3, 4], "temperatures": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0],
-                "replicas": 200, "t_max": 150.0, "dt": 1e-3, "eps": 1e-3, "seed": 0})
+                "replicas": 200, "t_max": 150.0, "dt": 1e-3, "eps": 1e-3, "seed": 0, "executor": "serial"})
 def phase_diagram(p, out):
     name = "phase_diagram"
     Ts, Ls, R, eps = np.asarray(p["temperatures"], float), list(p["depths"]), p["replicas"], p["eps"]
     claims, sim = [], {}
+    # the (T, L) grid through dlnlab.sweep: one run per depth, the temperatures stacked on its replica axis
+    params = {"temperatures": [float(T) for T in Ts], "replicas": int(R), "t_max": float(p["t_max"]),
+              "dt": float(p["dt"]), "eps": float(eps), "seed": int(p["seed"])}
+    res = sweep(collapse_walkers, {"depth": [int(L) for L in Ls]}, params=params, summary=collapse_rows,
+                executor=p.get("executor", "serial"), out=Path(out) / "sweep", progress=False).raise_unless_done()
     for L in Ls:
-        lr = np.repeat(2 * Ts, R)
-        ds = simulate_diagonal(DiagonalModel(depth=L), "sde_log", lr=lr, dt=p["dt"], times=np.linspace(0, p["t_max"], 21),
-                               replicas=len(lr), v0=[1.0], scheme="tamed", seed=p["seed"])
-        late = ds.output.values[:, ds.t.values >= p["t_max"] / 2].reshape(len(Ts), R, -1)
-        sim[L] = {"p_collapse": np.mean(late[:, :, -1] < eps, axis=1), "mean": late.mean(axis=(1, 2)),
-                  "se_mean": late.mean(axis=2).std(axis=1, ddof=1) / np.sqrt(R)}
+        sub = res.table[res.table.depth == int(L)]
+        if not np.array_equal(sub["T"].to_numpy(float), Ts):
+            raise RuntimeError(f"sweep rows of depth {L}: T = {list(sub['T'])}, expected {list(Ts)}")
+        sim[L] = {k: sub[k].to_numpy(float) for k in ("p_collapse", "mean", "se_mean")}
     theory = {L: {"p_collapse": np.array([DiagonalStationaryLaw(L, T).mass_below(eps) for T in Ts]),
                   "mean": np.array([DiagonalStationaryLaw(L, T).mean for T in Ts])} for L in Ls}
     np.savez(out / "phase_grid.npz", temperatures=Ts, depths=np.array(Ls),

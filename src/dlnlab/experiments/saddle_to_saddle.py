@@ -16,10 +16,18 @@ Experiments (each writes its datasets or tables, figures as PNG + PDF, and a cla
   ``−∇_W 𝓛`` at the saddle (§6.1–6.2), in gradient flow and SGD, with whitened and non-whitened inputs
   (where the residual's top pair is *not* the teacher's top singular pair, checks.md G11).
 
+The grids of ``phase_transition`` (depth × width runs, γ and seed draws stacked) and ``escape_times`` (one run per
+depth, σ stacked) run through :func:`dlnlab.sweep` into ``OUT/sweep`` (manifest, ``results.parquet``, one dataset
+per run); the claims are built from that table and the runs' plateau tables, and a rerun into the same ``OUT`` skips
+the finished runs. Preset parameter ``executor``: ``serial`` (default: in-process, fastest for the quick presets on
+2 cores), ``local``, ``dask``, ``slurm``.
+
 Every formula beyond [J]'s abstract is our derivation (``saddle_to_saddle.md`` anchoring).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,6 +48,7 @@ from ..network import Initializer
 from ..observables import Observable
 from ..problem import Problem
 from ..storage import save
+from ..sweep import sweep
 from ..teacher import Teacher, completion_mask
 from ..theory import saddles as th
 from .base import Claim, ExperimentResult, Figure, register, verdict
@@ -51,6 +60,24 @@ G6_TOL = "|L̂ − L_k| ≤ 0.005 + 1% L_k (checks.md G6: residual mass in unlea
 def _claim(exp, claim, quantity, theory, value, unc, tol, ok):
     return Claim(PAPER, claim, exp, quantity, float(theory), float(value), float(unc), tol,
                  verdict(bool(ok)) if ok is not None else "not applicable")
+
+
+def _sweep(config, grid, p, out, **kw):
+    """Run a grid experiment's points through :func:`dlnlab.sweep` into ``OUT/sweep`` (manifest, one run per job,
+    ``results.parquet``); rerunning into the same ``OUT`` skips the finished runs. Raises if a run failed."""
+    return sweep(config, grid, executor=p.get("executor", "serial"), out=Path(out) / "sweep", progress=False,
+                 **kw).raise_unless_done()
+
+
+def _run_plateaus(sweep_dir, rid) -> pd.DataFrame:
+    """The plateau table (:func:`dlnlab.analysis.plateau_table`) the sweep saved with run ``rid``."""
+    f = Path(sweep_dir) / "runs" / rid / "plateaus.parquet"
+    if not f.is_file():
+        import json
+
+        err = json.loads((f.parent / "run.json").read_text()).get("plateau_table_error")
+        raise RuntimeError(f"sweep run {rid} has no plateau table: {err}")
+    return pd.read_parquet(f)
 
 
 def _base(p, *, depth=None, s=None, lam=1.0, basis="random", d=None):
@@ -192,53 +219,94 @@ def staircase(p, out):
 # phase transition
 
 
+def phase_distances(depth, width, gammas, s, d, seed, seeds, gd_tol, gd_max_time, gd_max_width_deep,
+                    gd_max_gamma_deep):
+    """One (depth, width) point of the phase-transition grid, every γ and seed draw stacked: the distance from the
+    init θ0 = σθ̄ (σ² = w^−γ, θ̄ an N(0, 1) draw) to the saddle at 0 (exact), the §5.2 lower bound on the distance
+    to the global minima and the GD displacement (an upper bound; only for L = 2 or w ≤ ``gd_max_width_deep``, and
+    for L ≥ 3 only γ ≤ ``gd_max_gamma_deep``). A dataset on ``(seed, gamma)`` — a run of ``phase_transition``'s
+    sweep (the summary :func:`phase_distance_rows` makes its table rows)."""
+    import jax
+    import xarray as xr
+
+    s, gammas, L, w = np.asarray(s, float), np.asarray(gammas, float), int(depth), int(width)
+    p = {"d": int(d), "s": list(s), "seed": int(seed), "width": w}
+    cfg = Config.from_dict({**_base(p, depth=L), "init": {"kind": "gaussian", "gamma": 0.0},
+                            "dynamics": {"kind": "gd", "steps": 1}})
+    teacher = Teacher.from_config(cfg)
+    init = Initializer(cfg, teacher)
+    keys = [jax.random.fold_in(jax.random.PRNGKey(int(seed)), k) for k in range(int(seeds))]
+    unit = [tuple(np.asarray(x) for x in init(k, 1.0)) for k in keys]  # N(0,1) draws, θ0 = σ·θ̄
+    d_unit = np.array([saddle_distance(u) for u in unit])
+    r_unit = np.array([layer_operator_norms(u).max() for u in unit])
+    sig = w ** (-gammas / 2)
+    do_gd = L == 2 or w <= gd_max_width_deep
+    g_gd = gammas if L == 2 else gammas[gammas <= gd_max_gamma_deep + 1e-12]
+    gd = None
+    if do_gd:
+        ws = tuple(np.stack([sg * u[l] for u in unit for sg in w ** (-g_gd / 2)]) for l in range(L))
+        gd = gd_displacement(ws, Problem.build(teacher), tol=gd_tol, max_time=gd_max_time)
+    shape = (len(unit), len(gammas))
+    gd_vals = {k: np.full(shape, np.nan) for k in ("gd_displacement", "gd_loss", "gd_time")}
+    gd_conv = np.zeros(shape, bool)
+    lower = np.empty(shape)
+    for j in range(len(unit)):
+        for i, g in enumerate(gammas):
+            lower[j, i] = float(th.minima_distance_lower_bound(sig[i] * r_unit[j], s.max(), L))
+            if gd is not None and np.any(np.isclose(g_gd, g)):
+                k = j * len(g_gd) + int(np.argmin(np.abs(g_gd - g)))
+                gd_vals["gd_displacement"][j, i] = float(gd["displacement"][k])
+                gd_vals["gd_loss"][j, i] = float(gd["loss"][k])
+                gd_vals["gd_time"][j, i] = float(gd["time"][k])
+                gd_conv[j, i] = bool(gd["converged"][k])
+    dims = ("seed", "gamma")
+    return xr.Dataset(
+        {"sigma": ("gamma", sig), "d_sad": (dims, sig[None, :] * d_unit[:, None]),
+         "d_sad_theory": ("gamma", np.array([float(th.saddle_distance_expected(w, g, d, d)) for g in gammas])),
+         "lower_bound": (dims, lower), **{k: (dims, v) for k, v in gd_vals.items()}, "gd_converged": (dims, gd_conv)},
+        coords={"seed": np.arange(len(unit)), "gamma": gammas}, attrs={"depth": L, "width": w})
+
+
+def phase_distance_rows(ds) -> list[dict]:
+    """Table rows of a :func:`phase_distances` run: one per (seed draw, γ), seed-major."""
+    rows = []
+    for j in range(ds.sizes["seed"]):
+        for i, g in enumerate(ds.gamma.values):
+            rows.append({"gamma": float(g), "draw": j, "sigma": float(ds.sigma.values[i]),
+                         "d_sad": float(ds.d_sad.values[j, i]), "d_sad_theory": float(ds.d_sad_theory.values[i]),
+                         "lower_bound": float(ds.lower_bound.values[j, i]),
+                         **{k: float(ds[k].values[j, i]) for k in ("gd_displacement", "gd_loss")},
+                         "gd_converged": bool(ds.gd_converged.values[j, i]),
+                         "gd_time": float(ds.gd_time.values[j, i])})
+    return rows
+
+
+DISTANCE_COLUMNS = ["depth", "width", "gamma", "seed", "sigma", "d_sad", "d_sad_theory", "lower_bound",
+                    "gd_displacement", "gd_loss", "gd_converged", "gd_time"]
+
+
 @register("phase_transition", paper=PAPER, cost="~20 s",
           claim="With σ² = w^-γ the init is near a global minimum and far from the saddle at 0 for γ < 1, near the "
                 "saddle and far from the minima for γ > 1; the crossover at γ = 1 sharpens with width",
           quick={"depths": [2], "d": 4, "s": [4.0, 2.0, 1.0, 0.5], "widths": [16, 64, 256, 1024],
                  "gamma_max": 3.0, "gamma_step": 0.25, "seeds": 2, "gd_tol": 1e-10, "gd_max_time": 300.0,
-                 "gd_max_width_deep": 64, "gd_max_gamma_deep": 2.0, "seed": 0},
+                 "gd_max_width_deep": 64, "gd_max_gamma_deep": 2.0, "seed": 0, "executor": "serial"},
           full={"depths": [2, 3], "d": 4, "s": [4.0, 2.0, 1.0, 0.5],
                 "widths": [16, 32, 64, 128, 256, 512, 1024, 2048], "gamma_max": 3.0, "gamma_step": 0.125,
                 "seeds": 4, "gd_tol": 1e-10, "gd_max_time": 2000.0, "gd_max_width_deep": 256,
-                "gd_max_gamma_deep": 2.0, "seed": 0})
+                "gd_max_gamma_deep": 2.0, "seed": 0, "executor": "serial"})
 def phase_transition(p, out):
-    import jax
-
     s, d = np.asarray(p["s"], float), int(p["d"])
     gammas = np.round(np.arange(0.0, p["gamma_max"] + 1e-9, p["gamma_step"]), 10)
     widths = [int(w) for w in p["widths"]]
-    rows = []
-    for L in [int(x) for x in p["depths"]]:
-        for w in widths:
-            cfg = Config.from_dict({**_base({**p, "width": w}, depth=L, s=s, d=d),
-                                    "init": {"kind": "gaussian", "gamma": 0.0}, "dynamics": {"kind": "gd", "steps": 1}})
-            teacher = Teacher.from_config(cfg)
-            init = Initializer(cfg, teacher)
-            keys = [jax.random.fold_in(jax.random.PRNGKey(int(p["seed"])), k) for k in range(int(p["seeds"]))]
-            unit = [tuple(np.asarray(x) for x in init(k, 1.0)) for k in keys]  # N(0,1) draws, θ0 = σ·θ̄
-            d_unit = np.array([saddle_distance(u) for u in unit])
-            r_unit = np.array([layer_operator_norms(u).max() for u in unit])
-            sig = w ** (-gammas / 2)
-            do_gd = L == 2 or w <= p["gd_max_width_deep"]
-            g_gd = gammas if L == 2 else gammas[gammas <= p["gd_max_gamma_deep"] + 1e-12]
-            gd = None
-            if do_gd:
-                ws = tuple(np.stack([sg * u[l] for u in unit for sg in w ** (-g_gd / 2)]) for l in range(L))
-                gd = gd_displacement(ws, Problem.build(teacher), tol=p["gd_tol"], max_time=p["gd_max_time"])
-            for j, u in enumerate(unit):
-                for i, g in enumerate(gammas):
-                    row = {"depth": L, "width": w, "gamma": g, "seed": j, "sigma": sig[i],
-                           "d_sad": sig[i] * d_unit[j],
-                           "d_sad_theory": float(th.saddle_distance_expected(w, g, d, d)),
-                           "lower_bound": float(th.minima_distance_lower_bound(sig[i] * r_unit[j], s.max(), L)),
-                           "gd_displacement": np.nan, "gd_loss": np.nan, "gd_converged": False, "gd_time": np.nan}
-                    if gd is not None and np.any(np.isclose(g_gd, g)):
-                        k = j * len(g_gd) + int(np.argmin(np.abs(g_gd - g)))
-                        row.update(gd_displacement=float(gd["displacement"][k]), gd_loss=float(gd["loss"][k]),
-                                   gd_converged=bool(gd["converged"][k]), gd_time=float(gd["time"][k]))
-                    rows.append(row)
-    df = pd.DataFrame(rows)
+    # the γ × width (× depth) grid through dlnlab.sweep: one run per (depth, width), every γ and seed draw stacked
+    params = {"gammas": [float(g) for g in gammas], "s": [float(x) for x in s], "d": d, "seed": int(p["seed"]),
+              "seeds": int(p["seeds"]), "gd_tol": float(p["gd_tol"]), "gd_max_time": float(p["gd_max_time"]),
+              "gd_max_width_deep": int(p["gd_max_width_deep"]), "gd_max_gamma_deep": float(p["gd_max_gamma_deep"])}
+    res = _sweep(phase_distances, {"depth": [int(x) for x in p["depths"]], "width": widths}, p, out, params=params,
+                 summary=phase_distance_rows)
+    df = res.table.drop(columns=["seed"]).rename(columns={"draw": "seed"})[DISTANCE_COLUMNS]
+    df = df.astype({"depth": int, "width": int, "seed": int, "gd_converged": bool}).reset_index(drop=True)
     df.to_csv(out / "distances.csv", index=False)
 
     claims = []
@@ -378,30 +446,41 @@ def phase_transition(p, out):
           claim="The time to leave each saddle grows like ln(1/σ)/(λ_k s_k) for L = 2 and like σ^-(L−2) for L ≥ 3",
           quick={"d": 5, "width": 30, "s": [4.0, 2.0, 1.0], "depths": [2, 3],
                  "sigmas_2": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6], "sigmas_3": [2e-2, 6.3e-3, 2e-3, 6.3e-4],
-                 "sigmas_4": [0.1, 0.07, 0.05, 0.035], "n_times": 400, "seed": 0},
+                 "sigmas_4": [0.1, 0.07, 0.05, 0.035], "n_times": 400, "seed": 0,
+                 "executor": "serial"},
           full={"d": 5, "width": 30, "s": [4.0, 2.0, 1.0], "depths": [2, 3, 4],
                 "sigmas_2": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8],
                 "sigmas_3": [2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4],
                 "sigmas_4": [0.1, 0.085, 0.07, 0.06, 0.05, 0.042, 0.035, 0.03, 0.025], "n_times": 800,
-                "seed": 0})
+                "seed": 0, "executor": "serial"})
 def escape_times(p, out):
     s = np.asarray(p["s"], float)
     K = int(np.sum(s > 0))
     claims, rows, tabs = [], [], {}
-    for L in [int(x) for x in p["depths"]]:
+    depths = [int(x) for x in p["depths"]]
+    # the σ grid of each depth through dlnlab.sweep (a union of grids): one run per depth, the σ values stacked
+    # on its replica axis — one normalised draw θ̄, θ0 = σ θ̄ for every σ (checks.md G5)
+    base, grids = None, []
+    for L in depths:
         sig = np.asarray(p[f"sigmas_{L}"], float)
         # t_max: 1.5 × the leading-order law for the slowest mode at the smallest σ (a₀ = σ√w), plus convergence
         a0 = sig.min() * np.sqrt(p["width"])
         t_slow = th.escape_time_law(sig.min(), s[K - 1], L, width=p["width"], c=1.0)
         t_max = float(max(2.0 * t_slow, 5.0)) if L == 2 else float(1.5 * a0 ** (2.0 - L) / ((L - 2) * s[K - 1]) + 20)
-        cfg = Config.from_dict({**_base(p, depth=L), "init": {"kind": "gaussian", "scale": list(sig)},
-                                "dynamics": {"kind": "flow", "t_max": t_max, "rtol": 1e-8},
-                                "record": {"n_times": int(p["n_times"]), "observables": ["loss", "singular_values",
-                                                                                         "mode_strength"]},
-                                "ensemble": {"replicas": 1, "seed": int(p["seed"])}})
-        ds = simulate(cfg, progress=False)  # one normalised draw θ̄, θ0 = σ θ̄ for every σ (checks.md G5)
-        save(ds, out / f"flow_L{L}.zarr")
-        tab = plateau_table(ds)
+        base = base or Config.from_dict({**_base(p, depth=L), "init": {"kind": "gaussian", "scale": list(sig)},
+                                         "dynamics": {"kind": "flow", "t_max": t_max, "rtol": 1e-8},
+                                         "record": {"n_times": int(p["n_times"]),
+                                                    "observables": ["loss", "singular_values", "mode_strength"]},
+                                         "ensemble": {"replicas": 1, "seed": int(p["seed"])}})
+        grids.append({"network.depth": [L], "init.scale": [float(x) for x in sig], "dynamics.t_max": [t_max]})
+    res = _sweep(base, grids, p, out)
+    for L in depths:
+        sig = np.asarray(p[f"sigmas_{L}"], float)
+        sub = res.table[res.table["network.depth"] == L]
+        (rid,) = sub.run_id.unique()
+        if not np.array_equal(sub["init.scale"].to_numpy(float), sig):  # replica i of the run is σ_i
+            raise RuntimeError(f"sweep run {rid}: σ rows {list(sub['init.scale'])} != sigmas_{L} {list(sig)}")
+        tab = _run_plateaus(res.out, rid)
         tabs[L] = tab
         tj = _jump_matrix(tab, len(sig), K)
         modes = _jump_matrix(tab, len(sig), K, "learned_mode")

@@ -387,6 +387,25 @@ def minima_distance_bound(weights, s1: float):
     return th.minima_distance_lower_bound(ops.max(axis=-1), s1, L)
 
 
+def origin_hessian(problem, widths) -> np.ndarray:
+    """Hessian of the population loss ``½ tr((W − M) Σx (W − M)ᵀ)`` (no label noise) at ``θ = 0`` by autodiff, for
+    layer sizes ``widths = (d_0, w_1, …, d_L)`` (§6.1, checks.md G4); parameters flattened layer after layer, each
+    row-major. Compare with :func:`dlnlab.theory.saddles.origin_hessian_spectrum` (``L = 2``; ``L ≥ 3``: zero)."""
+    from jax.flatten_util import ravel_pytree
+
+    from ..network import end_to_end
+
+    zeros = tuple(jnp.zeros((widths[i + 1], widths[i]), jnp.float64) for i in range(len(widths) - 1))
+    flat, unravel = ravel_pytree(zeros)
+    M, cov = jnp.asarray(problem.M), jnp.asarray(problem.input_cov)
+
+    def loss(theta):
+        E = end_to_end(unravel(theta)) - M
+        return 0.5 * jnp.sum((E @ cov) * E)
+
+    return np.asarray(jax.jit(jax.hessian(loss))(flat))
+
+
 def gd_displacement(weights0, problem, *, tol: float = 1e-10, max_time: float = 1e3, lr_max: float = 0.01,
                     safety: float = 0.3, check_every: int = 50) -> dict:
     """Upper bound on the distance to the global minima (§5.4): run GD on the population loss (no label noise)

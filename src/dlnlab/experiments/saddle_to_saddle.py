@@ -7,14 +7,16 @@ Experiments (each writes its datasets or tables, figures as PNG + PDF, and a cla
   side by side; the plateau detector (:func:`dlnlab.analysis.plateau_table`) finds the jumps.
 * ``phase_transition`` — distance from the init to the saddle at 0 (exact) and to the global minima (GD
   displacement: an upper bound; §5.2: a lower bound) over ``γ ∈ [0, 3]`` and widths up to 1024 and beyond;
-  the two cross at ``γ ≈ 1`` and the crossing sharpens with ``w``; ``d_sad ∝ w^{(1−γ)/2}``.
+  the two cross at ``γ ≈ 1`` and the crossing sharpens with ``w``; ``d_sad ∝ w^{(1−γ)/2}``; for ``γ < 1`` the GD
+  displacement shrinks as ``w^{−min(γ,1−γ)/2}`` (L = 2, §5.3, checks.md G10).
 * ``escape_times`` — the time to leave each saddle against the init scale ``σ`` over several decades:
   slope ``1/(λ_k s_k)`` in ``ln(1/σ)`` for ``L = 2``, exponent ``−(L − 2)`` for ``L ≥ 3`` (§4, §6.3).
 * ``sparsity`` — matrix completion (an under-determined cost) from small and large init: small init reaches a
   low-rank solution with low test error, large init a full-rank interpolant (§7, checks.md G13).
 * ``escape_directions`` — the direction taken at each jump against the top singular pair of the residual
   ``−∇_W 𝓛`` at the saddle (§6.1–6.2), in gradient flow and SGD, with whitened and non-whitened inputs
-  (where the residual's top pair is *not* the teacher's top singular pair, checks.md G11).
+  (where the residual's top pair is *not* the teacher's top singular pair, checks.md G11); and the autodiff
+  Hessian at the origin (§6.1, checks.md G4: ``±σ_i(G_0)`` plus zeros for L = 2, zero for L = 3).
 
 The grids of ``phase_transition`` (depth × width runs, γ and seed draws stacked) and ``escape_times`` (one run per
 depth, σ stacked) run through :func:`dlnlab.sweep` into ``OUT/sweep`` (manifest, ``results.parquet``, one dataset
@@ -39,6 +41,7 @@ from ..analysis import (
     fit_escape_law,
     gd_displacement,
     layer_operator_norms,
+    origin_hessian,
     plateau_table,
     saddle_distance,
 )
@@ -285,6 +288,50 @@ DISTANCE_COLUMNS = ["depth", "width", "gamma", "seed", "sigma", "d_sad", "d_sad_
                     "gd_displacement", "gd_loss", "gd_converged", "gd_time"]
 
 
+def _width_slope(sub: pd.DataFrame) -> tuple[float, float, int]:
+    """OLS slope of ln(GD displacement) against ln w over every converged (width, seed draw) point, its regression
+    standard error and the number of points (draws are independent N(0, 1) draws, so points are independent)."""
+    sub = sub[sub.gd_converged & np.isfinite(sub.gd_displacement)]
+    x, y = np.log(sub.width.to_numpy(float)), np.log(sub.gd_displacement.to_numpy(float))
+    if len(x) < 3 or len(np.unique(x)) < 2:
+        return np.nan, np.nan, len(x)
+    A = np.stack([x, np.ones_like(x)], axis=1)
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = y - A @ coef
+    var = resid @ resid / (len(x) - 2) * np.linalg.inv(A.T @ A)[0, 0]
+    return float(coef[0]), float(np.sqrt(var)), len(x)
+
+
+def _near_minimum_rows(dL: pd.DataFrame, gammas, widths) -> list[Claim]:
+    """[J] abstract, γ < 1 half (§5.3; checks.md G10), L = 2, from the GD displacements already in the table: the
+    log–log width slope of the displacement at γ = 0.5 against −min(γ, 1−γ)/2 = −0.25, and its sign at every
+    grid γ in (0, 1) (displacement → 0: the init is near a global minimum as w → ∞)."""
+    rows, span = [], f"w={widths[0]}..{widths[-1]}"
+    fits = {float(g): _width_slope(dL[np.isclose(dL.gamma, g)]) for g in gammas if 0 < g < 1}
+    if 0.5 in fits and np.isfinite(fits[0.5][0]):
+        b, se, n = fits[0.5]
+        theo = float(th.minima_displacement_exponent(0.5, 2))
+        rows.append(_claim("phase_transition", "L=2, γ=0.5: the distance to the global minima shrinks as "
+                           "w^(−min(γ,1−γ)/2) (near a global minimum for γ < 1)",
+                           f"log–log slope of the GD displacement (upper bound on d_min) against w, {span}, {n} "
+                           "(width, draw) points; uncertainty: regression SE", theo, b, se,
+                           "±0.07 (checks.md G10 [V1], validated over w=10²..10⁴ where −0.225 was observed; §5.3 is "
+                           "a heuristic: pre-asymptotic corrections and per-draw scatter)", abs(b - theo) <= 0.07))
+    ok = {g: f for g, f in fits.items() if np.isfinite(f[0])}
+    if ok:
+        g = max(ok, key=lambda k: ok[k][0] + 3 * ok[k][1])
+        b, se, n = ok[g]
+        all_neg = len(ok) == len(fits) and all(f[0] + 3 * f[1] < 0 for f in ok.values())
+        rows.append(_claim("phase_transition", "L=2: for every γ < 1 the GD displacement to a global minimum → 0 "
+                           "as w → ∞ (the init is near a global minimum)",
+                           f"log–log width slope of the GD displacement at γ={g:g}, the least negative (slope + 3 SE) "
+                           f"of the {len(fits)} grid γ in (0, 1), {span}; theory: §5.3 heuristic −min(γ,1−γ)/2",
+                           float(th.minima_displacement_exponent(g, 2)), b, se,
+                           "sign only: slope + 3 SE < 0 at every γ in (0, 1) (only γ = 0.5 has a validated "
+                           "tolerance on the value, G10)", all_neg))
+    return rows
+
+
 @register("phase_transition", paper=PAPER, cost="~20 s",
           claim="With σ² = w^-γ the init is near a global minimum and far from the saddle at 0 for γ < 1, near the "
                 "saddle and far from the minima for γ > 1; the crossover at γ = 1 sharpens with width",
@@ -368,6 +415,9 @@ def phase_transition(p, out):
                              f"L={L}: for γ ≥ 1.5 the init is provably nearer the saddle than every global minimum",
                              f"max over γ ≥ 1.5 of d_sad / (§5.2 lower bound) at w={widths[-1]} (exact, no GD)",
                              np.nan, ratio, 0.0, "< 1", ratio < 1))
+        # 5. γ < 1: the init is near a global minimum — the GD displacement (≥ d_min) shrinks with w (§5.3, G10)
+        if L == 2:
+            claims += _near_minimum_rows(df[df.depth == L], gammas, widths)
     pd.DataFrame(cross_rows).to_csv(out / "crossover.csv", index=False)
 
     depths = sorted(df.depth.unique())
@@ -669,6 +719,32 @@ def _layer_vectors():
                                             "layer_top_sv": ("layer",)})
 
 
+def _origin_hessian_rows(teacher, teacher_nw, width, width_nw) -> list[Claim]:
+    """§6.1 (checks.md G4 [A]): the autodiff Hessian of the loss at θ = 0. L = 2: eigenvalues ±σ_i(G_0),
+    G_0 = MΣx, each ``w`` times, plus w(d_0 + d_L − 2 rank G_0) zeros — on the experiment's whitened teacher and on
+    the non-whitened G11 teacher (there σ(G_0) = λs ≠ s). L = 3: the Hessian vanishes (a degenerate saddle)."""
+    dev, parts = 0.0, []
+    for tch, w in ((teacher, width), (teacher_nw, width_nw)):
+        d0, dL = tch.M.shape[1], tch.M.shape[0]
+        G0 = tch.M @ tch.input_cov
+        ev = np.linalg.eigvalsh(origin_hessian(Problem.build(tch), (d0, w, dL)))
+        dev = max(dev, float(np.max(np.abs(ev - th.origin_hessian_spectrum(G0, w)))))
+        sv = np.linalg.svd(G0, compute_uv=False)
+        parts.append(f"{d0}→{w}→{dL}, σ(G_0)=" + ",".join(f"{x:.3g}" for x in sv[sv > 1e-12]))
+    d0, dL = teacher.M.shape[1], teacher.M.shape[0]
+    h3 = float(np.max(np.abs(origin_hessian(Problem.build(teacher), (d0, width, width, dL)))))
+    tol = "< 1e-10 (checks.md G4 [A]: float64 autodiff)"
+    return [
+        _claim("escape_directions", "L=2: the origin is a strict saddle; the Hessian at 0 has eigenvalues ±σ_i(G_0) "
+               "(G_0 = MΣx) with multiplicity w, plus w(d_0 + d_L − 2 rank G_0) zeros",
+               "max |sorted autodiff eigenvalue − sorted ±σ_i(G_0)×w ∪ zeros| over " + "; ".join(parts), 0.0, dev,
+               0.0, tol, dev < 1e-10),
+        _claim("escape_directions", "L=3: the Hessian at 0 vanishes (a degenerate saddle of order L)",
+               f"max |H_ij| of the autodiff Hessian at 0, {d0}→{width}→{width}→{dL} (whitened teacher)", 0.0, h3, 0.0,
+               tol, h3 < 1e-10),
+    ]
+
+
 @register("escape_directions", paper=PAPER, cost="~35 s",
           claim="At each jump gradient flow escapes the saddle along the top singular pair of the residual "
                 "−∇_W𝓛 (the optimal escape direction), which need not be the teacher's top singular pair",
@@ -762,6 +838,7 @@ def escape_directions(p, out):
     claims.append(_claim("escape_directions", "Non-whitened inputs: the visited saddle is not the best rank-1 map",
                          f"loss on the plateau after the first jump (best rank-1 loss: {rrr:g})", theo, mid, 0.0,
                          "within 5% (checks.md G11)", abs(mid / theo - 1) <= 0.05))
+    claims += _origin_hessian_rows(teacher, Teacher.from_config(nw), int(p["width"]), int(p["nw_width"]))
 
     fig, axes = figures.subplots(1, 3, figsize=(13, 3.6))
     x = np.arange(1, K + 1)

@@ -340,3 +340,22 @@ def minimal_norm_to_fit(s, L: int) -> float:
     to the set of global minima of realizable MSE."""
     s = np.asarray(s, np.float64)
     return float(np.sqrt(L * np.sum(s[s > 0] ** (2.0 / L))))
+
+
+def minima_displacement_exponent(gamma, L: int = 2):
+    """§5.3 heuristic width exponent of the distance to the global minima for ``γ < 1`` (``σ² = w^{−γ}``): cancelling
+    the random initial output costs ``~w^{−γ/2}``, fitting ``M`` costs ``~w^{−(1−γ)(L−1)/2}``, so the GD displacement
+    scales as ``w^{−min(γ, (1−γ)(L−1))/2}`` (``L = 2``: ``−min(γ, 1−γ)/2``; −0.25 at γ = 0.5, checks.md G10)."""
+    g = np.asarray(gamma, np.float64)
+    return -np.minimum(g, (1.0 - g) * (L - 1)) / 2.0
+
+
+def origin_hessian_spectrum(G0, width: int) -> np.ndarray:
+    """§6.1, ``L = 2``: sorted eigenvalues of the Hessian of the loss at ``θ = 0`` for a ``d_0 → w → d_L`` network,
+    ``G0 = −∇_W 𝓛(0) = M Σx`` (``d_L × d_0``): ``±σ_i(G0)``, each ``w`` times, plus ``w (d_0 + d_L − 2 rank G0)``
+    zeros (checks.md G4). For ``L ≥ 3`` the Hessian at 0 is the zero matrix."""
+    G0 = np.asarray(G0, np.float64)
+    sig = np.linalg.svd(G0, compute_uv=False)
+    sig = sig[sig > 1e-12 * max(sig.max(initial=0.0), 1e-300)]
+    n_zero = width * (G0.shape[0] + G0.shape[1] - 2 * len(sig))
+    return np.sort(np.concatenate([np.repeat(sig, width), -np.repeat(sig, width), np.zeros(n_zero)]))

@@ -8,6 +8,7 @@ Public API::
     dlnlab.save(ds, "run.zarr"); ds = dlnlab.load("run.zarr")
 """
 
+from . import runtime  # noqa: F401, I001  (first: JAX set-up before anything initialises its backends)
 from . import (
     analysis,  # saddle/plateau analysis of trajectories (creates no JAX arrays at import)
     conventions,  # noqa: F401  (enables float64 before anything else touches JAX)

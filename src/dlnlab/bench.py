@@ -198,7 +198,7 @@ def _discrete_engine(config):
     steps = np.unique(np.rint(t / unit[0]).astype(np.int64))
     incs = jnp.asarray(np.diff(steps))
     observe = observe_fn(resolve(config.record.observables))
-    prog = dyn._discrete_program(dyn.make_step(config), observe, False, config.dynamics.divergence_threshold)
+    prog = dyn._discrete_program(config, observe, False)
     R = ens.R
     state = (ens.weights0, jnp.zeros(R, jnp.int64), jnp.full(R, -1, jnp.int64), jnp.zeros(R, jnp.int32))
 

@@ -53,45 +53,62 @@ from .problem import Problem
 from .teacher import Dataset, Teacher, completion_mask
 
 # ---------------------------------------------------------------------------------------------------------
-# One step of each discrete dynamics: step(weights, key, k, problem, params) -> weights, where ``key`` is
-# the replica's key: step k draws from ``fold_in(fold_in(key, 0), k)``; shuffled-epoch permutations from
-# ``fold_in(fold_in(key, 1), epoch)``.
+# One step of each discrete dynamics. A replica's keys are derived once per run, ``keys = replica_keys(key)``:
+# step k draws from ``fold_in(keys[0], k) = fold_in(fold_in(key, 0), k)``, shuffled-epoch permutations from
+# ``fold_in(keys[1], epoch) = fold_in(fold_in(key, 1), epoch)``.
 
 
-def make_step(config: Config):
-    """The update of one replica for ``config.dynamics`` (a pure function, vmapped by the engine)."""
+def replica_keys(key):
+    """The per-purpose keys of a replica's ``key``: ``(fold_in(key, 0), fold_in(key, 1))`` (step draws, epochs)."""
+    return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+
+
+def _keyed_step(config: Config):
+    """``step(weights, keys, k, problem, params) -> weights`` for ``config.dynamics``, ``keys = replica_keys(key)``.
+
+    When every replica has σ_ε = 0 the label noise is not drawn at all (the other draws use the same keys, so
+    the trajectories are those of drawing it and multiplying it by 0)."""
     dy, data = config.dynamics, config.data
     B = dy.batch_size
+    label_free = not np.any(np.asarray(config.teacher.label_noise, np.float64))
 
-    def gd(weights, key, k, problem, params):
+    def label_noise(params):
+        return None if label_free else params.label_noise
+
+    def gd(weights, keys, k, problem, params):
         return tuple(w - params.lr * g for w, g in zip(weights, full_gradient(weights, problem)))
 
-    def step_key(key, k):
-        return jax.random.fold_in(jax.random.fold_in(key, 0), k)
-
-    def batch(key, k, problem, params):
+    def batch(keys, k, problem, params):
         if not problem.finite:
-            return problem.sample(step_key(key, k), B, params.label_noise)
+            return problem.sample(jax.random.fold_in(keys[0], k), B, label_noise(params))
         N = problem.X.shape[0]
         if data.sampling == "with_replacement":
-            idx = jax.random.randint(step_key(key, k), (B,), 0, N)
+            idx = jax.random.randint(jax.random.fold_in(keys[0], k), (B,), 0, N)
         else:
             per_epoch = N // B
-            epoch_key = jax.random.fold_in(jax.random.fold_in(key, 1), k // per_epoch)
+            epoch_key = jax.random.fold_in(keys[1], k // per_epoch)
             idx = lax.dynamic_slice(jax.random.permutation(epoch_key, N), ((k % per_epoch) * B,), (B,))
         return problem.X[idx], problem.Y[idx]
 
-    def sgd(weights, key, k, problem, params):
-        X, Y = batch(key, k, problem, params)
+    def sgd(weights, keys, k, problem, params):
+        X, Y = batch(keys, k, problem, params)
         return tuple(w - params.lr * g for w, g in zip(weights, minibatch_gradient(weights, X, Y)))
 
-    def sde(weights, key, k, problem, params):
+    def sde(weights, keys, k, problem, params):
         drift = full_gradient(weights, problem)
-        xi = sample_layer_noise(step_key(key, k), weights, problem, params.label_noise, dy.noise, dy.isotropic_scale)
+        xi = sample_layer_noise(jax.random.fold_in(keys[0], k), weights, problem, label_noise(params), dy.noise,
+                                dy.isotropic_scale)
         amp = jnp.sqrt(params.dt * params.lr / B)
         return tuple(w - params.dt * g + amp * x for w, g, x in zip(weights, drift, xi))
 
     return {"gd": gd, "sgd": sgd, "sde": sde}[dy.kind]
+
+
+def make_step(config: Config):
+    """The update of one replica for ``config.dynamics``, ``step(weights, key, k, problem, params) -> weights``
+    (a pure function; ``key`` is the replica's key, see :func:`replica_keys`)."""
+    step = _keyed_step(config)
+    return lambda weights, key, k, problem, params: step(weights, replica_keys(key), k, problem, params)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -147,9 +164,9 @@ def _guarded(step, threshold):
     """Wrap a step so that a replica whose new weights are non-finite, or exceed ``threshold`` in
     absolute value, is frozen at its last good weights, with the step and the reason recorded."""
 
-    def guarded(state, key, problem, params):
+    def guarded(state, keys, problem, params):
         w, k, div_step, reason = state
-        new = step(w, key, k, problem, params)
+        new = step(w, keys, k, problem, params)
         leaves = jax.tree_util.tree_leaves(new)
         nonfinite = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
         big = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves])) > threshold
@@ -163,17 +180,66 @@ def _guarded(step, threshold):
     return guarded
 
 
-def _discrete_program(step, observe, inc_batched: bool, threshold: float):
+def _within(weights, threshold):
+    """A sufficient test (one sum, cheaper than the guard's max) that every weight is finite and at most
+    ``threshold`` in absolute value: ``Σ_l ‖W_l‖²_F < (1 − δ) threshold²`` in float64, ``δ`` covering the rounding
+    of the sum (a weight above the threshold makes the computed sum at least ``(1 − δ) threshold²``)."""
+    n = sum(x.size for x in weights)
+    total = sum(jnp.sum(jnp.square(x.astype(jnp.float64))) for x in weights)
+    return total < threshold * threshold * (1.0 - 8.0 * (n + 4) * np.finfo(np.float64).eps)
+
+
+def _discrete_program(config: Config, observe, inc_batched: bool):
+    """The ensemble program ``run(state, keys, params, incs, problem) -> (state, observables)``.
+
+    ``state = (weights, step, diverged_step, reason)`` with a leading replica axis, ``keys`` the replica keys,
+    ``incs`` the steps of each record interval (per replica when ``inc_batched``); the observables come back as
+    ``(replica, interval, …)``. Results are those of guarding every step (:func:`_guarded`), computed faster:
+
+    * in each record interval the replicas step unguarded, recording only whether :func:`_within` held after
+      every step; if it failed for a replica that is not frozen, the interval is replayed from its start with the
+      per-step guard, which gives the same ``diverged_step``, reason and frozen weights. Weights whose Frobenius
+      norm exceeds the threshold without any entry doing so (only possible for a small threshold) trigger
+      such replays and cost speed, never exactness;
+    * keys are derived once per call (:func:`replica_keys`)."""
+    step, threshold = _keyed_step(config), config.dynamics.divergence_threshold
     guarded = _guarded(step, threshold)
+    n_axis = 0 if inc_batched else None
 
-    def replica(state, key, params, incs, problem):
-        def interval(carry, n):
-            carry = lax.fori_loop(0, n, lambda _, c: guarded(c, key, problem, params), carry)
-            return carry, observe(carry[0], problem, params)
+    def fast(w, k, keys, params, n, problem):  # one replica, ``n`` unguarded steps
+        def body(_, c):
+            w, k, ok = c
+            w = step(w, keys, k, problem, params)
+            return w, k + 1, ok & _within(w, threshold)
 
-        return lax.scan(interval, state, incs)
+        return lax.fori_loop(0, n, body, (w, k, jnp.array(True)))
 
-    return jax.jit(jax.vmap(replica, in_axes=(0, 0, 0, 0 if inc_batched else None, None)))
+    def replay(state, keys, params, n, problem):  # one replica, ``n`` guarded steps
+        return lax.fori_loop(0, n, lambda _, c: guarded(c, keys, problem, params), state)
+
+    def shard(state, rkeys, params, incs, problem):
+        keys = jax.vmap(replica_keys)(rkeys)
+
+        def interval(state, n):
+            w, k, div_step, reason = state
+            frozen = div_step >= 0
+            new_w, new_k, ok = jax.vmap(fast, in_axes=(0, 0, 0, 0, n_axis, None))(w, k, keys, params, n, problem)
+
+            def accept(_):
+                kept = jax.tree_util.tree_map(
+                    lambda old, nw: jnp.where(frozen.reshape((-1,) + (1,) * (nw.ndim - 1)), old, nw), w, new_w)
+                return kept, new_k, div_step, reason
+
+            def guard_every_step(_):
+                return jax.vmap(replay, in_axes=(0, 0, 0, n_axis, None))(state, keys, params, n, problem)
+
+            state = lax.cond(jnp.any(~ok & ~frozen), guard_every_step, accept, None)
+            return state, jax.vmap(observe, in_axes=(0, None, 0))(state[0], problem, params)
+
+        state, obs = lax.scan(interval, state, incs.T if inc_batched else incs)
+        return state, jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), obs)
+
+    return jax.jit(shard)
 
 
 def _flow_program(observe, rtol):
@@ -335,7 +401,7 @@ def _run_discrete(ens: _Ensemble, observe, progress, resume=None):
         ens.coords["t_exact"] = (("replica", "t"), steps * unit[:, None])
     chunks, size = _chunks(len(t), ens.config.record.chunks)
     dy = ens.config.dynamics
-    prog = _discrete_program(make_step(ens.config), observe, batched, dy.divergence_threshold)
+    prog = _discrete_program(ens.config, observe, batched)
     R = ens.R
     state = (ens.weights0, jnp.zeros(R, jnp.int64), jnp.full(R, -1, jnp.int64), jnp.zeros(R, jnp.int32))
     state, pieces, start = _resume(state, resume, chunks)

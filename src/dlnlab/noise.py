@@ -78,6 +78,8 @@ def sample_end_to_end_noise(key, weights, problem: Problem, label_noise, kind: s
       covariance exactly (``sgd_noise.md`` §3.1); (finite data): ``Ψ = N^{−1/2} Σ_n ζ_n (G_n − Ḡ)``, the
       empirical covariance exactly (§3.2).
     * ``label``: the label-noise part only, ``σ_ε Ξ₂ Σ^{1/2}`` (the covariance at ``E = 0``).
+
+    ``label_noise=None`` means σ_ε = 0 and skips the draw of ``Ξ₂`` (the other draws are unchanged).
     """
     d_out, d_in = problem.M.shape
     k1, k2 = jax.random.split(key)
@@ -90,7 +92,10 @@ def sample_end_to_end_noise(key, weights, problem: Problem, label_noise, kind: s
         G_bar = R.T @ X / N
         return ((R * z[:, None]).T @ X - z.sum() * G_bar) / jnp.sqrt(N)
     S_half = problem.input_cov_sqrt
-    label = label_noise * jax.random.normal(k2, (d_out, d_in), dtype) @ S_half
+    if label_noise is None:
+        label = jnp.zeros((d_out, d_in), dtype)
+    else:
+        label = label_noise * jax.random.normal(k2, (d_out, d_in), dtype) @ S_half
     if kind == "label":
         return label
     E = end_to_end(weights) - problem.M

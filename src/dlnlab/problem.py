@@ -42,10 +42,14 @@ class Problem(NamedTuple):
         return self.V[:, : self.s.shape[0]]
 
     def sample(self, key, n: int, label_noise):
-        """``n`` fresh samples as rows: ``X (n, d_in)``, ``Y = X Mᵀ + ε`` (usable inside jit/vmap)."""
+        """``n`` fresh samples as rows: ``X (n, d_in)``, ``Y = X Mᵀ + ε`` (usable inside jit/vmap).
+
+        ``label_noise=None`` means σ_ε = 0 and skips the draw of ``ε`` (``X`` is drawn from the same key)."""
         kx, ke = jax.random.split(key)
         d_out, d_in = self.M.shape
         X = jax.random.normal(kx, (n, d_in), self.M.dtype) @ self.input_cov_sqrt
+        if label_noise is None:
+            return X, X @ self.M.T
         return X, X @ self.M.T + label_noise * jax.random.normal(ke, (n, d_out), self.M.dtype)
 
     @classmethod

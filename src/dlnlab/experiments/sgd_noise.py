@@ -1,5 +1,6 @@
 """[C] SGD noise per mode: agreement of the per-mode reduction with full networks, the diffusion peak before
-learning, and what survives without alignment or balance (``sgd_noise.md`` §§5–7, 10; checks.md S4, S10, S11).
+learning, and what survives without alignment or balance (``sgd_noise.md`` §§5–7, 9.3, 10; checks.md S3, S4,
+S10, S11).
 
 Experiments
 -----------
@@ -7,13 +8,17 @@ Experiments
   per-mode SDE and the exact per-mode recursion (:func:`dlnlab.modes.simulate_modes`) on the same teacher:
   distributions of every ``m_α`` at ≥ 5 times (two-sample KS, means), overlays and histograms; and the weak
   error (sup over times and modes of the difference of means) against ``η``, split into its discretisation part
-  (recursion vs SDE) and its off-manifold part (full network vs recursion).
+  (recursion vs SDE) and its off-manifold part (full network vs recursion); and E1 (§10, S3): the per-mode SGD
+  mean against the gradient-flow logistic.
 * ``diffusion_peak`` — per-mode SGD ensembles and full-network ``noise_power`` for ``L = 2, 3, 4``: where the diffusion
   along each mode peaks (``m*``, ``m_−``, ``t*``) against when the mode is learned (``m ≥ 0.99 s``), without and with
-  label noise (§7.2, §7.3), as a table (CSV) and claims; drift and diffusion over time with the times marked.
+  label noise (§7.2, §7.3; with label noise also whether the bump is the run's global maximum), the lags
+  ``t_0.99 − t*`` for every depth and the saddle order of the peaks, as a table (CSV) and claims; drift and diffusion
+  over time with the times marked.
 * ``unaligned`` — E4 (§10): random small Gaussian init, full matrices, no alignment or balance: the noise peaks
-  before learning and in saddle order, the off-diagonal part stays small (S11), what happens to the imbalance, and
-  late-time histograms against long per-mode runs (two-sample KS).
+  before learning and in saddle order, the off-diagonal part stays small (S11), the modes beyond the teacher's rank
+  stay at 0 (§9.3), what happens to the imbalance, and late-time histograms against long per-mode runs
+  (two-sample KS).
 
 Statistics (checks.md §0): replicas are the independent unit; standard errors are group SEs (20 groups of
 replicas); a family of ``n`` KS tests is held at family-wise level 1 % (Bonferroni: each ``p ≥ 0.01/n``), and the
@@ -114,11 +119,13 @@ def _band_plot(ax, t, m, label, style, color):
     quick={"depths": [2], "s": [3.0, 2.0, 1.5], "label_noise": 0.3, "m0": 0.1, "lr": 0.002, "batch_size": 16,
            "t_max": 2.4, "times": [0.3, 0.6, 1.0, 1.5, 2.4], "replicas": 1000, "seed": 0, "record_dt": 0.1,
            "weak_h": [0.05, 0.1, 0.2], "weak_batch_size": 1, "weak_replicas_full": 2000,
-           "weak_replicas_modes": 20000, "weak_t_max": 2.4, "weak_dt_factor": 0.25, "weak_n_times": 13},
+           "weak_replicas_modes": 20000, "weak_t_max": 2.4, "weak_dt_factor": 0.25, "weak_n_times": 13,
+           "e1_lrs": [0.02, 0.005], "e1_bounds": [0.05, 0.02], "e1_replicas": 4000},
     full={"depths": [2, 3], "s": [3.0, 2.0, 1.0], "label_noise": 0.3, "m0": 0.1, "lr": 0.002, "batch_size": 16,
           "t_max": 4.0, "times": [0.3, 0.6, 1.0, 1.5, 2.2, 4.0], "replicas": 4000, "seed": 0, "record_dt": 0.1,
           "weak_h": [0.0125, 0.025, 0.05, 0.1, 0.2], "weak_batch_size": 1, "weak_replicas_full": 4000,
-          "weak_replicas_modes": 40000, "weak_t_max": 4.0, "weak_dt_factor": 0.25, "weak_n_times": 21},
+          "weak_replicas_modes": 40000, "weak_t_max": 4.0, "weak_dt_factor": 0.25, "weak_n_times": 21,
+          "e1_lrs": [0.02, 0.005], "e1_bounds": [0.05, 0.02], "e1_replicas": 4000},
 )
 def mode_agreement(params, out):
     p = params
@@ -225,7 +232,29 @@ def mode_agreement(params, out):
                              "where it is largest at the largest η (columns at_t, at_mode of weak_error.csv), full-network SGD vs the per-mode SDE (Δt = η/4, close to the continuous SDE), the "
                              "exact recursion vs the SDE (discretisation), and full SGD vs the recursion (leaving the "
                              "aligned manifold, O(η/B)); error bars: group SE; dotted: slope 1."))
+    claims += _e1_claims(p)
     return ExperimentResult("mode_agreement", claims=claims, figures=figs)
+
+
+def _e1_claims(p):
+    """E1 (§10; checks.md S3): the ensemble mean of per-mode SGD (the exact recursion, L = 2, λ = s = 1, σ_ε = 0,
+    m0 = 1e-3, B = 1) follows the gradient-flow logistic; the gap is the O(η) spread of escape times, so the bound
+    tightens with η. Uncertainty: group SE of the mean at the time of the largest gap."""
+    claims = []
+    for lr, bound in zip(p["e1_lrs"], p["e1_bounds"], strict=True):
+        lr, bound, R = float(lr), float(bound), int(p["e1_replicas"])
+        cfg = mode_config([1.0], depth=2, lr=lr, batch_size=1, m0=1e-3, t_max=10.0, n_times=101, replicas=R,
+                          seed=8 + int(p["seed"]))
+        ds = simulate_modes(cfg, progress=False)
+        t, m = ds.t.values, ds.mode_strength.values[:, :, 0]
+        gap = np.abs(np.nanmean(m, axis=0) - gf.mode_trajectory(t, 1e-3, 1.0, 1.0, 2))
+        i = int(np.argmax(gap))
+        claims.append(Claim(
+            "C", "E1: the mean of per-mode SGD follows the gradient-flow logistic up to O(η) (§10 E1)", "mode_agreement",
+            f"sup over t ∈ [0, 10] (every 0.1) of |mean m(t) − m_GF(t)| (L=2, λ=s=1, σ_ε=0, m0=1e-3, η={lr:g}, B=1, "
+            f"R={R}, exact per-mode recursion; largest at t={t[i]:.3g}; {int(ds.attrs['n_diverged'])} diverged)",
+            0.0, float(gap[i]), float(group_se(m[:, i])), f"< {bound:g} (checks.md S3)", verdict(bool(gap[i] < bound))))
+    return claims
 
 
 def _loglog_slope(x, y, se):
@@ -320,6 +349,39 @@ def _peak_rows(L, sig, s, lam, m0, source, kind, st, eps, lr, B):
     return rows
 
 
+def _global_peak_claims(inner, tag, lam, t_factor):
+    """§7.3: where the discriminant condition holds with label noise, the pre-learning bump is the *global* maximum
+    of the run's diffusion only if ``m_−^p D(m_−) ≥ s^p λσ_ε²``. Compares the measured fraction of runs whose global
+    diffusion peak precedes learning with that prediction (``peak_is_global``): one row for the modes predicted
+    global (min fraction, ≥ 0.9) and one for those predicted not global (max fraction, ≤ 0.1)."""
+    claims = []
+    for pred in (True, False):
+        rr = [r for r in inner if bool(r["peak_is_global"]) == pred]
+        if not rr:
+            continue
+        parts = []
+        for r in rr:
+            mm = r["theory_m_peak_over_s"] * r["s"]
+            ratio = mm ** r["p"] * tm.mode_noise_var(mm, r["s"], lam, r["label_noise"]) / (
+                r["s"] ** r["p"] * lam * r["label_noise"] ** 2)
+            parts.append(f"s={r['s']:g}: bump/level {ratio:.3g}, {100 * r['frac_peak_before_learned']:.1f} %")
+        pick = min if pred else max
+        worst = pick(rr, key=lambda r: r["frac_peak_before_learned"])
+        frac = worst["frac_peak_before_learned"]
+        ok = frac >= 0.9 if pred else frac <= 0.1
+        claims.append(Claim(
+            "C", "with label noise the pre-learning diffusion bump is the global maximum of the run iff "
+                 f"m_−^p D(m_−) ≥ s^p λσ_ε² (§7.3): predicted {'global' if pred else 'not global'}", "diffusion_peak",
+            f"{'min' if pred else 'max'} over modes {', '.join('{:g}'.format(r['s']) for r in rr)} of the fraction of "
+            f"runs whose global diffusion peak (argmax over the whole run) precedes t_0.99 ({tag}); per mode: "
+            f"{'; '.join(parts)}. The run lasts {t_factor:g} × the slowest GF learning time. Likely cause of "
+            "misses (not verified): the criterion compares the bump with the deterministic level at m = s, but the "
+            "running maximum of the fluctuating m^p D(m) over the stationary part of a finite run can exceed that "
+            "level, so the verdict depends on the run length and fails first where bump/level is near 1", 1.0 if pred else 0.0, frac, fraction_se(frac, worst["n"]),
+            "≥ 0.9 (predicted global)" if pred else "≤ 0.1 (predicted not global)", verdict(ok)))
+    return claims
+
+
 @register(
     "diffusion_peak", paper="C", cost="~1 min",
     claim="The diffusion along a mode is largest before that mode is learned: at m* = ps/(p+2) (no label noise) or "
@@ -335,7 +397,7 @@ def diffusion_peak(params, out):
     p = params
     s = np.asarray(p["s"], np.float64)
     lam, m0, lr, B, eps = 1.0, float(p["m0"]), float(p["lr"]), int(p["batch_size"]), float(p["eps"])
-    rows, claims, figs, curves = [], [], [], {}
+    rows, claims, figs, curves, t_peaks = [], [], [], {}, {}
     for L in p["depths"]:
         L = int(L)
         t_max = p["t_factor"] * max(tm.learning_time(m0, x, lam, L, eps) for x in s)
@@ -353,6 +415,7 @@ def diffusion_peak(params, out):
                 power = m ** tm.peak_exponent(L, kind) * tm.mode_noise_var(m, s, lam, sig)
                 st = peak_statistics(t, m, power, s, eps, _pre_level(s, lam, sig, L, kind, eps))
                 rows += _peak_rows(L, sig, s, lam, m0, "per-mode SGD", kind, st, eps, lr, B)
+                t_peaks[(L, sig, kind, "per-mode SGD")] = st["t_peak"]
             if sig == 0.0:
                 curves[(L, "per-mode")] = (t, m, ds.noise_power.values[sel] * lr / B)
         for sig in p["full_label_noises"]:
@@ -363,6 +426,7 @@ def diffusion_peak(params, out):
             ft, fm, fpow = fds.t.values, fds.mode_strength.values, fds.noise_power.values
             st = peak_statistics(ft, fm, fpow, s, eps, _pre_level(s, lam, sig, L, "function", eps))
             rows += _peak_rows(L, sig, s, lam, m0, "full network (noise_power)", "function", st, eps, lr, B)
+            t_peaks[(L, sig, "function", "full network (noise_power)")] = st["t_peak"]
             if sig == 0.0:
                 curves[(L, "full")] = (ft, fm, fpow * lr / B)
     _write_csv(out / "diffusion_peak.csv", rows)
@@ -399,6 +463,8 @@ def diffusion_peak(params, out):
                                 f"{', '.join('{:g}'.format(r['s']) for r in inner)} (s={worst['s']:g}) ({tag}); runs whose global peak precedes "
                                 f"learning: {glob}", worst["theory_m_peak_over_s"], worst["measured_m_peak_pre_over_s"],
                                 worst["m_peak_pre_se"], "|median − m_−/s| < 0.05", verdict(dev < 0.05)))
+        if inner:
+            claims += _global_peak_claims(inner, tag, lam, float(p["t_factor"]))
         if outer:
             frac = min(1.0 - r["frac_peak_before_learned"] for r in outer)
             claims.append(Claim("C", "above the discriminant threshold there is no pre-learning peak: the largest "
@@ -413,6 +479,28 @@ def diffusion_peak(params, out):
                                 f"{x['kind']} p={x['p']:.3g}", x["theory_lag"], x["measured_lag"], x["lag_se"],
                                 "within 5 % (checks.md S4)",
                                 verdict(abs(x["measured_lag"] / x["theory_lag"] - 1) <= 0.05)))
+    for x in rows:
+        if x["depth"] >= 3 and x["label_noise"] == 0.0 and x["source"] == "per-mode SGD":
+            claims.append(Claim("C", "L ≥ 3 lag t_0.99 − t* from the hypergeometric gradient-flow t(m) (§7.2)",
+                                "diffusion_peak",
+                                f"median over runs of t_learned − t_peak, L={x['depth']}, mode {x['mode']} "
+                                f"(s={x['s']:g}), {x['kind']} p={x['p']:.3g}, {x['n']} runs, η={lr}, B={B}; times "
+                                f"recorded every {int(p['record_every']) * lr:g}", x["theory_lag"], x["measured_lag"],
+                                x["lag_se"], "within 5 % (the L = 2 tolerance of checks.md S4, carried over [U])",
+                                verdict(abs(x["measured_lag"] / x["theory_lag"] - 1) <= 0.05)))
+    # saddle order of the peaks (§7.2: after the escape both times scale like 1/(λs)), from per-replica peak times
+    order = np.argsort(-s)  # saddle order: the strongest mode first
+    for (L, sig, kind, source), tp in t_peaks.items():
+        if sig != 0.0 or len(s) < 2:
+            continue
+        ordered = np.all(np.diff(tp[:, order], axis=1) > 0, axis=1)
+        frac = float(np.mean(ordered))
+        claims.append(Claim("C", "the diffusion peaks come in saddle order (strongest mode first, §7.2)",
+                            "diffusion_peak",
+                            f"fraction of runs with t_peak increasing along s = {', '.join(f'{x:g}' for x in s[order])} "
+                            f"(L={L}, {kind} p={tm.peak_exponent(L, kind):.3g}, σ_ε=0, {source}, {len(tp)} runs, "
+                            f"η={lr}, B={B})", 1.0, frac, fraction_se(frac, len(tp)), "= 1 (every run)",
+                            verdict(frac == 1.0)))
     # figures: drift and diffusion over time, learning times marked
     for L in p["depths"]:
         L = int(L)
@@ -536,6 +624,7 @@ def unaligned(params, out):
             claims.append(Claim("C", "where the §7.3 condition fails the largest noise comes in the stationary phase",
                                 "unaligned", f"fraction of runs with t_peak > t_0.99 for modes {list(bad + 1)} ({tag})",
                                 1.0, frac, fraction_se(frac, int(sel.sum())), "≥ 0.9", verdict(frac >= 0.9)))
+        claims += _null_mode_claims(t, ds.mode_strength.values[sel][:, :, k:], s, float(p["burn_t"]), tag)
         off = ds.offdiag_max.values[sel][:, -1]
         lim = 1e-3 if sig == 0.0 else 0.05
         if sig <= 0.3:
@@ -610,6 +699,29 @@ def unaligned(params, out):
                              "its peak (dashed) before the learning time (dotted) in saddle order, and late-time "
                              "histograms against long per-mode SGD runs (or, without label noise, the per-mode imbalance)."))
     return ExperimentResult("unaligned", claims=claims, figures=figs)
+
+
+def _null_mode_claims(t, m_null, s, burn_t, tag):
+    """§9.3: a mode with ``s_α = 0`` has the stationary law ``δ(m_α)`` (it is never learned, and GF and the noise
+    both vanish at 0). ``m_null`` (runs, t, modes) are the recorded strengths along the teacher's null directions
+    (modes beyond its rank). Rows: they stay negligible next to the weakest learned mode, and they shrink over the
+    stationary phase (end against ``t = burn_t``)."""
+    if m_null.shape[-1] == 0:
+        return []
+    a = np.abs(m_null)
+    i_b = min(int(np.searchsorted(t, burn_t)), len(t) - 1)
+    end, start, peak = float(a[:, -1].max()), float(a[:, i_b].max()), float(a.max())
+    lim = 0.01 * float(np.min(s))
+    modes = f"α = {len(s) + 1}..{len(s) + m_null.shape[-1]}"
+    return [
+        Claim("C", "modes beyond the teacher's rank (s_α = 0) stay at 0: their stationary law is δ(m_α) (§9.3)",
+              "unaligned", f"max over runs and modes {modes} of |m_α| at t = {t[-1]:g} ({tag}); at t = 0: "
+              f"{float(a[:, 0].max()):.3g}, largest over the whole run (during learning): {peak:.3g}", 0.0, end,
+              math.nan, f"≤ 0.01 × the weakest teacher mode = {lim:g}", verdict(end <= lim)),
+        Claim("C", "and they shrink towards 0 in the stationary phase (§9.3)", "unaligned",
+              f"max over runs and modes {modes} of |m_α| at t = {t[-1]:g} ÷ the same at t = {t[i_b]:g} ({tag})",
+              0.0, end / start, math.nan, "< 1 (decreases)", verdict(end < start)),
+    ]
 
 
 def _unbalanced_imbalance(p, s, sigs, out):

@@ -31,6 +31,7 @@ SMOKE = {
     "fluctuation_inversion": ["replicas=100"],
     "relu_balance": ["steps=300", "replicas=3", "n_mc=500", "n_records=11"],
     "width_independence": ["replicas=300", "t_burn=20.0", "t_max=40.0"],
+    "discrete_collapse": ["replicas=4000", "steps=100", "fate_replicas=50", "fate_steps=500"],
 }
 # quantities that are a test statistic (a p-value) or an extreme over runs have no standard error
 NO_SE = ("min KS p", "min two-sample KS p", "max over runs", "max over layer pairs", "KS distance")

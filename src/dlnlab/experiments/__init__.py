@@ -5,6 +5,7 @@ from .base import PAPERS, REGISTRY, VERDICTS, Claim, Experiment, ExperimentResul
 __all__ = ["PAPERS", "REGISTRY", "VERDICTS", "Claim", "Experiment", "ExperimentResult", "Figure", "get", "register", "verdict"]
 
 from . import (
+    discrete_collapse,  # noqa: F401  (registers the [Z] discrete_collapse experiment, checks.md Z16)
     noise_balance,  # noqa: F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)
     relu_balance,  # noqa: F401  (registers the [Z] Fig. 2 experiment relu_balance)
     saddle_to_saddle,  # noqa: F401  (registers the [J] experiments: staircase, …, escape_directions)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import sys
 import time
 import warnings
@@ -50,6 +51,7 @@ from .network import Initializer, end_to_end
 from .noise import sample_layer_noise
 from .observables import Observable, ReplicaParams, observe_fn, resolve
 from .problem import Problem
+from .runtime import shard_replicas
 from .teacher import Dataset, Teacher, completion_mask
 
 # ---------------------------------------------------------------------------------------------------------
@@ -189,6 +191,10 @@ def _within(weights, threshold):
     return total < threshold * threshold * (1.0 - 8.0 * (n + 4) * np.finfo(np.float64).eps)
 
 
+#: Weight bytes of the block of replicas that is stepped through a whole record interval at a time (cache size).
+BLOCK_BYTES = 2**19
+
+
 def _discrete_program(config: Config, observe, inc_batched: bool):
     """The ensemble program ``run(state, keys, params, incs, problem) -> (state, observables)``.
 
@@ -201,7 +207,12 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
       per-step guard, which gives the same ``diverged_step``, reason and frozen weights. Weights whose Frobenius
       norm exceeds the threshold without any entry doing so (only possible for a small threshold) trigger
       such replays and cost speed, never exactness;
-    * keys are derived once per call (:func:`replica_keys`)."""
+    * the replica axis is sharded over the CPU cores (:func:`dlnlab.runtime.shard_replicas`), and each shard
+      steps blocks of replicas whose weights fit in ``BLOCK_BYTES`` (cache) through an interval;
+    * keys are derived once per call (:func:`replica_keys`).
+
+    A replica's trajectory does not depend on the sharding or blocking except through XLA's choice of
+    vectorisation for a given batch size (last-bit differences, as for the ensemble size)."""
     step, threshold = _keyed_step(config), config.dynamics.divergence_threshold
     guarded = _guarded(step, threshold)
     n_axis = 0 if inc_batched else None
@@ -219,11 +230,19 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
 
     def shard(state, rkeys, params, incs, problem):
         keys = jax.vmap(replica_keys)(rkeys)
+        n_rep = rkeys.shape[0]
+        per_replica = sum(math.prod(x.shape[1:]) * x.dtype.itemsize for x in state[0])
+        block = max(1, BLOCK_BYTES // per_replica)
 
         def interval(state, n):
             w, k, div_step, reason = state
             frozen = div_step >= 0
-            new_w, new_k, ok = jax.vmap(fast, in_axes=(0, 0, 0, 0, n_axis, None))(w, k, keys, params, n, problem)
+            if block < n_rep:
+                xs = (w, k, keys, params) + ((n,) if inc_batched else ())
+                fn = (lambda a: fast(*a, problem)) if inc_batched else (lambda a: fast(*a, n, problem))
+                new_w, new_k, ok = lax.map(fn, xs, batch_size=block)
+            else:
+                new_w, new_k, ok = jax.vmap(fast, in_axes=(0, 0, 0, 0, n_axis, None))(w, k, keys, params, n, problem)
 
             def accept(_):
                 kept = jax.tree_util.tree_map(
@@ -239,7 +258,7 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
         state, obs = lax.scan(interval, state, incs.T if inc_batched else incs)
         return state, jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), obs)
 
-    return jax.jit(shard)
+    return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2))
 
 
 def _flow_program(observe, rtol):

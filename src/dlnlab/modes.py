@@ -61,6 +61,7 @@ from . import conventions  # noqa: F401  (float64)
 from .config import Config, ConfigError
 from .dynamics import Interrupted, _chunks, _progress, _trim, provenance, record_times
 from .network import Initializer
+from .runtime import shard_replicas
 from .teacher import Teacher
 
 SCHEMES = ("sgd", "gd", "em", "log", "implicit")
@@ -98,12 +99,14 @@ def mode_noise_var(m, s, lam, label_noise, noise="exact"):
 
 def mode_draws(key, batch_size, lam, label_noise):
     """One step's samples along every mode: ``z`` of shape ``(B, n_modes)`` with ``z ~ N(0, λ)`` and ``e ~ N(0, σ_ε²)``,
-    drawn exactly as :meth:`dlnlab.Problem.sample` draws ``x`` and ``ε`` (``key`` is the step key)."""
+    drawn exactly as :meth:`dlnlab.Problem.sample` draws ``x`` and ``ε`` (``key`` is the step key;
+    ``label_noise=None``: σ_ε = 0 without drawing ``e``)."""
     kx, ke = jax.random.split(key)
     n = lam.shape[0]
     z = jax.random.normal(kx, (batch_size, n), lam.dtype) * jnp.sqrt(lam)
-    e = label_noise * jax.random.normal(ke, (batch_size, n), lam.dtype)
-    return z, e
+    if label_noise is None:
+        return z, jnp.zeros_like(z)
+    return z, label_noise * jax.random.normal(ke, (batch_size, n), lam.dtype)
 
 
 def minibatch_mode_gradient(a, z, e, s):
@@ -175,20 +178,18 @@ def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Steps of one replica: step(x, key, k, params, consts) -> x; params = (lr, label_noise, dt) scalars,
-# consts = (s, lam) arrays over modes. The state x is a (sgd/gd/em) or y = ln a (log/implicit).
+# Steps of one replica: step(x, key, k, params, consts) -> x, where ``key = fold_in(replica key, 0)`` (derived
+# once per run) and step k draws from ``fold_in(key, k)``; params = (lr, label_noise, dt) scalars, consts = (s, lam)
+# arrays over modes. The state x is a (sgd/gd/em) or y = ln a (log/implicit).
 
 
-def _step_fn(scheme, batch_size, noise):
+def _step_fn(scheme, batch_size, noise, label_free):
     B = batch_size
-
-    def step_key(key, k):
-        return jax.random.fold_in(jax.random.fold_in(key, 0), k)
 
     def sgd(a, key, k, params, consts):
         lr, label_noise, _ = params
         s, lam = consts
-        z, e = mode_draws(step_key(key, k), B, lam, label_noise)
+        z, e = mode_draws(jax.random.fold_in(key, k), B, lam, None if label_free else label_noise)
         return recursion_step(a, minibatch_mode_gradient(a, z, e, s), lr)
 
     def gd(a, key, k, params, consts):
@@ -201,21 +202,21 @@ def _step_fn(scheme, batch_size, noise):
         lr, label_noise, dt = params
         s, lam = consts
         m, pi = layer_products(a)
-        xi = jax.random.normal(step_key(key, k), s.shape, s.dtype)
+        xi = jax.random.normal(jax.random.fold_in(key, k), s.shape, s.dtype)
         D = mode_noise_var(m, s, lam, label_noise, noise)
         return a + dt * lam * pi * (s - m) + jnp.sqrt(dt * lr / B) * pi * jnp.sqrt(D) * xi
 
     def log(y, key, k, params, consts):
         lr, label_noise, dt = params
         s, lam = consts
-        xi = jax.random.normal(step_key(key, k), s.shape, s.dtype)
+        xi = jax.random.normal(jax.random.fold_in(key, k), s.shape, s.dtype)
         mu, r, _, D = _log_coefficients(y, s, lam, label_noise, lr / B, noise)
         return y + dt * mu + jnp.sqrt(dt * lr / B) * r * jnp.sqrt(D) * xi
 
     def implicit(y, key, k, params, consts):
         lr, label_noise, dt = params
         s, lam = consts
-        xi = jax.random.normal(step_key(key, k), s.shape, s.dtype)
+        xi = jax.random.normal(jax.random.fold_in(key, k), s.shape, s.dtype)
         return implicit_log_step(y, xi, dt, s, lam, label_noise, lr / B, noise)
 
     return {"sgd": sgd, "gd": gd, "em": em, "log": log, "implicit": implicit}[scheme]
@@ -241,9 +242,11 @@ def _observe_fn(scheme, record_layers, noise):
 
 
 @functools.lru_cache(maxsize=64)
-def _program(scheme, batch_size, noise, record_layers, inc_batched):
-    """The compiled ensemble program (cached: calls differing only in values or shapes reuse it)."""
-    step = _step_fn(scheme, batch_size, noise)
+def _program(scheme, batch_size, noise, record_layers, inc_batched, label_free):
+    """The compiled ensemble program (cached: calls differing only in values or shapes reuse it), its replica axis
+    sharded over the CPU cores (:func:`dlnlab.runtime.shard_replicas`). ``label_free``: every σ_ε is 0 (the
+    ``sgd`` scheme then draws no label noise; the other draws are unchanged)."""
+    step = _step_fn(scheme, batch_size, noise, label_free)
     observe = _observe_fn(scheme, record_layers, noise)
 
     def replica(x, k, key, params, incs, consts):
@@ -261,7 +264,11 @@ def _program(scheme, batch_size, noise, record_layers, inc_batched):
     def initial(x, params, consts):
         return observe(x, params, consts)
 
-    run = jax.jit(jax.vmap(replica, in_axes=(0, 0, 0, 0, 0 if inc_batched else None, None)))
+    def shard(x, k, keys, params, incs, consts):
+        keys = jax.vmap(lambda key: jax.random.fold_in(key, 0))(keys)
+        return jax.vmap(replica, in_axes=(0, 0, 0, 0, 0 if inc_batched else None, None))(x, k, keys, params, incs, consts)
+
+    run = shard_replicas(shard, (0, 1, 2, 3, 4) if inc_batched else (0, 1, 2, 3))
     obs0 = jax.jit(jax.vmap(initial, in_axes=(0, 0, None)))
     return run, obs0
 
@@ -410,7 +417,7 @@ def simulate_modes(config: Config, *, scheme: str | None = None, times=None, rec
 
     t_nom = record_times(config, float(np.min(unit))) if times is None else np.asarray(times, np.float64)
     t, step_coord, incs, batched = _snap(t_nom, unit)
-    run, obs0_fn = _program(scheme, dy.batch_size, noise, bool(record_layers), batched)
+    run, obs0_fn = _program(scheme, dy.batch_size, noise, bool(record_layers), batched, not np.any(label_noise))
     obs0 = {k: np.asarray(v)[:, None] for k, v in obs0_fn(x0, params, consts).items()}
 
     n = len(t)

@@ -1,17 +1,47 @@
-"""Process-wide JAX set-up done once when dlnlab is imported.
+"""Process-wide JAX set-up done once when dlnlab is imported (before JAX initialises its backends).
 
+* **One CPU device per usable core** (``jax_num_cpu_devices``), so that the ensemble engines can shard the
+  replica axis over every core (:func:`replica_devices`). Skipped when the user has chosen a CPU device count
+  (``XLA_FLAGS=--xla_force_host_platform_device_count=…``, ``JAX_NUM_CPU_DEVICES`` or the JAX option), and
+  without effect when JAX was initialised before dlnlab was imported (then there is one CPU device and the
+  engines run on one core). ``JAX_NUM_CPU_DEVICES=1`` turns sharding off. Arrays that are not sharded live on
+  the first device as before. Only CPU devices are used this way (:func:`shard_replicas`).
 * **Unrolled Threefry on CPU.** JAX lowers the Threefry-2x32 hash behind ``jax.random`` to a rolled
   5-iteration loop on CPU; inside a per-step simulation loop each draw then costs several small loop
   iterations. dlnlab registers the unrolled lowering for CPU instead (the same 20 rounds, so the same bits: every
-  random stream is unchanged), which makes a step's key derivation and draws several times cheaper.
+  random stream is unchanged), which makes a step's key derivation and draws several times cheaper. XLA may
+  fuse the floating-point transforms of those bits differently, so results can differ in the last bits from
+  runs without this lowering.
 """
 
 from __future__ import annotations
 
+import os
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.extend.random import threefry2x32_p
 from jax.interpreters import mlir
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _one_device_per_core() -> None:
+    chosen = ("xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+              or "JAX_NUM_CPU_DEVICES" in os.environ or jax.config.jax_num_cpu_devices >= 0)
+    if chosen:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", _usable_cores())
+    except RuntimeError:  # JAX already initialised by the caller: keep its devices
+        pass
 
 
 def _threefry2x32_unrolled(k1, k2, x1, x2):
@@ -29,4 +59,50 @@ def _threefry2x32_unrolled(k1, k2, x1, x2):
     return x0, x1
 
 
+def replica_devices(n_replicas: int) -> list:
+    """The devices an ensemble of ``n_replicas`` is sharded over: every CPU device (at most one per replica);
+    one device on other backends."""
+    devices = jax.devices()
+    if jax.default_backend() != "cpu":
+        return devices[:1]
+    return devices[:max(1, min(len(devices), n_replicas))]
+
+
+def shard_replicas(fn, replica_args: tuple[int, ...]):
+    """``fn`` compiled, with the leading (replica) axis of the arguments at positions ``replica_args`` and of
+    every output sharded over :func:`replica_devices`; the other arguments are replicated. ``fn`` sees one
+    shard and must treat replicas independently. The replica axis is padded to a multiple of the number of
+    devices with copies of the last replica (trimmed from the outputs)."""
+    programs = {}
+
+    def program(devices):
+        if len(devices) not in programs:
+            if len(devices) == 1:
+                programs[1] = jax.jit(fn)
+            else:
+                r, whole = jax.sharding.PartitionSpec("replica"), jax.sharding.PartitionSpec()
+                mesh = jax.sharding.Mesh(np.array(devices), ("replica",))
+                n_args = fn.__code__.co_argcount
+                specs = tuple(r if i in replica_args else whole for i in range(n_args))
+                programs[len(devices)] = jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=r,
+                                                               check_vma=False))
+        return programs[len(devices)]
+
+    def run(*args):
+        R = np.shape(jax.tree_util.tree_leaves(args[replica_args[0]])[0])[0]
+        devices = replica_devices(R)
+        pad = -R % len(devices)
+
+        def padded(x):
+            return jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)])
+
+        if pad:
+            args = [jax.tree_util.tree_map(padded, a) if i in replica_args else a for i, a in enumerate(args)]
+        out = program(devices)(*args)
+        return jax.tree_util.tree_map(lambda x: x[:R], out) if pad else out
+
+    return run
+
+
+_one_device_per_core()
 mlir.register_lowering(threefry2x32_p, mlir.lower_fun(_threefry2x32_unrolled, multiple_results=True), platform="cpu")

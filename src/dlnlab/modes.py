@@ -43,7 +43,7 @@ Schemes (``scheme``; the default follows ``config.dynamics.kind``):
 
 Random numbers. Replica ``r`` with ``member`` index ``i`` uses the key ``fold_in(fold_in(PRNGKey(seed), i), 1)``
 and step ``k`` draws from ``fold_in(fold_in(key, 0), k)`` — the same scheme as :func:`dlnlab.simulate` — so a
-replica's path depends only on the seed and its member index.
+replica's path depends only on the seed and its member index. Gaussians come from :func:`dlnlab.rng.normal`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from . import conventions  # noqa: F401  (float64)
 from .config import Config, ConfigError
 from .dynamics import Interrupted, _chunks, _progress, _trim, provenance, record_times
 from .network import Initializer
+from .rng import normal
 from .runtime import shard_replicas
 from .teacher import Teacher
 
@@ -103,10 +104,10 @@ def mode_draws(key, batch_size, lam, label_noise):
     ``label_noise=None``: σ_ε = 0 without drawing ``e``)."""
     kx, ke = jax.random.split(key)
     n = lam.shape[0]
-    z = jax.random.normal(kx, (batch_size, n), lam.dtype) * jnp.sqrt(lam)
+    z = normal(kx, (batch_size, n), lam.dtype) * jnp.sqrt(lam)
     if label_noise is None:
         return z, jnp.zeros_like(z)
-    return z, label_noise * jax.random.normal(ke, (batch_size, n), lam.dtype)
+    return z, label_noise * normal(ke, (batch_size, n), lam.dtype)
 
 
 def minibatch_mode_gradient(a, z, e, s):
@@ -178,48 +179,54 @@ def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Steps of one replica: step(x, key, k, params, consts) -> x, where ``key = fold_in(replica key, 0)`` (derived
-# once per run) and step k draws from ``fold_in(key, k)``; params = (lr, label_noise, dt) scalars, consts = (s, lam)
-# arrays over modes. The state x is a (sgd/gd/em) or y = ln a (log/implicit).
+# Steps of one replica, as (draw, update): ``draw(key, k, params, consts)`` gives step k's random numbers, from
+# ``fold_in(key, k)`` with ``key = fold_in(replica key, 0)`` (derived once per run); ``update(x, r, params, consts)``
+# applies the step. params = (lr, label_noise, dt) scalars, consts = (s, lam) arrays over modes. The state x is
+# a (sgd/gd/em) or y = ln a (log/implicit).
 
 
 def _step_fn(scheme, batch_size, noise, label_free):
     B = batch_size
 
-    def sgd(a, key, k, params, consts):
-        lr, label_noise, _ = params
-        s, lam = consts
-        z, e = mode_draws(jax.random.fold_in(key, k), B, lam, None if label_free else label_noise)
-        return recursion_step(a, minibatch_mode_gradient(a, z, e, s), lr)
+    def draw_xi(key, k, params, consts):
+        return normal(jax.random.fold_in(key, k), consts[0].shape, consts[0].dtype)
 
-    def gd(a, key, k, params, consts):
+    def draw_samples(key, k, params, consts):
+        return mode_draws(jax.random.fold_in(key, k), B, consts[1], None if label_free else params[1])
+
+    def sgd(a, r, params, consts):
+        z, e = r
+        return recursion_step(a, minibatch_mode_gradient(a, z, e, consts[0]), params[0])
+
+    def gd(a, r, params, consts):
         lr, _, _ = params
         s, lam = consts
         m, _ = layer_products(a)
         return recursion_step(a, lam * (m - s), lr)
 
-    def em(a, key, k, params, consts):
+    def em(a, xi, params, consts):
         lr, label_noise, dt = params
         s, lam = consts
         m, pi = layer_products(a)
-        xi = jax.random.normal(jax.random.fold_in(key, k), s.shape, s.dtype)
         D = mode_noise_var(m, s, lam, label_noise, noise)
         return a + dt * lam * pi * (s - m) + jnp.sqrt(dt * lr / B) * pi * jnp.sqrt(D) * xi
 
-    def log(y, key, k, params, consts):
+    def log(y, xi, params, consts):
         lr, label_noise, dt = params
         s, lam = consts
-        xi = jax.random.normal(jax.random.fold_in(key, k), s.shape, s.dtype)
         mu, r, _, D = _log_coefficients(y, s, lam, label_noise, lr / B, noise)
         return y + dt * mu + jnp.sqrt(dt * lr / B) * r * jnp.sqrt(D) * xi
 
-    def implicit(y, key, k, params, consts):
+    def implicit(y, xi, params, consts):
         lr, label_noise, dt = params
         s, lam = consts
-        xi = jax.random.normal(jax.random.fold_in(key, k), s.shape, s.dtype)
         return implicit_log_step(y, xi, dt, s, lam, label_noise, lr / B, noise)
 
-    return {"sgd": sgd, "gd": gd, "em": em, "log": log, "implicit": implicit}[scheme]
+    def no_draw(key, k, params, consts):
+        return ()
+
+    return {"sgd": (draw_samples, sgd), "gd": (no_draw, gd), "em": (draw_xi, em), "log": (draw_xi, log),
+            "implicit": (draw_xi, implicit)}[scheme]
 
 
 def _observe_fn(scheme, record_layers, noise):
@@ -246,19 +253,21 @@ def _program(scheme, batch_size, noise, record_layers, inc_batched, label_free):
     """The compiled ensemble program (cached: calls differing only in values or shapes reuse it), its replica axis
     sharded over the CPU cores (:func:`dlnlab.runtime.shard_replicas`). ``label_free``: every σ_ε is 0 (the
     ``sgd`` scheme then draws no label noise; the other draws are unchanged)."""
-    step = _step_fn(scheme, batch_size, noise, label_free)
+    draw, update = _step_fn(scheme, batch_size, noise, label_free)
     observe = _observe_fn(scheme, record_layers, noise)
 
     def replica(x, k, key, params, incs, consts):
-        def interval(carry, n):
-            def body(_, c):
-                xx, kk = c
-                return step(xx, key, kk, params, consts), kk + 1
+        # step k+1's draws are taken in step k and carried: XLA then computes them once, instead of again inside
+        # the update's fusion for every layer
+        def body(_, c):
+            xx, kk, r = c
+            return update(xx, r, params, consts), kk + 1, draw(key, kk + 1, params, consts)
 
+        def interval(carry, n):
             carry = lax.fori_loop(0, n, body, carry)
             return carry, observe(carry[0], params, consts)
 
-        (x, k), obs = lax.scan(interval, (x, k), incs)
+        (x, k, _), obs = lax.scan(interval, (x, k, draw(key, k, params, consts)), incs)
         return x, k, obs
 
     def initial(x, params, consts):

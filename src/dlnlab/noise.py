@@ -2,7 +2,8 @@
 
 For Gaussian inputs the per-sample end-to-end gradient ``G = (Wx − y)xᵀ`` has the exact (Wick) covariance
 ``Cov(G_ij, G_kl) = Q_ik Σx_jl + P_il P_kj`` with ``P = E Σx`` and ``Q = E Σx Eᵀ + σ_ε² I``. Layer noises are
-linear images of ``G``. Everything here is exact; samplers never form ``P × P`` covariance matrices.
+linear images of ``G``. Everything here is exact; samplers never form ``P × P`` covariance matrices. Gaussians come
+from :func:`dlnlab.rng.normal`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 from .gradients import layer_maps
 from .network import end_to_end, prefix_products, suffix_products
 from .problem import Problem
+from .rng import normal
 
 
 def wick_PQ(weights, problem: Problem, label_noise):
@@ -88,18 +90,18 @@ def sample_end_to_end_noise(key, weights, problem: Problem, label_noise, kind: s
         X, Y = problem.X, problem.Y
         N = X.shape[0]
         R = X @ end_to_end(weights).T - Y
-        z = jax.random.normal(k1, (N,), dtype)
+        z = normal(k1, (N,), dtype)
         G_bar = R.T @ X / N
         return ((R * z[:, None]).T @ X - z.sum() * G_bar) / jnp.sqrt(N)
     S_half = problem.input_cov_sqrt
     if label_noise is None:
         label = jnp.zeros((d_out, d_in), dtype)
     else:
-        label = label_noise * jax.random.normal(k2, (d_out, d_in), dtype) @ S_half
+        label = label_noise * normal(k2, (d_out, d_in), dtype) @ S_half
     if kind == "label":
         return label
     E = end_to_end(weights) - problem.M
-    Xi = jax.random.normal(k1, (d_in, d_in), dtype)
+    Xi = normal(k1, (d_in, d_in), dtype)
     Xi_sym = (Xi + Xi.T) / jnp.sqrt(2.0)
     return E @ S_half @ Xi_sym @ S_half + label
 
@@ -109,5 +111,5 @@ def sample_layer_noise(key, weights, problem: Problem, label_noise, kind: str = 
     (``label``), or ``c² I`` (``isotropic``). The same ``Ψ`` feeds every layer (``ξ_l = W_{>l}ᵀ Ψ W_{<l}ᵀ``)."""
     if kind == "isotropic":
         keys = jax.random.split(key, len(weights))
-        return tuple(isotropic_scale * jax.random.normal(k, w.shape, w.dtype) for k, w in zip(keys, weights))
+        return tuple(isotropic_scale * normal(k, w.shape, w.dtype) for k, w in zip(keys, weights))
     return layer_maps(weights, sample_end_to_end_noise(key, weights, problem, label_noise, kind))

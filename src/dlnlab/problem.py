@@ -7,6 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .rng import normal
 from .teacher import Dataset, Teacher
 
 
@@ -42,15 +43,16 @@ class Problem(NamedTuple):
         return self.V[:, : self.s.shape[0]]
 
     def sample(self, key, n: int, label_noise):
-        """``n`` fresh samples as rows: ``X (n, d_in)``, ``Y = X Mᵀ + ε`` (usable inside jit/vmap).
+        """``n`` fresh samples as rows: ``X (n, d_in)``, ``Y = X Mᵀ + ε`` (usable inside jit/vmap; Gaussians
+        from :func:`dlnlab.rng.normal`).
 
         ``label_noise=None`` means σ_ε = 0 and skips the draw of ``ε`` (``X`` is drawn from the same key)."""
         kx, ke = jax.random.split(key)
         d_out, d_in = self.M.shape
-        X = jax.random.normal(kx, (n, d_in), self.M.dtype) @ self.input_cov_sqrt
+        X = normal(kx, (n, d_in), self.M.dtype) @ self.input_cov_sqrt
         if label_noise is None:
             return X, X @ self.M.T
-        return X, X @ self.M.T + label_noise * jax.random.normal(ke, (n, d_out), self.M.dtype)
+        return X, X @ self.M.T + label_noise * normal(ke, (n, d_out), self.M.dtype)
 
     @classmethod
     def build(cls, teacher: Teacher, dataset: Dataset | None = None, dtype=jnp.float64, mask=None) -> Problem:

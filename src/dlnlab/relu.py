@@ -9,14 +9,15 @@ Symmetry: every hidden neuron ``i`` has the rescaling symmetry ``(u_i, w_i) → 
 with ``a_i = 1[w_i·x > 0]``, ``r = f(x) − y`` and ``A_i = a_i x rᵀ`` (``d × d``; [Z]'s ``A_{ki} = ∂ℓ̃/∂(u_i w_k)``):
 ``∂ℓ/∂u_i = A_iᵀ w_i`` and ``∂ℓ/∂w_i = A_i u_i``. Hence (Theorem 3.1; :func:`dlnlab.theory.balance.noise_matrices`)
 ``tr Var ∂ℓ/∂W₂ = Σ_i w_iᵀC₂⁽ⁱ⁾w_i`` and ``tr Var ∂ℓ/∂W₁ = Σ_i u_iᵀC₁⁽ⁱ⁾u_i`` with
-``C₁⁽ⁱ⁾ = Cov over samples of A_i`` acting on ``u`` (``E[A_iᵀA_i] − E[A_i]ᵀE[A_i]``) and
-``C₂⁽ⁱ⁾ = E[A_iA_iᵀ] − E[A_i]E[A_i]ᵀ``, and
+``C₁⁽ⁱ⁾ = E[A_iᵀA_i] − E[A_i]ᵀE[A_i]`` (acting on ``u_i``) and ``C₂⁽ⁱ⁾ = E[A_iA_iᵀ] − E[A_i]E[A_i]ᵀ`` (on ``w_i``),
+and
 
 * SDE law: ``d(‖W₂‖²_F − ‖W₁‖²_F)/dt = 2T(tr C_{W₂} − tr C_{W₁})`` (``tr C_{W_l}`` = trace of the per-sample
   gradient covariance of layer ``l``); discrete SGD adds ``η(‖∇_{W₂}𝓛‖² − ‖∇_{W₁}𝓛‖²)`` in expectation
   (``noise_balance.md`` §4);
 * noise balance ``tr C_{W₂} = tr C_{W₁}`` at stationarity, hence (block-diagonal ``C``'s, extreme eigenvalues over
-  all neurons) ``μ₂min/μ₁max ≤ ‖W₂‖²_F/‖W₁‖²_F ≤ μ₂max/μ₁min`` — :func:`balance_statistics`.
+  all neurons) ``μ₂min/μ₁max ≤ ‖W₂‖²_F/‖W₁‖²_F ≤ μ₂max/μ₁min``, and per neuron the same with its own ``C``'s —
+  :func:`ratio_bounds`.
 
 Randomness: replica ``r`` has key ``fold_in(PRNGKey(seed), r)``; its initial weights use ``fold_in(·, 0)``,
 SGD step ``k`` uses ``fold_in(fold_in(·, 1), k)`` and the Monte-Carlo sample of record ``j`` uses

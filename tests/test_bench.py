@@ -21,7 +21,7 @@ def tiny_result(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setitem(bench.SIZES, "quick", bench.SIZES["tiny"])
     try:
-        result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(out)])
+        result = CliRunner().invoke(app, ["bench", "--quick", "--markdown", "--out", str(out)])
     finally:
         mp.undo()
     assert result.exit_code == 0, result.output
@@ -88,6 +88,17 @@ def test_figures_are_consistent(tiny_result):
 def test_table_is_printed(tiny_result):
     _, output = tiny_result
     assert "machine:" in output and "fraction_of_gemm" in output and "vs_numpy_em" in output
+
+
+def test_markdown_table_has_every_workload(tiny_result):
+    """`--markdown` prints the README table: the header, one row per workload (two for B1 and B3) and the machine."""
+    res, output = tiny_result
+    table = bench.markdown_table(res)
+    assert table in output and table.startswith("Machine: ")
+    rows = [ln for ln in table.splitlines() if ln.startswith("| B")]
+    assert [r.split("|")[1].strip() for r in rows] == list(bench.WORKLOADS)
+    assert len([ln for ln in table.splitlines() if ln.startswith("|  |")]) == 2
+    assert all(ln.count("|") == 8 for ln in table.splitlines() if ln.startswith("|"))
 
 
 def test_missing_package_is_reported_as_skipped(monkeypatch):

@@ -288,9 +288,10 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="smaller sizes that still give the ratios (B6 not run)")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="write every figure, the machine and versions as JSON")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="run only this workload (B1 … B6); repeatable")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="also print the README's table of these results")] = False,
 ):
     """Benchmark dlnlab against PyTorch, NumPy and diffrax (B1-B6); print a table, optionally write JSON."""
-    from .bench import WORKLOADS, format_table, run_suite, write_json
+    from .bench import WORKLOADS, format_table, markdown_table, run_suite, write_json
 
     for w in only or []:
         if w not in WORKLOADS:
@@ -301,6 +302,8 @@ def bench(
     typer.echo(f"machine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gib']} GiB, backend {m['backend']}, "
                f"load {m['load_average']} -> {m['load_average_end']}")
     typer.echo(format_table(result))
+    if markdown:
+        typer.echo("\n" + markdown_table(result))
     if out is not None:
         typer.echo(f"results: {write_json(result, out)}")
 

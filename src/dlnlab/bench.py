@@ -905,6 +905,12 @@ def _num(x, unit=""):
     return text.replace(",", " ") + unit
 
 
+def _sci(x, digits=1):
+    """``1e-6``, ``4.4e-5``: scientific notation without exponent padding."""
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def _cells(check, unit="×"):
     """(ratio (from CPU times), verdict) cells of a check."""
     if check is None or check.get("skipped"):
@@ -946,8 +952,8 @@ def markdown_table(result: dict) -> str:
             torch = (f"PyTorch loop, replica after replica: {_num(tl['best_s'], ' s')} ({tl['measured_replicas']} "
                      f"replicas timed, × {_num(p['replicas'] / tl['measured_replicas'])})" if "best_s" in tl
                      else f"PyTorch loop: {tl['skipped']}")
-            row(wid, "vs_torch_loop", f"SGD, L = 3, d = 10, width 50, B = 1, {p['replicas']} replicas × {p['steps']} "
-                "steps", _num(res["dlnlab"]["best_s"], " s"), torch)
+            row(wid, "vs_torch_loop", f"SGD, L = 3, d = 10, width 50, B = 1, {p['replicas']} replicas × "
+                f"{_num(p['steps'])} steps", _num(res["dlnlab"]["best_s"], " s"), torch)
             row(wid, "vs_numpy_batched", None, None,
                 f"hand-batched NumPy, closed-form gradients: {_num(npb['best_s'], ' s')}")
         elif wid == "B2":
@@ -959,33 +965,33 @@ def markdown_table(result: dict) -> str:
         elif wid == "B3":
             dx = res["diffrax_euler"]
             row(wid, "vs_numpy_em", f"per-mode Euler–Maruyama, {len(p['s'])} modes × {p['replicas']} replicas × "
-                f"{p['steps']} steps", _num(res["dlnlab"]["best_s"], " s"),
+                f"{_num(p['steps'])} steps", _num(res["dlnlab"]["best_s"], " s"),
                 f"vectorised NumPy EM: {_num(res['numpy_em']['best_s'], ' s')}")
             row(wid, "vs_diffrax_euler", None, None, f"diffrax `Euler` + `UnsafeBrownianPath`: {_num(dx['best_s'], ' s')}"
                 if "best_s" in dx else f"diffrax: {dx['skipped']}")
         elif wid == "B4":
             fl, eu = res["dlnlab_flow"], res["euler"]
-            euler = (f"fixed-step Euler (h = {eu['step']:.2g}): {_num(eu['gradient_evaluations'])} evaluations, "
+            euler = (f"fixed-step Euler (h = {_sci(eu['step'], 2)}): {_num(eu['gradient_evaluations'])} evaluations, "
                      f"{_num(eu['wall_s'], ' s')}" if "step" in eu else f"fixed-step Euler: {eu.get('skipped')}")
             check = res["checks"]["fewer_evaluations"]
             ratio = "—" if check.get("skipped") else (f"{_num(check['value'], '×')} fewer evaluations "
                                                        f"({_num(res['wall_ratio'], '×')} less time)")
             verdict = "—" if check.get("skipped") else ("met" if check["passed"] else "not met")
-            lines.append(f"| B4 | gradient flow through 4 plateaus from m₀ = {p['m0']:g}, L = {p['depth']}, max error "
-                         f"{p['tol']:g} on m_α | Dopri5: {_num(fl['gradient_evaluations'])} gradient evaluations, "
+            lines.append(f"| B4 | gradient flow through 4 plateaus from m₀ = {_sci(p['m0'])}, L = {p['depth']}, max "
+                         f"error {_sci(p['tol'])} on m_α | Dopri5: {_num(fl['gradient_evaluations'])} gradient evaluations, "
                          f"{_num(fl['best_s'], ' s')} | {euler} | {ratio} | {_target('B4', 'fewer_evaluations')} | "
                          f"{verdict} |")
         elif wid == "B5":
             runs = res["runs"]
             small, big = runs[0], runs[-1]
             gib = lambda b: _num(b / 2**30, " GiB")
-            ours = (f"peak RSS {gib(big['peak_rss_bytes'])} ({gib(small['peak_rss_bytes'])} at {small['steps']:,} "
-                    f"steps; imports alone {gib(big['rss_after_imports_bytes'])})").replace(",", " ")
+            ours = (f"peak RSS {gib(big['peak_rss_bytes'])} ({gib(small['peak_rss_bytes'])} at {_num(small['steps'])} "
+                    f"steps; imports alone {gib(big['rss_after_imports_bytes'])})")
             c = res["checks"]
             verdict = "met" if c["peak_rss_gib"]["passed"] and c["rss_growth"]["passed"] else "not met"
-            lines.append(f"| B5 | {big['steps']:,} steps × {p['replicas']} replicas × 10 modes, 200 log-spaced records "
-                         f"| {ours} | | growth {100 * c['rss_growth']['value']:+.1f} % | < 1 GiB, no growth | {verdict} |"
-                         .replace(",", " "))
+            lines.append(f"| B5 | {_num(big['steps'])} steps × {p['replicas']} replicas × 10 modes, 200 log-spaced "
+                         f"records | {ours} | | growth {100 * c['rss_growth']['value']:+.1f} % | < 1 GiB, no growth | "
+                         f"{verdict} |")
         elif wid == "B6":
             c = res["checks"]["wall_minutes"]
             ours = "not run (quick mode)" if c.get("skipped") else _num(c["value"], " min")

@@ -504,8 +504,8 @@ def _agreement_ensembles(L, s, t_max, times, R, seed):
 
 
 def _check_agreement(ens, pair):
-    """Two-sample KS at every (time, mode) — the family held at 1 % (Bonferroni: each p ≥ 0.01/n) — and the means
-    within 3 group-SE. Returns (min p, number of individual 1 % rejections, max |z|)."""
+    """Two-sample KS at every (time, mode) — the family held at 1 % (Bonferroni: each p ≥ 0.01/n) — and the
+    difference of means in group-SE. Returns (min p, number of individual 1 % rejections, max |z|, number of tests)."""
     a, b = ens[pair[0]], ens[pair[1]]
     n_t, k = a.shape[1], a.shape[2]
     ps = np.array([[stats.ks_2samp(a[:, i, j], b[:, i, j]).pvalue for j in range(k)] for i in range(n_t)])
@@ -550,12 +550,21 @@ def test_full_network_agrees_with_per_mode(agreement_fast, pair):
 @pytest.mark.parametrize("L", [2, 3])
 def test_full_network_agrees_with_per_mode_slow(L):
     """The same with R = 4000 replicas, s = (3, 2, 1), t ∈ {0.3, 0.6, 1.0, 1.5, 2.2, 4.0}, L = 2 and 3 (18 tests per
-    pair). Same tolerances (family-wise 1 % for KS, |z| ≤ 3; here ≈ 5 % chance for the means over 18 entries)."""
+    pair, 108 in all). KS as above (family-wise 1 %, ≤ 2 individual 1 % rejections per pair).
+
+    Means: the maximum of |z| over a pair's 18 entries ≤ 5 group-SE, the level checks.md §0 sets for a check that
+    takes a maximum over many entries (the 3 SE of the issue is asserted per entry by the R = 2000 test above). With
+    group SEs (G = 20) z is t-distributed with ≈ 38 d.o.f., P(|z| > 3) ≈ 0.5 % per entry, and the entries of one
+    ensemble at successive times are strongly correlated, so "every entry ≤ 3 SE" over 108 entries fails a large
+    fraction of seeds with identical laws. It did (this test, as first written): L = 2, seed 33, the SDE sample's
+    mean of mode 3 was 4.0 and 3.3 SE above the full network's at t = 1.0 and 1.5 (2.4 and 1.3 above the exact
+    recursion's, while full network and recursion agree to ≤ 1.6 SE at every entry); per-mode SGD and SDE at
+    R = 40 000, η = 0.002–0.008 agree there to ≤ 1.1 SE (|Δ| ≤ 1.2e-4)."""
     ens = _agreement_ensembles(L=L, s=(3.0, 2.0, 1.0), t_max=4.0, times=(0.3, 0.6, 1.0, 1.5, 2.2, 4.0), R=4000,
                                seed=31 + L)
     for pair in [("full", "sde"), ("full", "rec"), ("rec", "sde")]:
         p_min, n_rej, z_max, n = _check_agreement(ens, pair)
-        assert p_min >= 0.01 / n and n_rej <= 2 and z_max <= 3.0, (L, pair, p_min, n_rej, z_max)
+        assert p_min >= 0.01 / n and n_rej <= 2 and z_max <= 5.0, (L, pair, p_min, n_rej, z_max)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -80,6 +80,12 @@ def test_figures_are_consistent(tiny_result):
     assert b4["dlnlab_flow"]["max_error"] <= b4["params"]["tol"]
     assert b4["checks"]["fewer_evaluations"]["value"] == pytest.approx(
         b4["euler"]["gradient_evaluations"] / b4["dlnlab_flow"]["gradient_evaluations"])
+    b2 = w["B2"]
+    c = b2["product_ceiling"]  # the step's products, each at its best isolated rate: the FLOPs B2 counts
+    assert sum(r["flops"] for r in c["products"]) == pytest.approx(b2["dlnlab"]["flops_per_replica_step"])
+    rates = [r["rate"] for r in c["products"]]
+    assert min(rates) <= c["mix_rate"] <= max(rates)
+    assert c["fraction_of_gemm"] == pytest.approx(c["mix_rate"] / b2["gemm"]["flops"])
     runs = w["B5"]["runs"]
     assert [r["steps"] for r in runs] == list(bench.SIZES["tiny"]["b5_steps"])
     assert all(r["peak_rss_bytes"] > 0 for r in runs)

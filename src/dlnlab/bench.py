@@ -63,17 +63,17 @@ TARGETS = {
 #: the cost; ``tiny`` only exercises the code (tests).
 SIZES = {
     "full": {"repeats": 3, "b1_replicas": 256, "b1_steps": 2000, "b1_torch_replicas": 8, "b1_numpy_repeats": 2,
-             "b2_replicas": 256, "b2_steps": 50, "b2_gemm_n": 1024,
+             "b2_replicas": 256, "b2_steps": 50, "b2_gemm_n": 1024, "b2_blocks": (1, 4, 8, 16),
              "b3_replicas": 1024, "b3_steps": 10_000, "b3_modes": 10,
              "b4_tol": 1e-4, "b4_points": 2000, "b4_rtols": (1e-5, 1e-6, 1e-7, 1e-8),
              "b5_replicas": 1024, "b5_steps": (100_000, 1_000_000), "b6": True},
     "quick": {"repeats": 2, "b1_replicas": 256, "b1_steps": 500, "b1_torch_replicas": 2, "b1_numpy_repeats": 1,
-             "b2_replicas": 64, "b2_steps": 10, "b2_gemm_n": 1024,
+             "b2_replicas": 64, "b2_steps": 10, "b2_gemm_n": 1024, "b2_blocks": (4, 8),
              "b3_replicas": 256, "b3_steps": 2000, "b3_modes": 10,
              "b4_tol": 1e-3, "b4_points": 1000, "b4_rtols": (),
              "b5_replicas": 1024, "b5_steps": (10_000, 100_000), "b6": False},
     "tiny": {"repeats": 1, "b1_replicas": 4, "b1_steps": 30, "b1_torch_replicas": 1, "b1_numpy_repeats": 1,
-             "b2_replicas": 2, "b2_steps": 2, "b2_gemm_n": 128,
+             "b2_replicas": 2, "b2_steps": 2, "b2_gemm_n": 128, "b2_blocks": (1,),
              "b3_replicas": 8, "b3_steps": 50, "b3_modes": 3,
              "b4_tol": 3e-2, "b4_points": 100, "b4_rtols": (),
              "b5_replicas": 8, "b5_steps": (100, 1000), "b6": False},
@@ -429,6 +429,72 @@ def sgd_step_flops(dims, batch_size) -> float:
     return 2.0 * B * (dims[0] * dims[0] + dims[-1] * dims[0] + 2 * sum(layer) + sum(layer[1:]))
 
 
+def sgd_step_products(dims, batch_size) -> list[tuple[str, str, tuple, tuple, bool]]:
+    """The matrix products counted by :func:`sgd_step_flops`, as ``(name, einsum, lhs shape, rhs shape, shared)``
+    for one replica (``shared``: the right operand is the teacher's, the same for every replica)."""
+    B, L = batch_size, len(dims) - 1
+    out = [("sample X = Z Σ^½", "bi,ij->bj", (B, dims[0]), (dims[0], dims[0]), True),
+           ("teacher Y = X Mᵀ", "bi,oi->bo", (B, dims[0]), (dims[-1], dims[0]), True)]
+    for l in range(L):
+        n_in, n_out = dims[l], dims[l + 1]
+        out.append((f"forward {l + 1} (a Wᵀ)", "bi,oi->bo", (B, n_in), (n_out, n_in), False))
+        out.append((f"weight gradient {l + 1} (δᵀ a)", "bo,bi->oi", (B, n_out), (B, n_in), False))
+        if l > 0:
+            out.append((f"back-propagation {l + 1} (δ W)", "bo,oi->bi", (B, n_out), (n_out, n_in), False))
+    return out
+
+
+def product_ceiling(dims, batch_size: int, replica_steps: int, blocks, repeats: int) -> dict:
+    """An upper bound for the FLOP rate of an SGD step: each of its matrix products (:func:`sgd_step_products`)
+    timed *alone*, batched over a block of replicas per device (sharded as the engine is), repeated inside one
+    compiled loop for ``replica_steps`` replica-steps in all; each product keeps its best rate over the block sizes
+    ``blocks`` (replicas per device: small blocks keep the operands in cache). ``mix_rate`` is the step's total
+    product FLOPs ÷ the sum of the per-product times at those rates — what the step would achieve if sampling,
+    updates and copies cost nothing. To keep XLA from hoisting a product out of the loop its left operand takes a
+    data dependence on the previous result (an add of 1e-300 × one entry: one elementwise pass, counted in the
+    product's time)."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+    from jax.sharding import PartitionSpec
+
+    from .runtime import replica_devices
+
+    devices = replica_devices(2 ** 31)
+    mesh = jax.sharding.Mesh(np.array(devices), ("replica",))
+    rep = PartitionSpec("replica")
+    rng = np.random.default_rng(0)
+    tiny = jnp.asarray(1e-300)
+    rows = []
+    for name, spec, lhs, rhs, shared in sgd_step_products(dims, batch_size):
+        bspec = "r" + spec.replace(",", "," if shared else ",r").replace("->", "->r")
+        sizes = dict(zip(spec[:2], lhs)) | dict(zip(spec[3:5], rhs))
+        best = None
+        for block in blocks:
+            n = block * len(devices)
+            iters = max(1, math.ceil(replica_steps / n))
+            x = jnp.asarray(rng.standard_normal((n, *lhs)))
+            w = jnp.asarray(rng.standard_normal(rhs if shared else (n, *rhs)))
+
+            def loop(x, w, tiny, bspec=bspec, iters=iters):
+                def body(_, carry):
+                    x, acc = carry
+                    return x, acc + jnp.einsum(bspec, x + tiny * acc[:, None, None], w)[:, 0, 0]
+                return lax.fori_loop(0, iters, body, (x, jnp.zeros_like(x[:, 0, 0])))[1]
+
+            fn = jax.jit(jax.shard_map(loop, mesh=mesh, in_specs=(rep, PartitionSpec() if shared else rep,
+                                                                    PartitionSpec()), out_specs=rep))
+            t, _ = timed(lambda fn=fn, x=x, w=w: fn(x, w, tiny), repeats)
+            rate = 2.0 * n * iters * math.prod(sizes.values()) / t["best_s"]
+            if best is None or rate > best["rate"]:
+                best = {"product": name, "lhs": list(lhs), "rhs": list(rhs), "flops": 2.0 * math.prod(sizes.values()),
+                        "block": block, "rate": rate}
+        rows.append(best)
+    total = sum(r["flops"] for r in rows)
+    return {"blocks": list(blocks), "devices": len(devices), "products": rows,
+            "mix_rate": total / sum(r["flops"] / r["rate"] for r in rows)}
+
+
 def b2_compute_bound(size: dict) -> dict:
     from .config import Config
 
@@ -449,12 +515,16 @@ def b2_compute_bound(size: dict) -> dict:
     gemm = gemm_rate(size["b2_gemm_n"], reps)
     frac = achieved / gemm["flops"]
     per_cpu = flops_step * replicas * steps / t["cpu_s"]
+    ceiling = product_ceiling(cfg.layer_dims, B, replicas * steps, size["b2_blocks"], reps)
+    ceiling["fraction_of_gemm"] = ceiling["mix_rate"] / gemm["flops"]
+    for row in ceiling["products"]:
+        row["fraction_of_gemm"] = row["rate"] / gemm["flops"]
     return {"params": {"depth": L, "d": d, "width": width, "batch_size": B, "replicas": replicas, "steps": steps,
                        "precision": "float64", "flops": "sgd_step_flops: sampling, forward, weight gradients, "
                                                          "back-propagation (2 per multiply-add)"},
             "dlnlab": {**t, "flops_per_replica_step": flops_step, "achieved_flops": achieved,
                        "flops_per_cpu_s": per_cpu, "threads_used": t["cpu_s"] / t["best_s"]},
-            "gemm": gemm,
+            "gemm": gemm, "product_ceiling": ceiling,
             "checks": {"fraction_of_gemm": _check(frac, TARGETS["B2"]["fraction_of_gemm"],
                                                   cpu_value=per_cpu / gemm["flops_per_cpu_s"])}}
 
@@ -962,6 +1032,10 @@ def markdown_table(result: dict) -> str:
                 _num(res["dlnlab"]["achieved_flops"] / 1e9, " GFLOP/s"),
                 f"float64 GEMM ({g['n']}², best of JAX, NumPy, one per device): {_num(g['flops'] / 1e9, ' GFLOP/s')}",
                 "")
+            if "product_ceiling" in res:
+                c = res["product_ceiling"]
+                lines.append(f"| | ceiling: the step's matrix products alone, each at its best isolated rate | "
+                             f"{_num(c['mix_rate'] / 1e9, ' GFLOP/s')} | | {_num(c['fraction_of_gemm'])} of GEMM | | |")
         elif wid == "B3":
             dx = res["diffrax_euler"]
             row(wid, "vs_numpy_em", f"per-mode Euler–Maruyama, {len(p['s'])} modes × {p['replicas']} replicas × "

@@ -1,6 +1,5 @@
 """An interrupted run keeps every completed record (nothing a user computed is lost)."""
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -19,23 +18,11 @@ CONFIG = {
 }
 
 
-class _InterruptingBar:
-    """Progress bar stand-in that raises KeyboardInterrupt (as Ctrl-C would) after ``after`` chunks."""
-
-    def __init__(self, after):
-        self.after, self.n = after, 0
-
-    def update(self, k):
-        self.n += k
-        if self.n == self.after:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("kind", ["sgd", "flow"])
-def test_interrupt_returns_completed_records(monkeypatch, kind):
+def test_interrupt_returns_completed_records(interrupt_after, kind):
     cfg = dlnlab.Config.from_dict({**CONFIG, "dynamics": {**CONFIG["dynamics"], "kind": kind}})
     full = dlnlab.simulate(cfg, progress=False)
-    monkeypatch.setattr(dynamics, "_progress", lambda *a, **k: contextlib.nullcontext(_InterruptingBar(2)))
+    interrupt_after(2)
     with pytest.raises(dynamics.Interrupted) as info:
         dlnlab.simulate(cfg, progress=False)
     part = info.value.partial

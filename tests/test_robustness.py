@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -160,27 +159,15 @@ def _small(kind, **dyn):
     return dlnlab.Config.from_dict({**SMALL, "dynamics": {**SMALL["dynamics"], "kind": kind, **dyn}})
 
 
-class _InterruptingBar:
-    """Progress-bar stand-in raising KeyboardInterrupt (as Ctrl-C would) when ``after`` chunks are done."""
-
-    def __init__(self, after):
-        self.after, self.n = after, 0
-
-    def update(self, k):
-        self.n += k
-        if self.n == self.after:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("kind, after", [("sgd", 2), ("sde", 3), ("gd", 4), ("flow", 2)])
-def test_resume_from_checkpoint_is_bitwise(kind, after, tmp_path, monkeypatch):
+def test_resume_from_checkpoint_is_bitwise(kind, after, tmp_path, interrupt_after):
     cfg = _small(kind)
     full = dlnlab.simulate(cfg, progress=False)
     ck = tmp_path / "ck.npz"
-    with monkeypatch.context() as m:
-        m.setattr(dynamics, "_progress", lambda *a, **k: contextlib.nullcontext(_InterruptingBar(after)))
-        with pytest.raises(dynamics.Interrupted):  # Ctrl-C still returns the partial dataset
-            dlnlab.simulate(cfg, progress=False, checkpoint=ck, checkpoint_every=1e9)  # written on interrupt
+    interrupt_after(after)
+    with pytest.raises(dynamics.Interrupted):  # Ctrl-C still returns the partial dataset
+        dlnlab.simulate(cfg, progress=False, checkpoint=ck, checkpoint_every=1e9)  # written on interrupt
+    interrupt_after(None)
     assert checkpoint.peek(ck) == after - 1  # the chunk in flight when interrupted is not in it
     with np.load(ck, allow_pickle=False) as z:  # plain arrays only: no pickle needed to read it all
         assert all(z[k].dtype != object for k in z.files)

@@ -83,6 +83,8 @@ def test_figures_are_consistent(tiny_result):
     b2 = w["B2"]
     c = b2["product_ceiling"]  # the step's products, each at its best isolated rate: the FLOPs B2 counts
     assert sum(r["flops"] for r in c["products"]) == pytest.approx(b2["dlnlab"]["flops_per_replica_step"])
+    # by hand, L = 4, dims 10-100-100-100-10, B = 32: 2B(d² + d² + 2·Σ layer + Σ layer[1:])
+    assert bench.sgd_step_flops([10, 100, 100, 100, 10], 32) == 2 * 32 * (100 + 100 + 2 * 22_000 + 21_000)
     rates = [r["rate"] for r in c["products"]]
     assert min(rates) <= c["mix_rate"] <= max(rates)
     assert c["fraction_of_gemm"] == pytest.approx(c["mix_rate"] / b2["gemm"]["flops"])

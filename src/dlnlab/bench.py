@@ -420,18 +420,11 @@ def gemm_rate(n: int = 1024, repeats: int = 3) -> dict:
             "threads_used": best["cpu_s"] / best["best_s"]}
 
 
-def sgd_step_flops(dims, batch_size) -> float:
-    """Matrix-product FLOPs of one online-SGD step of one replica: sampling ``X = Z Σ^{1/2}`` and ``Y = X Mᵀ``,
-    forward ``a_l = a_{l−1} W_lᵀ``, weight gradients ``δ_lᵀ a_{l−1}`` and back-propagation ``δ_l W_l`` (l ≥ 2),
-    at 2 FLOPs per multiply-add (the update and elementwise work are not counted)."""
-    B, L = batch_size, len(dims) - 1
-    layer = [dims[l + 1] * dims[l] for l in range(L)]
-    return 2.0 * B * (dims[0] * dims[0] + dims[-1] * dims[0] + 2 * sum(layer) + sum(layer[1:]))
-
-
 def sgd_step_products(dims, batch_size) -> list[tuple[str, str, tuple, tuple, bool]]:
-    """The matrix products counted by :func:`sgd_step_flops`, as ``(name, einsum, lhs shape, rhs shape, shared)``
-    for one replica (``shared``: the right operand is the teacher's, the same for every replica)."""
+    """The matrix products of one online-SGD step of one replica — sampling ``X = Z Σ^{1/2}`` and ``Y = X Mᵀ``,
+    forward ``a_l = a_{l−1} W_lᵀ``, weight gradients ``δ_lᵀ a_{l−1}`` and back-propagation ``δ_l W_l`` (l ≥ 2) — as
+    ``(name, einsum, lhs shape, rhs shape, shared)`` (``shared``: the right operand is the teacher's, the same for
+    every replica)."""
     B, L = batch_size, len(dims) - 1
     out = [("sample X = Z Σ^½", "bi,ij->bj", (B, dims[0]), (dims[0], dims[0]), True),
            ("teacher Y = X Mᵀ", "bi,oi->bo", (B, dims[0]), (dims[-1], dims[0]), True)]
@@ -442,6 +435,17 @@ def sgd_step_products(dims, batch_size) -> list[tuple[str, str, tuple, tuple, bo
         if l > 0:
             out.append((f"back-propagation {l + 1} (δ W)", "bo,oi->bi", (B, n_out), (n_out, n_in), False))
     return out
+
+
+def _product_flops(spec: str, lhs, rhs) -> float:
+    """FLOPs of one two-operand einsum ``spec`` (two-letter operands), 2 per multiply-add."""
+    return 2.0 * math.prod((dict(zip(spec[:2], lhs)) | dict(zip(spec[3:5], rhs))).values())
+
+
+def sgd_step_flops(dims, batch_size) -> float:
+    """Matrix-product FLOPs of one online-SGD step of one replica (:func:`sgd_step_products`; the update and
+    elementwise work are not counted)."""
+    return sum(_product_flops(spec, lhs, rhs) for _, spec, lhs, rhs, _ in sgd_step_products(dims, batch_size))
 
 
 def product_ceiling(dims, batch_size: int, replica_steps: int, blocks, repeats: int) -> dict:
@@ -468,7 +472,7 @@ def product_ceiling(dims, batch_size: int, replica_steps: int, blocks, repeats: 
     rows = []
     for name, spec, lhs, rhs, shared in sgd_step_products(dims, batch_size):
         bspec = "r" + spec.replace(",", "," if shared else ",r").replace("->", "->r")
-        sizes = dict(zip(spec[:2], lhs)) | dict(zip(spec[3:5], rhs))
+        flops = _product_flops(spec, lhs, rhs)
         best = None
         for block in blocks:
             n = block * len(devices)
@@ -485,10 +489,9 @@ def product_ceiling(dims, batch_size: int, replica_steps: int, blocks, repeats: 
             fn = jax.jit(jax.shard_map(loop, mesh=mesh, in_specs=(rep, PartitionSpec() if shared else rep,
                                                                     PartitionSpec()), out_specs=rep))
             t, _ = timed(lambda fn=fn, x=x, w=w: fn(x, w, tiny), repeats)
-            rate = 2.0 * n * iters * math.prod(sizes.values()) / t["best_s"]
+            rate = n * iters * flops / t["best_s"]
             if best is None or rate > best["rate"]:
-                best = {"product": name, "lhs": list(lhs), "rhs": list(rhs), "flops": 2.0 * math.prod(sizes.values()),
-                        "block": block, "rate": rate}
+                best = {"product": name, "lhs": list(lhs), "rhs": list(rhs), "flops": flops, "block": block, "rate": rate}
         rows.append(best)
     total = sum(r["flops"] for r in rows)
     return {"blocks": list(blocks), "devices": len(devices), "products": rows,

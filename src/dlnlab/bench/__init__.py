@@ -1,0 +1,58 @@
+"""Benchmark suite (``dlnlab bench``): dlnlab against what a researcher would use instead, side by side.
+
+Every comparison is run in the same process and reported as a *ratio* (machines are noisy and absolute
+times are not comparable between runs). Timings exclude compilation: each program is compiled and run
+once (warm-up), then timed over a few repeats, and the best time is kept. Workloads and targets:
+
+* **B1** small ensemble SGD (L = 3, d = 10, width 50, B = 1, 256 replicas, 2000 steps, online data): the
+  dlnlab engine against a per-replica PyTorch loop (``nn.Linear`` + ``torch.optim.SGD``) and against
+  hand-batched NumPy with closed-form gradients. Targets: ≥ 100× the PyTorch loop, ≥ 1× NumPy.
+* **B2** compute-bound ensemble SGD (L = 4, width 100, B = 32, 256 replicas): achieved FLOP/s as a fraction
+  of the machine's float64 GEMM rate, measured in the same run. Target ≥ 70 %.
+* **B3** per-mode SDE ensemble (10 modes × 1024 replicas × 10⁴ Euler–Maruyama steps,
+  :func:`dlnlab.modes.simulate_modes`): against vectorised NumPy EM and against diffrax ``Euler`` with an
+  ``UnsafeBrownianPath``. Target ≥ 1× both.
+* **B4** gradient flow through 4 plateaus from m₀ = 1e-6 (L = 3): gradient evaluations and wall time of the
+  adaptive Dopri5 engine against fixed-step Euler on the same population gradient, with its step chosen to
+  just reach the same maximum error (1e-4) on the mode strengths against the closed form. Target ≥ 50×
+  fewer evaluations.
+* **B5** memory: 10⁶ steps × 1024 replicas × 10 modes with observables at 200 log-spaced times, peak RSS
+  measured in a subprocess at two step counts. Target < 1 GiB and no growth with the number of steps.
+* **B6** wall time of ``dlnlab reproduce --quick`` in a subprocess. Target < 10 minutes.
+
+PyTorch (and diffrax) comparisons need the optional ``bench`` extra; when a package is missing the
+comparison is reported as skipped (``"skipped": "<reason>"``, value ``None``), never estimated. dlnlab's engines
+shard replicas over every CPU core (:mod:`dlnlab.runtime`); the alternatives run as a user would run them, so the
+ratios compare what each achieves on the whole machine (the CPU-time ratios compare the work done).
+``dlnlab bench --markdown`` prints the README's table of the results (``python -m dlnlab.bench RESULT.json``
+prints it for a saved result).
+
+Modules: :mod:`._spec` (schema, targets, sizes), :mod:`._machine` (machine, versions, timing), :mod:`._engine`
+(the engine's compiled programs), :mod:`._baselines` (the hand-written alternatives), :mod:`._flops` (FLOP
+counts and rates), :mod:`._workloads` (B1–B6), :mod:`._suite` (:func:`run_suite`) and :mod:`._report` (tables).
+"""
+
+from ._baselines import diffrax_mode_em, euler_program, numpy_batched_sgd, numpy_mode_em, torch_loop_sgd
+from ._flops import gemm_rate, product_ceiling, product_flops, sgd_step_flops, sgd_step_products
+from ._machine import have, machine_info, timed, versions
+from ._report import UNITS, format_table, markdown_table, write_json
+from ._spec import SCHEMA, SIZES, TARGETS, check
+from ._suite import run_suite
+from ._workloads import (
+    WORKLOADS,
+    b1_small_sgd,
+    b2_compute_bound,
+    b3_mode_sde,
+    b4_flow_vs_euler,
+    b5_child,
+    b5_memory,
+    b6_reproduce,
+)
+
+__all__ = [
+    "SCHEMA", "SIZES", "TARGETS", "UNITS", "WORKLOADS", "b1_small_sgd", "b2_compute_bound", "b3_mode_sde",
+    "b4_flow_vs_euler", "b5_child", "b5_memory", "b6_reproduce", "check", "diffrax_mode_em", "euler_program",
+    "format_table", "gemm_rate", "have", "machine_info", "markdown_table", "numpy_batched_sgd", "numpy_mode_em",
+    "product_ceiling", "product_flops", "run_suite", "sgd_step_flops", "sgd_step_products", "timed",
+    "torch_loop_sgd", "versions", "write_json",
+]

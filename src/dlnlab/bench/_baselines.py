@@ -1,0 +1,202 @@
+"""The hand-written alternatives dlnlab is compared with: what a researcher would write instead.
+
+Hand-batched NumPy SGD with closed-form gradients and a per-replica PyTorch loop (B1), vectorised NumPy and
+diffrax Euler–Maruyama of the per-mode SDE (B3), fixed-step Euler of the population gradient flow (B4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _population_loss_np(weights, M, S):
+    """½ tr(E Σ Eᵀ) per replica, ``weights`` with a leading replica axis."""
+    W = weights[0]
+    for Wl in weights[1:]:
+        W = np.matmul(Wl, W)
+    E = W - M
+    return 0.5 * np.einsum("rij,jk,rik->r", E, S, E)
+
+
+def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, seed=0):
+    """Online SGD of every replica at once in NumPy with closed-form (backprop) gradients.
+
+    ``weights0``: list of ``(R, d_l, d_{l-1})`` arrays. Each step draws ``x = Σ^{1/2} z`` for ``B`` samples per
+    replica, ``y = M x``, and applies ``W_l ← W_l − η δ_lᵀ a_{l−1} / B``. Returns the population loss at
+    ``record_steps`` (shape ``(R, n_records)``)."""
+    rng = np.random.default_rng(seed)
+    W = [np.array(w, np.float64, copy=True) for w in weights0]
+    R, d_in, B, L = W[0].shape[0], W[0].shape[2], batch_size, len(W)
+    S = S_half @ S_half.T
+    rec = {int(s) for s in record_steps}
+    losses = []
+    if 0 in rec:
+        losses.append(_population_loss_np(W, M, S))
+    for k in range(1, int(max(record_steps)) + 1):
+        X = rng.standard_normal((R, B, d_in)) @ S_half.T
+        Y = X @ M.T
+        acts = [X]
+        for Wl in W:
+            acts.append(np.einsum("rbj,rij->rbi", acts[-1], Wl))
+        delta = (acts[-1] - Y) / B
+        for l in range(L - 1, -1, -1):
+            g = np.einsum("rbi,rbj->rij", delta, acts[l])
+            if l:
+                delta = np.einsum("rbi,rij->rbj", delta, W[l])
+            W[l] -= lr * g
+        if k in rec:
+            losses.append(_population_loss_np(W, M, S))
+    return np.stack(losses, axis=1)
+
+
+def torch_loop_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, replicas, seed=0):
+    """Online SGD replica after replica, as a researcher writes it in PyTorch: ``nn.Linear`` layers without
+    bias, ``torch.optim.SGD``, a fresh batch ``x = Σ^{1/2} z``, ``y = M x`` each step, loss ``½‖f(x) − y‖²``
+    averaged over the batch; the population loss is evaluated at ``record_steps``. float64."""
+    import torch
+    from torch import nn
+
+    dt = torch.float64
+    Mt, Sh = torch.tensor(np.array(M), dtype=dt), torch.tensor(np.array(S_half), dtype=dt)
+    S = Sh @ Sh.T
+    rec = {int(s) for s in record_steps}
+    out = []
+    for r in range(replicas):
+        torch.manual_seed(seed + r)
+        layers = []
+        for W in weights0:
+            lin = nn.Linear(W.shape[2], W.shape[1], bias=False, dtype=dt)
+            with torch.no_grad():
+                lin.weight.copy_(torch.tensor(np.array(W[r]), dtype=dt))
+            layers.append(lin)
+        model = nn.Sequential(*layers)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        d_in = weights0[0].shape[2]
+        losses = []
+
+        def pop_loss(model=model):
+            with torch.no_grad():
+                E = model[-1].weight
+                for lin in reversed(list(model)[:-1]):
+                    E = E @ lin.weight
+                E = E - Mt
+                return float(0.5 * torch.trace(E @ S @ E.T))
+
+        if 0 in rec:
+            losses.append(pop_loss())
+        for k in range(1, int(max(record_steps)) + 1):
+            x = torch.randn(batch_size, d_in, dtype=dt) @ Sh.T
+            y = x @ Mt.T
+            loss = 0.5 * ((model(x) - y) ** 2).sum(dim=1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if k in rec:
+                losses.append(pop_loss())
+        out.append(losses)
+    return np.asarray(out)
+
+
+def _mode_products_np(a):
+    """``m = Π_l a_l`` and ``π_l = Π_{j≠l} a_j`` for ``a`` of shape ``(..., L, n)``."""
+    L = a.shape[-2]
+    pre, suf = [np.ones_like(a[..., 0, :])], [np.ones_like(a[..., 0, :])]
+    for l in range(L - 1):
+        pre.append(pre[-1] * a[..., l, :])
+        suf.append(suf[-1] * a[..., L - 1 - l, :])
+    suf = suf[::-1]
+    return pre[-1] * a[..., L - 1, :], np.stack([pre[l] * suf[l] for l in range(L)], axis=-2)
+
+
+def numpy_mode_em(a0, s, lam, label_noise, lr, batch_size, dt, steps, record_steps, seed=0):
+    """Vectorised NumPy Euler–Maruyama of the per-layer mode SDE (every replica and mode at once):
+    ``a_l ← a_l + Δt λ π_l (s − m) + sqrt(Δt η/B) π_l sqrt(D(m)) ξ``, ``D = 2λ²(m − s)² + λσ_ε²``, one ``ξ`` per
+    mode and step. ``a0``: ``(R, L, n)``. Returns ``m`` at ``record_steps``: ``(R, n_records, n)``."""
+    rng = np.random.default_rng(seed)
+    a = np.array(a0, np.float64, copy=True)
+    R, n = a.shape[0], a.shape[-1]
+    amp = math.sqrt(dt * lr / batch_size)
+    rec = {int(k) for k in record_steps}
+    out = []
+    if 0 in rec:
+        out.append(_mode_products_np(a)[0])
+    for k in range(1, int(max(record_steps)) + 1):
+        m, pi = _mode_products_np(a)
+        D = 2.0 * lam**2 * (m - s) ** 2 + lam * label_noise**2
+        xi = rng.standard_normal((R, n))
+        a += pi * (dt * lam * (s - m) + amp * np.sqrt(D) * xi)[:, None, :]
+        if k in rec:
+            out.append(_mode_products_np(a)[0])
+    return np.stack(out, axis=1)
+
+
+def diffrax_mode_em(a0, s, lam, label_noise, lr, batch_size, dt, steps, record_times, seed=0):
+    """The same SDE with diffrax: ``MultiTerm(ODETerm(drift), ControlTerm(diffusion, UnsafeBrownianPath))``,
+    ``Euler`` at constant step ``dt``, one Brownian motion per mode (the diffusion is a lineax operator
+    ``dW ↦ sqrt(η/B) π sqrt(D) dW`` broadcast over layers), vmapped over replicas. Returns ``run()`` giving
+    ``m`` at ``record_times`` (``(R, n_records, n)``)."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+    import lineax as lx
+
+    a0 = jnp.asarray(a0)
+    n, dtype = a0.shape[-1], a0.dtype
+    s_, lam_ = jnp.asarray(s, dtype), jnp.asarray(lam, dtype)
+    c = lr / batch_size
+
+    def products(a):
+        L = a.shape[0]
+        pre, suf = [jnp.ones_like(a[0])], [jnp.ones_like(a[0])]
+        for l in range(L - 1):
+            pre.append(pre[-1] * a[l])
+            suf.append(suf[-1] * a[L - 1 - l])
+        suf = suf[::-1]
+        return pre[-1] * a[-1], jnp.stack([pre[l] * suf[l] for l in range(L)])
+
+    def drift(t, a, args):
+        m, pi = products(a)
+        return lam_ * pi * (s_ - m)
+
+    def diffusion(t, a, args):
+        m, pi = products(a)
+        g = jnp.sqrt(c) * pi * jnp.sqrt(2.0 * lam_**2 * (m - s_) ** 2 + lam_ * label_noise**2)
+        return lx.FunctionLinearOperator(lambda w: g * w, jax.ShapeDtypeStruct((n,), dtype))
+
+    ts = jnp.asarray(record_times, dtype)
+    t1 = float(steps * dt)
+
+    def solve(a, key):
+        bm = diffrax.UnsafeBrownianPath(shape=(n,), key=key)
+        terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, bm))
+        sol = diffrax.diffeqsolve(terms, diffrax.Euler(), 0.0, t1, dt, a, saveat=diffrax.SaveAt(ts=ts),
+                                  stepsize_controller=diffrax.ConstantStepSize(), max_steps=steps + 16,
+                                  adjoint=diffrax.ForwardMode())
+        return jnp.prod(sol.ys, axis=1)
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), a0.shape[0])
+    prog = jax.jit(jax.vmap(solve))
+    return lambda: prog(a0, keys)
+
+
+def euler_program(problem, n_records):
+    """Fixed-step Euler of population gradient flow, ``θ ← θ − h ∇𝓛(θ)`` (the engine's ``full_gradient``),
+    recording the mode strengths every ``k`` steps: ``prog(w0, h, k) -> (n_records, n_modes)``."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    from ..gradients import full_gradient
+    from ..network import end_to_end
+
+    @jax.jit
+    def prog(w0, h, k):
+        def interval(w, _):
+            w = lax.fori_loop(0, k, lambda _, w: tuple(a - h * g for a, g in zip(w, full_gradient(w, problem))), w)
+            return w, jnp.diagonal(problem.U_k.T @ end_to_end(w) @ problem.V_k)
+
+        return lax.scan(interval, w0, None, length=n_records)[1]
+
+    return prog
+

@@ -1,0 +1,97 @@
+"""The machine and its software (CPU, cores, memory, load, JAX devices, package versions), optional packages,
+and the timing of compiled programs (warm-up excluded, best of a few repeats)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import sys
+import time
+
+
+def machine_info() -> dict:
+    """CPU model, cores, memory, platform, load, JAX backend and devices."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    simd = [f for f in ("avx512f", "avx2", "fma") if f" {f}" in flags]
+    return {
+        "cpu": cpu,
+        "cores_logical": os.cpu_count(),
+        "cores_usable": usable,
+        "simd": simd,
+        "memory_gib": None if mem is None else round(mem / 2**30, 2),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    from ..dynamics import package_versions
+
+    out = package_versions()
+    for pkg in ("torch", "equinox", "lineax"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def block(x):
+    import jax
+
+    return jax.block_until_ready(x)
+
+
+def timed(fn, repeats: int = 3, warmup: int = 1):
+    """Run ``fn`` ``warmup`` times untimed (compilation), then ``repeats`` times.
+
+    Returns ``({"best_s", "times_s", "cpu_s", "warmup_s"}, last value)``: wall times, the best process CPU
+    time (all threads; less sensitive than wall time to other jobs on the machine) and the warm-up time
+    (which includes compilation)."""
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        block(fn())
+    warm = time.perf_counter() - t0
+    times, cpus, value = [], [], None
+    for _ in range(max(1, repeats)):
+        c0, t0 = time.process_time(), time.perf_counter()
+        value = block(fn())
+        times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return {"best_s": min(times), "times_s": times, "cpu_s": min(cpus), "warmup_s": warm}, value
+

@@ -1,0 +1,50 @@
+"""What the benchmark measures against: the result schema, each workload's targets and the workload sizes,
+and the comparison of one figure with its target."""
+
+from __future__ import annotations
+
+import math
+
+SCHEMA = "dlnlab-bench/1"
+
+TARGETS = {
+    "B1": {"vs_torch_loop": (">=", 100.0), "vs_numpy_batched": (">=", 1.0)},
+    "B2": {"fraction_of_gemm": (">=", 0.70)},
+    "B3": {"vs_numpy_em": (">=", 1.0), "vs_diffrax_euler": (">=", 1.0)},
+    "B4": {"fewer_evaluations": (">=", 50.0)},
+    "B5": {"peak_rss_gib": ("<", 1.0), "rss_growth": ("<", 0.05)},
+    "B6": {"wall_minutes": ("<", 10.0)},
+}
+
+#: Workload sizes. ``full`` is the issue's specification; ``quick`` keeps the ratios meaningful at a fraction of
+#: the cost; ``tiny`` only exercises the code (tests).
+SIZES = {
+    "full": {"repeats": 3, "b1_replicas": 256, "b1_steps": 2000, "b1_torch_replicas": 8, "b1_numpy_repeats": 2,
+             "b2_replicas": 256, "b2_steps": 50, "b2_gemm_n": 1024, "b2_blocks": (1, 4, 8, 16),
+             "b3_replicas": 1024, "b3_steps": 10_000, "b3_modes": 10,
+             "b4_tol": 1e-4, "b4_points": 2000, "b4_rtols": (1e-5, 1e-6, 1e-7, 1e-8),
+             "b5_replicas": 1024, "b5_steps": (100_000, 1_000_000), "b6": True},
+    "quick": {"repeats": 2, "b1_replicas": 256, "b1_steps": 500, "b1_torch_replicas": 2, "b1_numpy_repeats": 1,
+             "b2_replicas": 64, "b2_steps": 10, "b2_gemm_n": 1024, "b2_blocks": (4, 8),
+             "b3_replicas": 256, "b3_steps": 2000, "b3_modes": 10,
+             "b4_tol": 1e-3, "b4_points": 1000, "b4_rtols": (),
+             "b5_replicas": 1024, "b5_steps": (10_000, 100_000), "b6": False},
+    "tiny": {"repeats": 1, "b1_replicas": 4, "b1_steps": 30, "b1_torch_replicas": 1, "b1_numpy_repeats": 1,
+             "b2_replicas": 2, "b2_steps": 2, "b2_gemm_n": 128, "b2_blocks": (1,),
+             "b3_replicas": 8, "b3_steps": 50, "b3_modes": 3,
+             "b4_tol": 3e-2, "b4_points": 100, "b4_rtols": (),
+             "b5_replicas": 8, "b5_steps": (100, 1000), "b6": False},
+}
+
+
+def check(value, target, skipped=None, cpu_value=None) -> dict:
+    """A figure against its target. ``cpu_value``: the same ratio from process CPU times (informative)."""
+    op, thr = target
+    if skipped is not None or value is None or not math.isfinite(value):
+        return {"value": None, "target": thr, "op": op, "passed": None, "skipped": skipped or "no value"}
+    passed = value >= thr if op == ">=" else value < thr
+    out = {"value": float(value), "target": thr, "op": op, "passed": bool(passed), "skipped": None}
+    if cpu_value is not None:
+        out["cpu_value"] = float(cpu_value)
+    return out
+

@@ -368,7 +368,7 @@ def test_bridge_to_per_mode_law():
     """Z17 [A]: [C]'s per-mode stationary law (``dlnlab.theory.stationary``) equals [Z]'s depth-L law with d = 1
     and the single-mode constants; log-difference constant for L = 2, 3, 4 (checks.md: 1e-12, observed ≤ 5e-14).
     Tolerance 1e-10 here since both implementations integrate numerically; measured 1.2e-14."""
-    stationary = pytest.importorskip("dlnlab.theory.stationary")
+    stationary = pytest.importorskip("dlnlab.theory.mode_stationary")
     if not hasattr(stationary, "log_density_unnormalised"):
         pytest.skip("per-mode law not available")
     s, lam, sig, T = 1.0, 1.0, 0.5, 0.02

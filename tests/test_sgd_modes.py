@@ -30,7 +30,7 @@ from scipy import integrate, stats
 
 import dlnlab
 from dlnlab import modes as M
-from dlnlab.theory import modes as TM
+from dlnlab.theory import mode_sde as TM
 
 G = 20  # groups for the group SE (checks.md §0)
 

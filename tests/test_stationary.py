@@ -32,8 +32,8 @@ from dlnlab.experiments.stationary import (
     stationary_runs,
     step_ratio,
 )
-from dlnlab.theory import fokker_planck as fpk
-from dlnlab.theory import stationary as st
+from dlnlab.theory import mode_fokker_planck as fpk
+from dlnlab.theory import mode_stationary as st
 
 KS_C, KS_H, Z = 1.95, 0.3, 4.0
 

@@ -51,7 +51,7 @@ import pandas as pd
 import xarray as xr
 from jax import lax
 
-from ..theory import saddles as th
+from ..theory import saddle_sequence as th
 
 # ---------------------------------------------------------------------------------------------------------
 # Inputs from a dataset

@@ -53,7 +53,7 @@ from ..problem import Problem
 from ..storage import save
 from ..sweep import sweep
 from ..teacher import Teacher, completion_mask
-from ..theory import saddles as th
+from ..theory import saddle_sequence as th
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
 PAPER = "J"

@@ -25,7 +25,7 @@ from ..config import Config
 from ..dynamics import simulate
 from ..storage import save
 from ..theory import mode_flow_fn
-from ..theory import saddles as th
+from ..theory import saddle_sequence as th
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
 

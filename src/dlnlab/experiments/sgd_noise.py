@@ -38,7 +38,7 @@ from ..config import Config, ConfigError
 from ..dynamics import simulate
 from ..modes import MODE_IMBALANCE, OFFDIAG_MAX, first_passage, mode_config, peak_statistics, simulate_modes
 from ..theory import gradient_flow as gf
-from ..theory import modes as tm
+from ..theory import mode_sde as tm
 from .base import Claim, ExperimentResult, Figure, fraction_se, median_se, register, verdict
 
 G = 20  # groups for the group SE (checks.md §0)

@@ -30,8 +30,8 @@ from scipy import stats
 from .. import figures
 from ..config import Config
 from ..dynamics import simulate
-from ..theory import fokker_planck as fpk
-from ..theory import stationary as st
+from ..theory import mode_fokker_planck as fpk
+from ..theory import mode_stationary as st
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
 G = 20  # groups for the group SE (checks.md §0)
@@ -420,7 +420,7 @@ def _escape_claims(p, s, lam, se, lr, B):
     relative tolerances of S6 (≈ 3 SE there) are widened to 4 group SE where that is larger."""
     from ..modes import mode_config as modes_config
     from ..modes import simulate_modes
-    from ..theory import modes as tm
+    from ..theory import mode_sde as tm
 
     t1, t2 = (float(x) for x in p["escape_times"])
     R, dt, m0 = int(p["escape_replicas"]), float(p["escape_dt"]), float(p["escape_m0"])

@@ -1,8 +1,8 @@
 """Closed-form theory (NumPy/SciPy), as functions and ``predict_fn(t)`` factories to hold against simulation."""
 
 from .gradient_flow import mode_flow_fn, mode_time, mode_trajectory
-from .noise import total_noise_trace, wick_covariance_matrix
-from .saddles import (
+from .gradient_noise import total_noise_trace, wick_covariance_matrix
+from .saddle_sequence import (
     GreedyStep,
     best_rank_k,
     c_L,
@@ -52,9 +52,9 @@ __all__ = [
 ]
 
 # Stationary laws of one mode (sgd_noise.md §9) and its time-dependent Fokker–Planck equation (issue 4).
-from . import fokker_planck, stationary
-from .fokker_planck import FokkerPlanckSolution, ModeFokkerPlanck, broadie_glasserman_shift, first_passage
-from .stationary import (
+from . import mode_fokker_planck, mode_stationary
+from .mode_fokker_planck import FokkerPlanckSolution, ModeFokkerPlanck, broadie_glasserman_shift, first_passage
+from .mode_stationary import (
     ModeSDE,
     PointMass,
     StationaryLaw,
@@ -85,14 +85,14 @@ __all__ += [
     "boltzmann_temperature",
     "broadie_glasserman_shift",
     "first_passage",
-    "fokker_planck",
     "gamma_law",
     "ks_between",
     "log_density_l2",
     "log_density_label_dominated",
     "log_density_unnormalised",
     "mean_shift",
-    "stationary",
+    "mode_fokker_planck",
+    "mode_stationary",
     "stationary_law",
 ]
 
@@ -133,8 +133,8 @@ __all__ += [
 ]
 
 # Per-mode reduction of SGD: drift, diffusion, Itô correction and the diffusion peak (issue 4, sgd_noise.md §§5–8).
-from . import modes
-from .modes import (
+from . import mode_sde
+from .mode_sde import (
     balanced_layer_diffusion,
     balanced_layer_drift,
     collapse_temperature,
@@ -181,7 +181,7 @@ __all__ += [
     "learning_time",
     "log_layer_drift",
     "mode_diffusion",
-    "modes",
+    "mode_sde",
     "peak_discriminant",
     "peak_exponent",
     "peak_is_global",

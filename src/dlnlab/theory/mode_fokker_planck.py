@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from .stationary import ModeSDE, _Coord, _phi_y
+from .mode_stationary import ModeSDE, _Coord, _phi_y
 
 __all__ = ["FokkerPlanckSolution", "ModeFokkerPlanck", "broadie_glasserman_shift", "diffusion_y", "drift_y",
            "first_passage"]
@@ -138,7 +138,7 @@ class ModeFokkerPlanck:
 
     def __init__(self, depth, s, input_var=1.0, label_noise=0.0, temperature=None, *, lr=None, batch_size=1,
                  m_min=None, m_max=None, n_cells=2000, edges=None, absorb_at=None, noise="exact"):
-        from .stationary import _temperature
+        from .mode_stationary import _temperature
 
         T = _temperature(temperature, lr, batch_size)
         if depth < 2:
@@ -306,7 +306,7 @@ def first_passage(depth, s, input_var=1.0, label_noise=0.0, temperature=None, *,
     outflux), ``survival``, ``mass_error`` (max |Σ P + absorbed − 1|), ``mean`` and ``median`` (from the CDF on
     ``times``, with the mass beyond the last time reported as ``unfinished``). ``monitor_dt`` applies the
     :func:`broadie_glasserman_shift` for comparing with paths observed every ``monitor_dt``."""
-    from .stationary import _temperature
+    from .mode_stationary import _temperature
 
     T = _temperature(temperature, lr, batch_size)
     y_t = math.log(target)

@@ -29,15 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CheckpointError
+
 FORMAT = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: unreadable, or written by a different run (config)."""
-
-    def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"checkpoint {self.path}: {reason}")
 
 
 def run_hash(config_toml: str, observables: list, weights=None) -> str:

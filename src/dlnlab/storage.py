@@ -20,16 +20,10 @@ from pathlib import Path
 
 import xarray as xr
 
+from .errors import CorruptDatasetError
+
 MANIFEST = "dlnlab-manifest.json"
 _FORMAT = "dlnlab-zarr-manifest/1"
-
-
-class CorruptDatasetError(ValueError):
-    """A result store that is incomplete, truncated or altered since :func:`save` wrote it."""
-
-    def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"corrupt or incomplete dataset {self.path}: {reason}")
 
 
 def _files(store: Path) -> list[str]:

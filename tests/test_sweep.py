@@ -31,7 +31,16 @@ from typer.testing import CliRunner
 import dlnlab
 from dlnlab.cli import app
 from dlnlab.config import Config, ConfigError
-from dlnlab.sweep import load_plan, parse_grid, plan_function_sweep, plan_sweep, run_id, sweep, sweep_status
+from dlnlab.sweep import (
+    load_plan,
+    parse_grid,
+    plan_function_sweep,
+    plan_sweep,
+    run_id,
+    sweep,
+    sweep_function,
+    sweep_status,
+)
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.xdist_group("sweep")  # with --dist loadgroup: one cluster, one reference sweep
@@ -48,6 +57,13 @@ def _ou(theta, sigma, replicas=4, steps=200, dt=0.01, seed=0):
 
 def _late_variance(ds):
     return [{"var_late": float(ds.x.isel(t=slice(100, None)).var())}, {"var_late": math.inf}]
+
+
+def _final_loss_range(ds, config):
+    """A config sweep's summary: per stacked learning rate, the range of its replicas' final losses."""
+    grid, last = config.replica_grid(), ds["loss"].values[:, -1]
+    return [{"dynamics.lr": lr, "loss_final_min": float(last[sel].min()), "loss_final_max": float(last[sel].max())}
+            for lr in config.stacked()["dynamics.lr"] for sel in [np.array([g["dynamics.lr"] == lr for g in grid])]]
 
 
 BASE = {
@@ -374,8 +390,8 @@ def test_function_sweep_on_dask(client, tmp_path):
     grid = {"theta": [0.5, 2.0], "sigma": [0.1, 1.0]}
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
-        res = sweep(_ou, grid, params={"replicas": 8}, summary=_late_variance, executor=client, out=tmp_path / "fn",
-                    progress=False, timeout=TIMEOUT)
+        res = sweep_function(_ou, grid, params={"replicas": 8}, summary=_late_variance, executor=client,
+                             out=tmp_path / "fn", progress=False, timeout=TIMEOUT)
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert set(res.status.values()) == {"done"} and len(res.table) == 8  # 4 runs, 2 summary rows each
@@ -385,8 +401,43 @@ def test_function_sweep_on_dask(client, tmp_path):
         rows = res.table[res.table.run_id == run.id]
         assert rows["var_late"].tolist() == [_late_variance(direct)[0]["var_late"], math.inf]
         assert (rows["theta"] == run.point["theta"]).all() and (rows["replicas"] == 8).all()
-    again = sweep(_ou, grid, params={"replicas": 8}, summary=_late_variance, executor="serial", out=tmp_path / "fn")
+    again = sweep_function(_ou, grid, params={"replicas": 8}, summary=_late_variance, executor="serial",
+                           out=tmp_path / "fn")
     assert again.executed == [] and len(again.skipped) == 4
+
+
+def test_config_sweep_summary_makes_the_table_rows(tmp_path):
+    """A config sweep's ``summary(ds, config)`` gives the table's rows (one per stacked combination, in place of
+    the default summaries): each equals the summary of the run dlnlab.simulate gives in this process."""
+    grid = {"dynamics.lr": [0.05, 0.1], "network.width": [3, 4]}
+    res = sweep(BASE, grid, summary=_final_loss_range, executor="serial", out=tmp_path / "s", progress=False)
+    assert set(res.status.values()) == {"done"} and len(res.table) == 4
+    assert "loss_final_mean" not in res.table and "jump_time_1" not in res.table
+    for run in res.plan.runs:
+        cfg = Config.from_dict(run.config)
+        rows = res.table[res.table.run_id == run.id]
+        expected = pd.DataFrame(_final_loss_range(dlnlab.simulate(cfg, progress=False), cfg))
+        assert rows["dynamics.lr"].tolist() == expected["dynamics.lr"].tolist() == [0.05, 0.1]
+        for col in ("loss_final_min", "loss_final_max"):
+            assert rows[col].tolist() == expected[col].tolist()
+        assert (rows["network.width"] == run.point["network.width"]).all()
+
+
+def test_sweep_takes_configs_and_sweep_function_functions(tmp_path):
+    """``sweep`` is for configs (a function is pointed to ``sweep_function``); a summary is a function; the
+    default summary's options are rejected with another summary. Nothing is written."""
+    for call, field, word in [(lambda: sweep(_ou, {"theta": [1.0]}, out=tmp_path / "o"), "config", "sweep_function"),
+                              (lambda: sweep(BASE, GRID, summary="rows", out=tmp_path / "o"), "summary", "function"),
+                              (lambda: sweep(BASE, GRID, summary=_final_loss_range, tail=0.2, out=tmp_path / "o"),
+                               "tail", "default summary"),
+                              (lambda: sweep(BASE, GRID, summary=_final_loss_range, rank_threshold=0.1,
+                                             out=tmp_path / "o"), "rank_threshold", "default summary"),
+                              (lambda: sweep_function(_ou, {"theta": [1.0]}, summary=3, out=tmp_path / "o"),
+                               "summary", "summary(ds)")]:
+        with pytest.raises(ConfigError) as exc:
+            call()
+        assert exc.value.field == field and word in str(exc.value)
+    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------

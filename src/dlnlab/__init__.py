@@ -21,7 +21,7 @@ from .network import Initializer, balancedness, end_to_end
 from .observables import Observable, ReplicaParams
 from .problem import Problem
 from .storage import CorruptDatasetError, export_netcdf, load, save
-from .sweep import sweep
+from .sweep import sweep, sweep_function
 from .teacher import Dataset, Teacher
 
 __version__ = "0.1.0"
@@ -46,5 +46,6 @@ __all__ = [
     "save",
     "simulate",
     "sweep",
+    "sweep_function",
     "theory",
 ]

@@ -36,7 +36,7 @@ from ..network import prefix_products, suffix_products
 from ..noise import wick_PQ
 from ..observables import Observable
 from ..storage import save
-from ..sweep import sweep
+from ..sweep import sweep_function
 from ..theory.balance import (
     DataConstants,
     decay_bound_rate,
@@ -473,8 +473,9 @@ def phase_diagram(p, out):
     # the (T, L) grid through dlnlab.sweep: one run per depth, the temperatures stacked on its replica axis
     params = {"temperatures": [float(T) for T in Ts], "replicas": int(R), "t_max": float(p["t_max"]),
               "dt": float(p["dt"]), "eps": float(eps), "seed": int(p["seed"])}
-    res = sweep(collapse_walkers, {"depth": [int(L) for L in Ls]}, params=params, summary=collapse_rows,
-                executor=p.get("executor", "serial"), out=Path(out) / "sweep", progress=False).raise_unless_done()
+    res = sweep_function(collapse_walkers, {"depth": [int(L) for L in Ls]}, params=params, summary=collapse_rows,
+                         executor=p.get("executor", "serial"), out=Path(out) / "sweep",
+                         progress=False).raise_unless_done()
     for L in Ls:
         sub = res.table[res.table.depth == int(L)]
         if not np.array_equal(sub["T"].to_numpy(float), Ts):

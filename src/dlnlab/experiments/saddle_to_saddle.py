@@ -18,17 +18,19 @@ Experiments (each writes its datasets or tables, figures as PNG + PDF, and a cla
   (where the residual's top pair is *not* the teacher's top singular pair, checks.md G11); and the autodiff
   Hessian at the origin (§6.1, checks.md G4: ``±σ_i(G_0)`` plus zeros for L = 2, zero for L = 3).
 
-The grids of ``phase_transition`` (depth × width runs, γ and seed draws stacked) and ``escape_times`` (one run per
-depth, σ stacked) run through :func:`dlnlab.sweep` into ``OUT/sweep`` (manifest, ``results.parquet``, one dataset
-per run); the claims are built from that table and the runs' plateau tables, and a rerun into the same ``OUT`` skips
-the finished runs. Preset parameter ``executor``: ``serial`` (default: in-process, fastest for the quick presets on
-2 cores), ``local``, ``dask``, ``slurm``.
+The grids of ``phase_transition`` (depth × width runs, γ and seed draws stacked; :func:`dlnlab.sweep_function`)
+and ``escape_times`` (one run per depth, σ stacked; :func:`dlnlab.sweep`) run into ``OUT/sweep`` (manifest,
+``results.parquet``, one dataset per run); the claims are built from that table (``escape_times``' rows carry their
+runs' plateau tables: :func:`escape_rows`), and a rerun into the same ``OUT`` skips the finished runs. Preset
+parameter ``executor``: ``serial`` (default: in-process, fastest for the quick presets on 2 cores), ``local``,
+``dask``, ``slurm``.
 
 Every formula beyond [J]'s abstract is our derivation (``saddle_to_saddle.md`` anchoring).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +53,7 @@ from ..network import Initializer
 from ..observables import Observable
 from ..problem import Problem
 from ..storage import save
-from ..sweep import sweep
+from ..sweep import summarize, sweep, sweep_function
 from ..teacher import Teacher, completion_mask
 from ..theory import saddle_sequence as th
 from .base import Claim, ExperimentResult, Figure, register, verdict
@@ -65,22 +67,31 @@ def _claim(exp, claim, quantity, theory, value, unc, tol, ok):
                  verdict(bool(ok)) if ok is not None else "not applicable")
 
 
-def _sweep(config, grid, p, out, **kw):
-    """Run a grid experiment's points through :func:`dlnlab.sweep` into ``OUT/sweep`` (manifest, one run per job,
-    ``results.parquet``); rerunning into the same ``OUT`` skips the finished runs. Raises if a run failed."""
-    return sweep(config, grid, executor=p.get("executor", "serial"), out=Path(out) / "sweep", progress=False,
-                 **kw).raise_unless_done()
+def _sweep_options(p, out) -> dict:
+    """How a grid experiment's points run (:func:`dlnlab.sweep`, :func:`dlnlab.sweep_function`): into ``OUT/sweep``
+    (manifest, one run per job, ``results.parquet``) on the preset's executor; rerunning into the same ``OUT``
+    skips the finished runs."""
+    return {"executor": p.get("executor", "serial"), "out": Path(out) / "sweep", "progress": False}
 
 
-def _run_plateaus(sweep_dir, rid) -> pd.DataFrame:
-    """The plateau table (:func:`dlnlab.analysis.plateau_table`) the sweep saved with run ``rid``."""
-    f = Path(sweep_dir) / "runs" / rid / "plateaus.parquet"
-    if not f.is_file():
-        import json
+def escape_rows(ds, config) -> list[dict]:
+    """``escape_times``' sweep summary: the rows of :func:`dlnlab.sweep.summarize` (one per σ, the run having one
+    replica per σ; ``jump_time_k`` among them), each with ``plateaus``: its replica's rows of the plateau table
+    (:func:`dlnlab.analysis.plateau_table`) as JSON records (exact floats; null for missing values)."""
+    if config.ensemble.replicas != 1:
+        raise ValueError(f"escape_rows needs one replica per σ, got ensemble.replicas = {config.ensemble.replicas}")
+    tab = plateau_table(ds)
+    rows = summarize(ds, config, plateau_table=tab)
+    for r, row in enumerate(rows):  # rows follow the stacked σ, as the replicas do
+        sub = tab[tab["replica"] == r].astype(object)
+        row["plateaus"] = json.dumps(sub.where(sub.notna(), None).to_dict("records"))
+    return rows
 
-        err = json.loads((f.parent / "run.json").read_text()).get("plateau_table_error")
-        raise RuntimeError(f"sweep run {rid} has no plateau table: {err}")
-    return pd.read_parquet(f)
+
+def _row_plateaus(rows: pd.DataFrame) -> pd.DataFrame:
+    """The plateau table of the sweep table rows made by :func:`escape_rows`."""
+    tab = pd.DataFrame.from_records([r for text in rows["plateaus"] for r in json.loads(text)])
+    return tab.astype({"learned_mode": "Int64"})  # plateau_table's dtype (null where no mode is learned)
 
 
 def _base(p, *, depth=None, s=None, lam=1.0, basis="random", d=None):
@@ -350,8 +361,8 @@ def phase_transition(p, out):
     params = {"gammas": [float(g) for g in gammas], "s": [float(x) for x in s], "d": d, "seed": int(p["seed"]),
               "seeds": int(p["seeds"]), "gd_tol": float(p["gd_tol"]), "gd_max_time": float(p["gd_max_time"]),
               "gd_max_width_deep": int(p["gd_max_width_deep"]), "gd_max_gamma_deep": float(p["gd_max_gamma_deep"])}
-    res = _sweep(phase_distances, {"depth": [int(x) for x in p["depths"]], "width": widths}, p, out, params=params,
-                 summary=phase_distance_rows)
+    res = sweep_function(phase_distances, {"depth": [int(x) for x in p["depths"]], "width": widths}, params=params,
+                         summary=phase_distance_rows, **_sweep_options(p, out)).raise_unless_done()
     df = res.table.drop(columns=["seed"]).rename(columns={"draw": "seed"})[DISTANCE_COLUMNS]
     df = df.astype({"depth": int, "width": int, "seed": int, "gd_converged": bool}).reset_index(drop=True)
     df.to_csv(out / "distances.csv", index=False)
@@ -523,14 +534,14 @@ def escape_times(p, out):
                                                     "observables": ["loss", "singular_values", "mode_strength"]},
                                          "ensemble": {"replicas": 1, "seed": int(p["seed"])}})
         grids.append({"network.depth": [L], "init.scale": [float(x) for x in sig], "dynamics.t_max": [t_max]})
-    res = _sweep(base, grids, p, out)
+    res = sweep(base, grids, summary=escape_rows, **_sweep_options(p, out)).raise_unless_done()
     for L in depths:
         sig = np.asarray(p[f"sigmas_{L}"], float)
         sub = res.table[res.table["network.depth"] == L]
         (rid,) = sub.run_id.unique()
         if not np.array_equal(sub["init.scale"].to_numpy(float), sig):  # replica i of the run is σ_i
             raise RuntimeError(f"sweep run {rid}: σ rows {list(sub['init.scale'])} != sigmas_{L} {list(sig)}")
-        tab = _run_plateaus(res.out, rid)
+        tab = _row_plateaus(sub)
         tabs[L] = tab
         tj = _jump_matrix(tab, len(sig), K)
         modes = _jump_matrix(tab, len(sig), K, "learned_mode")

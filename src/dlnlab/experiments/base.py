@@ -3,7 +3,8 @@
 An experiment is a function ``fn(params: dict, out: Path) -> ExperimentResult``. ``params`` is the
 chosen preset (a flat dict) updated by ``--set key=value`` overrides; ``out`` is its own directory. The
 result lists the claims it checks (theory vs simulation, with uncertainty, tolerance and verdict) and the
-figures it wrote (with captions saying what to see).
+figures it wrote (with captions saying what to see). Claims are being migrated from :class:`Claim` (hand-written
+verdict) to :class:`dlnlab.experiments.claims.Claim` (computed verdict); a result may hold both meanwhile.
 """
 
 from __future__ import annotations
@@ -18,15 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, parse_override
-
-PAPERS = {
-    "J": "Jacot, Ged, Şimşek, Hongler, Gabriel — Saddle-to-saddle dynamics in deep linear networks",
-    "C": "Corlouer, Semler, Strang, Gietelink Oldenziel (2026) — SGD in the saddle-to-saddle regime",
-    "Z": "Ziyin, Li, Ueda — Noise balance and stationary distribution of SGD",
-    "S": "Saxe, McClelland, Ganguli (2014) — exact solutions of deep linear network learning",
-}
-
-VERDICTS = ("holds", "fails", "not applicable")
+from .claims import PAPERS, VERDICTS
+from .claims import Claim as ComputedClaim
 
 
 @dataclass(frozen=True)
@@ -84,13 +78,21 @@ class ExperimentResult:
     wall_time_s: float = 0.0
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, default=_json_default)
+        d = {"name": self.name, "claims": [_claim_row(c) for c in self.claims],
+             "figures": [dataclasses.asdict(f) for f in self.figures], "params": self.params,
+             "wall_time_s": self.wall_time_s}
+        return json.dumps(d, indent=1, default=_json_default)
 
     @classmethod
     def from_json(cls, text: str) -> ExperimentResult:
         d = json.loads(text)
-        return cls(name=d["name"], claims=[Claim(**c) for c in d["claims"]],
-                   figures=[Figure(**f) for f in d["figures"]], params=d["params"], wall_time_s=d["wall_time_s"])
+        claims = [ComputedClaim.from_dict(c) if "id" in c else Claim(**c) for c in d["claims"]]
+        return cls(name=d["name"], claims=claims, figures=[Figure(**f) for f in d["figures"]], params=d["params"],
+                   wall_time_s=d["wall_time_s"])
+
+
+def _claim_row(c) -> dict:
+    return c.to_dict() if isinstance(c, ComputedClaim) else dataclasses.asdict(c)
 
 
 def _json_default(x):
@@ -161,12 +163,12 @@ def get(name: str) -> Experiment:
     return REGISTRY[name]
 
 
-def write_claims_csv(claims: list[Claim], path: Path) -> None:
-    cols = [f.name for f in dataclasses.fields(Claim)]
+def write_claims_csv(claims: list, path: Path) -> None:
+    """One row per claim; the columns of :class:`Claim`, then those only computed claims have (blank elsewhere)."""
+    rows = [_claim_row(c) for c in claims]
+    cols = list(dict.fromkeys([f.name for f in dataclasses.fields(Claim)] + [k for r in rows for k in r]))
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
-        for c in claims:
-            row = dataclasses.asdict(c)
-            row.update({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-            w.writerow(row)
+        for row in rows:
+            w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})

@@ -14,6 +14,7 @@ from . import (
     conventions,  # noqa: F401  (enables float64 before anything else touches JAX)
     theory,
 )
+from .analysis import accessor  # noqa: F401  (registers the ds.dln accessor)
 from .checkpoint import CheckpointError
 from .config import Config, ConfigError, load_config
 from .dynamics import simulate

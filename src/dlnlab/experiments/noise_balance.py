@@ -10,8 +10,9 @@ Experiments (each with quick and full presets; library units: ½-loss, ``T = η/
 * ``diagonal_stationary`` — [Z] Fig. 3: long SGD/SDE histograms against the exact laws for L = 1, 2, 3 (KS,
   mean, median), collapse above T_c, and the wrong sign learnt by L = 1 but never by L = 2;
 * ``phase_diagram`` — [Z] Fig. 4: regimes I/IIa/IIb/III in (σ_ε, T), and the simulated probability of collapse
-  and mean over (T, L) against the stationary laws (the (T, L) grid runs through :func:`dlnlab.sweep` into
-  ``OUT/sweep``: one run per depth, the temperatures stacked; preset parameter ``executor``, default ``serial``);
+  and mean over (T, L) against the stationary laws (the (T, L) grid runs through :func:`dlnlab.sweep_function`
+  into ``OUT/sweep``: one run per depth, the temperatures stacked; preset parameter ``executor``, default
+  ``serial``);
 * ``sign_selection`` — Theorem 4.1: negative paths die, a zero path stays zero, L = 2 ratios are conserved,
   L ≥ 3 paths merge; broken ergodicity: the effective width (surviving paths) set by the init selects the law;
 * ``fluctuation_inversion`` — [Z] Fig. 5-mid analogue: Var v against T for L = 1, 2, 3;

@@ -66,18 +66,18 @@ column (the row's own value for stacked keys; list-valued fields as JSON text), 
 (default :func:`summarize`), and ``wall_time_s`` (of the run). A function sweep has its keyword arguments as
 columns and ``summary``'s rows. Load it with ``pandas.read_parquet`` or ``polars.read_parquet``.
 
-Modules: :mod:`._grid` (grid parsing and checks), :mod:`._plan` (runs, jobs, ids, the manifest),
-:mod:`._summary` (the default summaries), :mod:`._layout` (the output directory and run status),
-:mod:`._worker` (one job on a worker), :mod:`._executors` (local, dask, slurm, serial), :mod:`._driver`
-(:func:`sweep`, :func:`sweep_function`, :class:`SweepResult`) and :mod:`._table` (the results table).
+Modules: :mod:`._grid` (grid parsing and checks), :mod:`._plan` (runs, jobs, ids, the manifest), :mod:`._layout`
+(the output directory and run status), :mod:`._worker` (one job on a worker), :mod:`._executors` (local, dask,
+slurm, serial), :mod:`._driver` (:func:`sweep`, :func:`sweep_function`, :class:`SweepResult`) and :mod:`._table`
+(the results table). The default summaries live in :mod:`dlnlab.analysis.summaries`.
 """
 
+from ..analysis.summaries import TAIL, plateaus, summarize, summarize_dataset
 from ._driver import SweepResult, sweep, sweep_function
 from ._executors import EXECUTORS, SerialExecutor, slurm_executor
 from ._grid import check_grid, parse_grid
 from ._layout import is_done, run_status
 from ._plan import SEED_KEY, Plan, Run, function_name, load_plan, plan_function_sweep, plan_sweep, run_id
-from ._summary import TAIL, plateaus, summarize, summarize_dataset
 from ._table import sweep_status, table_rows, write_table
 from ._worker import run_job
 

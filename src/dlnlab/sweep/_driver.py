@@ -16,12 +16,12 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from ..analysis.summaries import TAIL
 from ..config import ConfigError
 from ._executors import Backend, check_executor, make_backend, wait_some
 from ._grid import is_number
 from ._layout import is_done, read_json, run_status, write_json
 from ._plan import Plan, plan_function_sweep, plan_sweep
-from ._summary import TAIL
 from ._table import write_table
 from ._worker import run_job
 

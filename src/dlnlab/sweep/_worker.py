@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..analysis.summaries import TAIL, plateaus, summarize, summarize_dataset
 from ..config import Config, config_to_toml
 from ._layout import is_done, write_json
 from ._plan import function_name, jsonable
-from ._summary import TAIL, plateaus, summarize, summarize_dataset
 
 _CACHE_SET: str | None = None  # the compilation cache this process was pointed at by _setup_worker
 

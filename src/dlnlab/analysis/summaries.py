@@ -1,7 +1,8 @@
-"""Summaries of a run (computed on the worker, from the dataset in memory): the rows of the sweep's table.
+"""Scalar summaries of a recorded run: final losses, learned ranks, escape times, plateaus and stationary moments.
 
-:func:`summarize` is the default summary of a config sweep (one row per stacked combination),
-:func:`summarize_dataset` that of a function sweep (one row)."""
+:func:`summarize` summarises a run of a config (one row per stacked combination) — the default summary of a
+config sweep (:func:`dlnlab.sweep`); :func:`summarize_dataset` any dataset with ``replica`` and ``t`` dims (one
+row) — that of a function sweep. ``ds.dln.summary()`` picks the one that fits a dataset."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def _nanmedian(x) -> float:
 def _nanmean(x) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.nanmean(x)) if np.isfinite(x).any() else math.nan
+
+
+def diverged_replicas(ds) -> np.ndarray:
+    """``(replica,)`` bool: the replicas flagged ``diverged``, or non-finite at the last record (``finite``);
+    none if the dataset has neither."""
+    if "diverged" in ds:
+        return np.asarray(ds["diverged"].values, bool)
+    if "finite" in ds:
+        return ~np.asarray(ds["finite"].isel(t=-1).values, bool)
+    return np.zeros(ds.sizes["replica"], bool)
 
 
 def plateaus(ds):
@@ -111,12 +122,7 @@ class _Arrays:
         R, n = ds.sizes["replica"], len(config.replica_grid())
         if n != R:
             raise ValueError(f"dataset has {R} replicas, config describes {n}")
-        if "diverged" in ds:
-            diverged = np.asarray(ds["diverged"].values, bool)
-        elif "finite" in ds:
-            diverged = ~np.asarray(ds["finite"].isel(t=-1).values, bool)
-        else:
-            diverged = np.zeros(R, bool)
+        diverged = diverged_replicas(ds)
         t_nom = np.asarray(ds["t"].values, np.float64)
         times = (np.asarray(ds["t_exact"].values, np.float64) if "t_exact" in ds.coords
                  else np.broadcast_to(t_nom, (R, len(t_nom))))

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import dlnlab
-from dlnlab.config import Config
+from dlnlab.config import Config, config_to_toml
 from dlnlab.diagonal import DiagonalModel, simulate_diagonal
 from dlnlab.modes import mode_config, simulate_modes
 from dlnlab.theory import mode_flow_fn, mode_time
@@ -136,6 +136,10 @@ def test_diagonal_dataset(diagonal, tmp_path):
     np.testing.assert_array_equal(flagged.dln.stationary(10.0).replica.values, np.delete(np.arange(16), 3))
     (row,) = ds.dln.summary().to_dict("records")  # no config: the generic summary
     assert row["n_replicas"] == 16 and row["loss_final_mean"] == pytest.approx(ds["loss"].values[:, -1].mean())
+    with_config = ds.assign_attrs(config=config_to_toml(Config.of("diagonal", depth=2, kind="sgd", lr=0.05,
+                                                                  t_max=20.0, replicas=16)))
+    assert with_config.dln.config.model == "diagonal"  # a diagonal model's config: the generic summary too
+    assert with_config.dln.summary().to_dict("records") == [row]
     ax = ds.dln.plot_loss()
     ax.figure.savefig(tmp_path / "loss.png")
     plt.close("all")

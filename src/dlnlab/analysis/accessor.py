@@ -66,13 +66,15 @@ class DlnAccessor:
 
     def summary(self, *, tail: float = TAIL, rank_threshold: float | None = None) -> pd.DataFrame:
         """The sweep's summaries of this run, one row per stacked combination: :func:`~.summaries.summarize` (with
-        the plateau table's jump times when it can be computed) for a run that carries its config, else
-        :func:`~.summaries.summarize_dataset` (one row; ``tail`` and ``rank_threshold`` do not apply)."""
+        the plateau table's jump times when it can be computed) for a run of the network or per-mode model that
+        carries its config, else :func:`~.summaries.summarize_dataset` (one row; ``tail`` and ``rank_threshold``
+        do not apply)."""
         cfg = self.config
-        if cfg is None:
+        if cfg is None or cfg.model not in ("network", "modes"):
             if tail != TAIL or rank_threshold is not None:
-                raise ValueError("tail and rank_threshold summarise a run with its config (attrs['config']); "
-                                 "this dataset has none")
+                raise ValueError("tail and rank_threshold summarise a run of the network or per-mode model with its "
+                                 "config (attrs['config']); this dataset has " + ("none" if cfg is None else
+                                                                                  f"a {cfg.model} config"))
             return pd.DataFrame(summarize_dataset(self._ds))
         table, _ = plateaus(self._ds)
         return pd.DataFrame(summarize(self._ds, cfg, tail=tail, rank_threshold=rank_threshold,

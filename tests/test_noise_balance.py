@@ -40,8 +40,8 @@ from dlnlab.theory.balance import (
     scalar_pair_step_factor,
     step_imbalance_change,
 )
-from dlnlab.theory.diagonal_stationary import (
-    DiagonalStationaryLaw,
+from dlnlab.theory.diagonal_stationary import DiagonalStationaryLaw
+from dlnlab.theory.diagonal_stationary_forms import (
     critical_temperature,
     exponent_at_zero,
     is_normalisable,
@@ -365,19 +365,27 @@ def test_depth1_special_case_equals_general_formula():
 
 
 def test_bridge_to_per_mode_law():
-    """Z17 [A]: [C]'s per-mode stationary law (``dlnlab.theory.stationary``) equals [Z]'s depth-L law with d = 1
+    """Z17 [A]: [C]'s per-mode stationary law (``dlnlab.theory.mode_stationary``) equals [Z]'s depth-L law with d = 1
     and the single-mode constants; log-difference constant for L = 2, 3, 4 (checks.md: 1e-12, observed ≤ 5e-14).
     Tolerance 1e-10 here since both implementations integrate numerically; measured 1.2e-14."""
-    stationary = pytest.importorskip("dlnlab.theory.mode_stationary")
-    if not hasattr(stationary, "log_density_unnormalised"):
-        pytest.skip("per-mode law not available")
+    from dlnlab.theory.mode_stationary import log_density_unnormalised
+
     s, lam, sig, T = 1.0, 1.0, 0.5, 0.02
     c = DataConstants.single_mode(lam, s, sig)
     m = np.linspace(0.3, 2.5, 23)
     for L in (2, 3, 4):
         ours = log_density_general(m, L, T, c)
-        theirs = np.asarray(stationary.log_density_unnormalised(m, L, s, lam, sig, temperature=T))
+        theirs = np.asarray(log_density_unnormalised(m, L, s, lam, sig, temperature=T))
         assert np.ptp(ours - theirs) < 1e-10, (L, np.ptp(ours - theirs))
+
+
+def test_law_off_its_support():
+    """Off the support (``v ≤ 0`` on the positive branch) ``cdf = 0`` and ``sf = 1`` exactly, at every depth: for
+    L ≥ 3 there is no analytic piece below the grid (this returned nan before issue 13)."""
+    v = np.array([-2.0, -1e-300, 0.0])
+    for L in (2, 3, 4):
+        law = DiagonalStationaryLaw(L, 0.1)
+        assert np.array_equal(law.cdf(v), np.zeros(3)) and np.array_equal(law.sf(v), np.ones(3)), L
 
 
 def test_tails():

@@ -24,16 +24,18 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from dlnlab.conventions import step_ratio
 from dlnlab.experiments.stationary import (
     first_passage_times,
     ks_lattice,
     row_stats,
     run_mode,
     stationary_runs,
-    step_ratio,
 )
 from dlnlab.theory import mode_fokker_planck as fpk
+from dlnlab.theory import mode_sde as msde
 from dlnlab.theory import mode_stationary as st
+from dlnlab.theory import mode_stationary_forms as stf
 
 KS_C, KS_H, Z = 1.95, 0.3, 4.0
 
@@ -95,7 +97,7 @@ def test_s9_l2_closed_form_equals_quadrature(s, lam, se, T):
     # §9.2 against the panel quadrature of §9.1 and against scipy.quad, on m ∈ [0.3s, 2.5s], up to a constant.
     # Tolerance 1e-10 (checks.md S9); both quadratures are accurate to ~1e-14 here.
     m = np.linspace(0.3 * s, 2.5 * s, 41)
-    closed = st.log_density_l2(m, s, lam, se, T)
+    closed = stf.log_density_l2(m, s, lam, se, T)
     law = st.stationary_law(2, s, lam, se, T)
     assert _up_to_constant(law.log_unnormalised(m), closed) <= 1e-10
     assert _up_to_constant(st.log_density_unnormalised(m, 2, s, lam, se, T), closed) <= 1e-10
@@ -121,9 +123,9 @@ def test_s9_label_dominated_forms_equal_quadrature(L):
     for s, lam, se, T in [(1.0, 1.0, 0.5, 0.01), (2.0, 0.5, 1.0, 0.005)]:
         m = np.linspace(0.3 * s, 2.5 * s, 41)
         law = st.stationary_law(L, s, lam, se, T, noise="label")
-        assert _up_to_constant(law.log_unnormalised(m), st.log_density_label_dominated(m, L, s, se, T)) <= 1e-10
+        assert _up_to_constant(law.log_unnormalised(m), stf.log_density_label_dominated(m, L, s, se, T)) <= 1e-10
         if L == 2:
-            g = st.gamma_law(s, se, T)
+            g = stf.gamma_law(s, se, T)
             assert abs(law.mean() / g.mean() - 1) <= 1e-10
             assert abs(law.var() / g.var() - 1) <= 1e-10
             u = np.array([1e-6, 0.1, 0.5, 0.9, 1 - 1e-6])
@@ -192,7 +194,7 @@ def test_near_critical_temperature_reproduces_fluctuation_inversion():
     # "at T = 0.33, 85 % of the mass lies below 1e-12": an independent scipy.quad of the §9.2 closed form in
     # y = ln m (with the analytic tail ∝ e^{(κ−1/2)y} below y = −3000) gives 0.855440186476 (so the note's "85 %"
     # is truncated). Tolerance 1e-10.
-    k = st.kappa(1.0, 1.0, 1.0, 0.33)
+    k = stf.kappa(1.0, 1.0, 1.0, 0.33)
 
     def lpy(y):  # ln p_y, unnormalised, for λ = s = σ_ε = 1
         m = math.exp(y) if y > -700 else 0.0
@@ -218,14 +220,14 @@ def test_near_critical_temperature_reproduces_fluctuation_inversion():
 def test_collapse_cases_and_normalisability():
     # §9.3 and §8: the law is a point mass without label noise (at s), for s = 0 (at 0), and for L = 2 at T ≥ T_c
     # (at 0); L ≥ 3 with label noise has no sharp T_c.
-    assert st.critical_temperature(2, 1.0, 1.0, 1.0) == pytest.approx(1 / 3, rel=1e-15)
+    assert stf.critical_temperature(2, 1.0, 1.0, 1.0) == pytest.approx(1 / 3, rel=1e-15)
     law = st.stationary_law(2, 1.5, 1.0, 0.0, 0.01)
     assert isinstance(law, st.PointMass) and law.mean() == 1.5 and law.var() == 0.0
     assert isinstance(st.stationary_law(3, 0.0, 1.0, 0.5, 0.01), st.PointMass)
     assert st.stationary_law(2, 1.0, 1.0, 1.0, 1 / 3).mean() == 0.0
     assert isinstance(st.stationary_law(2, 1.0, 1.0, 1.0, 0.3333), st.StationaryLaw)
-    assert st.is_normalisable(3, 1.0, 1.0, 1.0, 5.0) and not st.is_normalisable(2, 1.0, 1.0, 1.0, 0.34)
-    assert math.isinf(st.critical_temperature(3, 1.0, 1.0, 0.5))
+    assert stf.is_normalisable(3, 1.0, 1.0, 1.0, 5.0) and not stf.is_normalisable(2, 1.0, 1.0, 1.0, 0.34)
+    assert math.isinf(stf.critical_temperature(3, 1.0, 1.0, 0.5))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -254,17 +256,17 @@ def test_mean_shift_is_the_leading_term_of_the_exact_mean(L, s, lam, se, T0):
     r, res_m, res_v, v1s = [], [], [], []
     for T in Ts:
         law = st.stationary_law(L, s, lam, se, T)
-        shift1 = st.mean_shift(L, s, se, T)
+        shift1 = stf.mean_shift(L, s, se, T)
         r.append(((s - law.mean()) - shift1) / shift1)
-        m2, v2 = st.asymptotic_moments(L, s, lam, se, T, order=2)
+        m2, v2 = stf.asymptotic_moments(L, s, lam, se, T, order=2)
         res_m.append(law.mean() - m2)
         res_v.append(law.var() - v2)
-        v1s.append(st.asymptotic_moments(L, s, lam, se, T)[1])
+        v1s.append(stf.asymptotic_moments(L, s, lam, se, T)[1])
     r, res_m, res_v, v1s = map(np.asarray, (r, res_m, res_v, v1s))
     # predicted r/T from the second-order coefficient: r = −V²K/shift1 with V, K of asymptotic_moments
-    m1, _ = st.asymptotic_moments(L, s, lam, se, Ts[-1])
-    m2, _ = st.asymptotic_moments(L, s, lam, se, Ts[-1], order=2)
-    c_pred = -(m2 - m1) / st.mean_shift(L, s, se, Ts[-1]) / Ts[-1]
+    m1, _ = stf.asymptotic_moments(L, s, lam, se, Ts[-1])
+    m2, _ = stf.asymptotic_moments(L, s, lam, se, Ts[-1], order=2)
+    c_pred = -(m2 - m1) / stf.mean_shift(L, s, se, Ts[-1]) / Ts[-1]
     ratios = r[:-1] / r[1:]
     assert np.all((ratios[-4:] >= 1.95) & (ratios[-4:] <= 2.05)), ratios
     assert abs(r[-1] / Ts[-1] / c_pred - 1) <= 0.01, (r[-1] / Ts[-1], c_pred)
@@ -318,7 +320,7 @@ def test_s8_stationary_law_with_label_noise(s8_default, L):
     runs, _, info = s8_default[L]
     x = runs[(0.01, 0.5)][:, -20:]
     assert info["diverged"] == 0 and np.all(np.isfinite(x))
-    h = step_ratio(L, 1.0, 1.0, 0.01)
+    h = step_ratio(0.01, L, 1.0, 1.0)
     assert min(info["thin_steps"][0.01]) >= 5 / h and info["burn_steps"][0.01] >= 10 / h  # S8's requirements
     r = row_stats(x, L, 1.0, 1.0, 0.5, 0.01, 1)
     assert r["n"] == 40000
@@ -352,7 +354,7 @@ def test_s8_all_rows_large_n(group):
     runs, _, info = stationary_runs(L, s, lam, B, lrs, [se], replicas=20000, n_per=10, seed=21 + L)
     assert info["diverged"] == 0
     for lr in lrs:
-        h = step_ratio(L, s, lam, lr)
+        h = step_ratio(lr, L, lam, s)
         r = row_stats(runs[(lr, se)][:, -10:], L, s, lam, se, lr, B)
         assert r["ks"] <= r["ks_bound"], (lr, r["ks"], r["ks_bound"])
         assert abs(r["mean"] - r["mean_exact"]) <= Z * r["mean_se"], lr
@@ -363,7 +365,7 @@ def test_s8_all_rows_large_n(group):
 # ---------------------------------------------------------------------------------------------------------
 # The Fokker–Planck solver
 
-FP_SETTING = {"depth": 2, "s": 1.0, "input_var": 1.0, "label_noise": 0.5}
+FP_SETTING = {"depth": 2, "s": 1.0, "input_variance": 1.0, "label_noise": 0.5}
 FP_LR, FP_M0 = 0.05, 0.01  # T = η/(2B) = 0.025 with B = 1
 
 
@@ -378,7 +380,7 @@ def test_fp_coefficients_are_the_ito_sde_of_ln_m(L):
     # (μ_a = λa^{L−1}(s − a^L), ς_a² = (η/B) a^{2L−2} D): μ_y = L(μ_a/a − ς_a²/(2a²)), b_y = L²ς_a²/a². And the
     # exponential-fitting exponent 2μ/b is the integrand of the stationary law, dΦ/dy − 1/L. Algebraic: 1e-12.
     s, lam, se, T = 1.3, 0.8, 0.4, 0.02
-    sde = st.ModeSDE(L, s, lam, se, T)
+    sde = msde.ModeSDE(L, s, lam, se, T)
     y = np.linspace(-6, 1.5, 40)
     a = np.exp(y / L)
     m = a**L
@@ -387,7 +389,7 @@ def test_fp_coefficients_are_the_ito_sde_of_ln_m(L):
     mu_y, b_y = L * (mu_a / a - var_a / (2 * a**2)), L**2 * var_a / a**2
     assert np.max(np.abs(fpk.drift_y(sde, y) / mu_y - 1)) <= 1e-12
     assert np.max(np.abs(fpk.diffusion_y(sde, y) / b_y - 1)) <= 1e-12
-    phi = st._phi_y(sde, st._Coord(sde), y)
+    phi = msde.potential_slope(sde, msde.ModeCoordinate(sde), y)
     assert np.max(np.abs(2 * mu_y / b_y - (phi - 1 / L)) / np.abs(phi)) <= 1e-12
 
 
@@ -399,7 +401,7 @@ def test_fp_conserves_mass_and_positivity():
     sol = _fp().solve(FP_M0, [0.5, 1, 2, 5, 10, 30, 60], dt=5e-3)
     assert np.max(np.abs(sol.total_mass() - 1)) <= 1e-10
     assert sol.P.min() >= -1e-15
-    res = fpk.first_passage(**FP_SETTING, temperature=FP_LR / 2, m0=FP_M0, target=0.5,
+    res = fpk.first_passage_law(**FP_SETTING, temperature=FP_LR / 2, m0=FP_M0, target=0.5,
                             times=np.linspace(0, 6, 601), n_cells=1500)
     assert res["mass_error"] <= 1e-10
     assert np.all(np.diff(res["cdf"]) >= -1e-15) and res["density"].min() >= -1e-15
@@ -452,7 +454,7 @@ def test_fp_matches_the_sde_histogram(sde_ensemble):
     R = m.shape[0]
     times = [1.0, 2.5, 4.0]
     sol = _fp().solve(FP_M0, times, dt=2e-3)
-    bound = KS_C / math.sqrt(R) + KS_H * step_ratio(2, 1.0, 1.0, SDE_DT)
+    bound = KS_C / math.sqrt(R) + KS_H * step_ratio(SDE_DT, 2, 1.0, 1.0)
     for k, tk in enumerate(times):
         j = int(np.argmin(np.abs(t - tk)))
         assert abs(t[j] - tk) < 1e-9
@@ -470,10 +472,10 @@ def test_learning_time_distribution_matches_the_sde(sde_ensemble, theta):
     t, m = sde_ensemble
     R = m.shape[0]
     tau = first_passage_times(t, m, theta)
-    res = fpk.first_passage(**FP_SETTING, temperature=FP_LR / 2, m0=FP_M0, target=theta,
+    res = fpk.first_passage_law(**FP_SETTING, temperature=FP_LR / 2, m0=FP_M0, target=theta,
                             times=np.linspace(0, SDE_T, 2001), n_cells=2000, monitor_dt=SDE_REC)
     ks = ks_lattice(tau, lambda v: np.interp(v, res["times"], res["cdf"]), t)
-    bound = KS_C / math.sqrt(R) + KS_H * step_ratio(2, 1.0, 1.0, SDE_DT)
+    bound = KS_C / math.sqrt(R) + KS_H * step_ratio(SDE_DT, 2, 1.0, 1.0)
     assert ks <= bound, (ks, bound)
 
 
@@ -485,7 +487,7 @@ def test_fp_matches_a_large_sde_ensemble():
     assert div == 0
     times = [1.0, 2.0, 2.5, 3.0, 4.0]
     sol = _fp(4000).solve(FP_M0, times, dt=1e-3)
-    bound = KS_C / math.sqrt(m.shape[0]) + KS_H * step_ratio(2, 1.0, 1.0, 1e-3)
+    bound = KS_C / math.sqrt(m.shape[0]) + KS_H * step_ratio(1e-3, 2, 1.0, 1.0)
     for k, tk in enumerate(times):
         j = int(np.argmin(np.abs(t - tk)))
         ks = stats.kstest(m[:, j], lambda v, k=k: sol.cdf(v, k)).statistic

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
@@ -55,6 +56,20 @@ def step_ratio(lr, depth, input_var, s):
 def mode_noise_var(m, s, input_var, label_noise):
     """Per-sample variance of the mode gradient, ``D(m) = 2λ²(m−s)² + λσ_ε²`` (aligned manifold)."""
     return 2.0 * input_var**2 * (m - s) ** 2 + input_var * label_noise**2
+
+
+def layer_products(a):
+    """``(m, π)`` of per-layer mode values ``a`` (layer axis first): ``m = Π_l a_l`` and ``π_l = Π_{j≠l} a_j``.
+
+    Prefix and suffix products, no division (exact at ``a_l = 0``); only ``*`` and the array module's ``stack``,
+    so the one implementation serves NumPy arrays (theory) and JAX arrays or tracers (the per-mode engine)."""
+    xp = np if isinstance(a, np.ndarray) else jnp
+    pre, suf = [xp.ones_like(a[0])], [xp.ones_like(a[0])]
+    for l in range(a.shape[0] - 1):
+        pre.append(pre[-1] * a[l])
+        suf.append(suf[-1] * a[-1 - l])
+    suf = suf[::-1]
+    return pre[-1] * a[-1], xp.stack([p * q for p, q in zip(pre, suf)])
 
 
 def population_loss(err, input_cov, label_noise, d_out):

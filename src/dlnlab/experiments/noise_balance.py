@@ -42,8 +42,8 @@ from ..theory.balance import (
     DataConstants,
     decay_bound_rate,
 )
-from ..theory.diagonal_stationary import (
-    DiagonalStationaryLaw,
+from ..theory.diagonal_stationary import DiagonalStationaryLaw
+from ..theory.diagonal_stationary_forms import (
     log_density_infinite_depth,
     mode_depth2,
     mode_discriminant,

@@ -35,6 +35,7 @@ from scipy import stats
 
 from .. import figures
 from ..config import Config, ConfigError
+from ..conventions import step_ratio
 from ..dynamics import simulate
 from ..modes import MODE_IMBALANCE, OFFDIAG_MAX, first_passage, mode_config, peak_statistics, simulate_modes
 from ..theory import gradient_flow as gf
@@ -649,7 +650,7 @@ def unaligned(params, out):
             thin = max(1, round(p["thin_t"] / (t[1] - t[0])))
             late = np.nonzero(t >= p["burn_t"])[0][::thin]
             full_samples = m[:, late].reshape(-1, k)
-            burn_steps = math.ceil(max(p["burn_t"], 10 / min(tm_step_ratio(lr, L, x) for x in s) * lr) / lr)
+            burn_steps = math.ceil(max(p["burn_t"], 10 / min(step_ratio(lr, L, 1.0, x) for x in s) * lr) / lr)
             mcfg = mode_config(s, depth=L, lr=lr, batch_size=B, label_noise=sig, strength=list(s), steps=burn_steps,
                                n_times=2, replicas=int(p["mode_replicas"]), seed=int(p["seed"]) + 7)
             per_mode = simulate_modes(mcfg, progress=False).mode_strength.values[:, -1]
@@ -776,7 +777,3 @@ def _unbalanced_imbalance(p, s, sigs, out):
             verdict(worst < 1.0)))
     _write_csv(out / "unbalanced.csv", rows)
     return claims
-
-
-def tm_step_ratio(lr, L, s, lam=1.0):
-    return lr * L * lam * s ** (2 - 2 / L)

@@ -29,9 +29,11 @@ from scipy import stats
 
 from .. import figures
 from ..config import Config
+from ..conventions import step_ratio
 from ..dynamics import simulate
 from ..theory import mode_fokker_planck as fpk
 from ..theory import mode_stationary as st
+from ..theory import mode_stationary_forms as stf
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
 G = 20  # groups for the group SE (checks.md §0)
@@ -44,7 +46,7 @@ KS_SD = 0.2603  # sd of √n·KS under the null (Kolmogorov law): the "uncertain
 # Running one mode with the main engine
 
 
-def mode_config(depth, s, input_var, label_noise, lr, batch_size, *, m0, steps, replicas, n_times, kind="sgd",
+def mode_config(depth, s, input_variance, label_noise, lr, batch_size, *, m0, steps, replicas, n_times, kind="sgd",
                 dt=None, seed=0, chunks=4):
     """Config of a ``1 × 1`` depth-``L`` width-1 network, aligned init ``m(0) = m0``, online data, records of
     ``mode_strength`` at ``n_times`` linearly spaced times (``t = η·step``; SDE: ``dt·step``)."""
@@ -52,7 +54,7 @@ def mode_config(depth, s, input_var, label_noise, lr, batch_size, *, m0, steps, 
     if dt is not None:
         dyn["dt"] = float(dt)
     return Config.from_dict({
-        "teacher": {"d_in": 1, "d_out": 1, "singular_values": [float(s)], "input_variance": float(input_var),
+        "teacher": {"d_in": 1, "d_out": 1, "singular_values": [float(s)], "input_variance": float(input_variance),
                     "label_noise": float(label_noise), "basis": "identity"},
         "network": {"depth": int(depth), "width": 1},
         "init": {"kind": "aligned", "scale": float(m0)},
@@ -70,11 +72,7 @@ def run_mode(**kw):
     return ds.t.values, ds.step.values, ds.mode_strength.values[:, :, 0], int(ds.attrs["n_diverged"])
 
 
-def step_ratio(depth, s, input_var, lr):
-    return lr * depth * input_var * s ** (2.0 - 2.0 / depth)
-
-
-def stationary_runs(depth, s, input_var, batch_size, lrs, label_noises, *, m0_of=None, replicas, n_per,
+def stationary_runs(depth, s, input_variance, batch_size, lrs, label_noises, *, m0_of=None, replicas, n_per,
                     burn_h=30.0, thin_h=10.0, t_min=0.0, seed=0):
     """Long-run per-mode SGD for every combination ``lrs × label_noises`` in **one** engine call
     (``dynamics.lr`` and ``teacher.label_noise`` are stacked on the replica axis; one compilation).
@@ -91,13 +89,13 @@ def stationary_runs(depth, s, input_var, batch_size, lrs, label_noises, *, m0_of
     Returns ``(runs, t, info)``: ``runs[(lr, label_noise)] = m`` of shape ``(replicas, n_records)``, the record
     times ``t``, and ``info`` (thinning and burn-in in steps per ``lr``, ``h``, diverged count)."""
     lrs, label_noises = [float(x) for x in lrs], [float(x) for x in label_noises]
-    rate = depth * input_var * s ** (2.0 - 2.0 / depth)  # h / η
+    rate = depth * input_variance * s ** (2.0 - 2.0 / depth)  # h / η
     thin_t = thin_h / rate
     n_burn = math.ceil(burn_h / thin_h)
     n_rec = max(n_burn + n_per, math.ceil(t_min / thin_t))
     t_max = n_rec * thin_t
     cfg = Config.from_dict({
-        "teacher": {"d_in": 1, "d_out": 1, "singular_values": [float(s)], "input_variance": float(input_var),
+        "teacher": {"d_in": 1, "d_out": 1, "singular_values": [float(s)], "input_variance": float(input_variance),
                     "label_noise": label_noises, "basis": "identity"},
         "network": {"depth": int(depth), "width": 1},
         "init": {"kind": "aligned", "scale": float(s)},
@@ -148,15 +146,15 @@ def first_passage_times(t, m, target):
     return np.where(hit.any(axis=1), t[first], np.inf)
 
 
-def row_stats(x, depth, s, input_var, label_noise, lr, batch_size):
+def row_stats(x, depth, s, input_variance, label_noise, lr, batch_size):
     """The statistics of checks.md S8 for stationary samples ``x`` (shape ``(replicas, n_per)``; rows are
     independent replicas) of one setting. Returns a dict of measured values, exact values and bounds."""
-    law = st.stationary_law(depth, s, input_var, label_noise, lr=lr, batch_size=batch_size)
+    law = st.stationary_law(depth, s, input_variance, label_noise, lr=lr, batch_size=batch_size)
     T = lr / (2 * batch_size)
-    h = step_ratio(depth, s, input_var, lr)
+    h = step_ratio(lr, depth, input_variance, s)
     flat = x.ravel()
     n = flat.size
-    out = {"depth": depth, "s": s, "input_var": input_var, "label_noise": label_noise, "lr": lr,
+    out = {"depth": depth, "s": s, "input_variance": input_variance, "label_noise": label_noise, "lr": lr,
            "batch_size": batch_size, "h": h, "n": n, "replicas": x.shape[0], "samples": x, "law": law,
            "finite": bool(np.all(np.isfinite(flat)))}
     grid = law.grid(4000, 1e-7, 1 - 1e-7)
@@ -165,17 +163,17 @@ def row_stats(x, depth, s, input_var, label_noise, lr, batch_size):
     out["mean"], out["mean_se"] = float(flat.mean()), group_se(x)
     out["mean_exact"] = law.mean()
     out["shift"] = s - out["mean"]
-    out["shift_theory"] = st.mean_shift(depth, s, label_noise, T)
+    out["shift_theory"] = stf.mean_shift(depth, s, label_noise, T)
     out["var"] = float(flat.var())
     out["var_exact"] = law.var()
     out["var_rel_se"] = group_se(x, lambda g: g.var()) / out["var"]
-    g = st.boltzmann_law(depth, s, input_var, label_noise, T)
+    g = stf.boltzmann_law(depth, s, input_variance, label_noise, T)
     out["ks_gauss_sgd"] = float(stats.kstest(flat, g.cdf).statistic)
     out["ks_gauss_exact"] = st.ks_between(law.cdf, g.cdf, grid)
     if depth == 2:
-        lab = st.gamma_law(s, label_noise, T)
+        lab = stf.gamma_law(s, label_noise, T)
     else:
-        lab = st.stationary_law(depth, s, input_var, label_noise, T, noise="label")
+        lab = st.stationary_law(depth, s, input_variance, label_noise, T, noise="label")
     out["ks_label_sgd"] = float(stats.kstest(flat, lab.cdf).statistic)
     out["ks_label_exact"] = st.ks_between(law.cdf, lab.cdf, grid)
     return out
@@ -186,7 +184,7 @@ def row_stats(x, depth, s, input_var, label_noise, lr, batch_size):
 
 
 def _row_claims(r):
-    tag = f"L={r['depth']}, s={r['s']:g}, λ={r['input_var']:g}, σ_ε={r['label_noise']:g}, η={r['lr']:g}, B={r['batch_size']}"
+    tag = f"L={r['depth']}, s={r['s']:g}, λ={r['input_variance']:g}, σ_ε={r['label_noise']:g}, η={r['lr']:g}, B={r['batch_size']}"
     n, h = r["n"], r["h"]
     claims = [
         Claim("C", "With label noise the per-mode SGD stationary law is the zero-flux law of the SDE", "stationary",
@@ -222,7 +220,7 @@ BRIDGE_SETTINGS = [(1.0, 1.0, 0.5, 0.005), (1.0, 1.0, 0.5, 0.01), (2.0, 0.5, 1.0
 
 def _bridge_claims(depths):
     """§9.1 / checks.md S9, Z17: the per-mode stationary law (:mod:`dlnlab.theory.stationary`, panel quadrature)
-    equals [Z]'s depth-L law with one path (:func:`dlnlab.theory.diagonal_stationary.log_density_general`, one
+    equals [Z]'s depth-L law with one path (:func:`dlnlab.theory.diagonal_stationary_forms.log_density_general`, one
     ``quad`` per point) with the single-mode data constants ``β₁ = λ, β₂ = λs, α₁ = 2λ², α₂ = 2λ²s,
     α₃ = 2λ²s² + λσ_ε²`` (``g = D``): the log-densities differ by a constant on ``[0.3s, 2.5s]``."""
     import warnings
@@ -230,7 +228,7 @@ def _bridge_claims(depths):
     from scipy.integrate import IntegrationWarning
 
     from ..theory.balance import DataConstants
-    from ..theory.diagonal_stationary import log_density_general
+    from ..theory.diagonal_stationary_forms import log_density_general
 
     claims = []
     for L in depths:
@@ -287,7 +285,7 @@ def stationary(p, out):
             m = runs[(float(lr), 0.0)]
             collapse.append((L, float(s), float(lr), t, m))
     with open(out / "stationary_rows.csv", "w", newline="") as fh:
-        keys = ["depth", "s", "input_var", "label_noise", "lr", "batch_size", "h", "n", "replicas", "burn", "thin",
+        keys = ["depth", "s", "input_variance", "label_noise", "lr", "batch_size", "h", "n", "replicas", "burn", "thin",
                 "ks", "ks_bound", "mean", "mean_se", "mean_exact", "shift", "shift_theory", "var", "var_exact",
                 "var_rel_se", "ks_gauss_sgd", "ks_gauss_exact", "ks_label_sgd", "ks_label_exact"]
         w = csv.writer(fh)
@@ -307,15 +305,15 @@ def stationary(p, out):
         ax.hist(x, bins=np.linspace(lo, hi, 70), density=True, color="0.75", label=f"SGD (n={r['n']})")
         ax.plot(grid, law.pdf(grid), "k", lw=1.6, label="exact (§9.1)")
         if r["depth"] == 2:
-            ax.plot(grid, st.gamma_law(r["s"], r["label_noise"], T).pdf(grid), "C0--", lw=1.2,
+            ax.plot(grid, stf.gamma_law(r["s"], r["label_noise"], T).pdf(grid), "C0--", lw=1.2,
                     label="label-dominated (Gamma)")
         else:
-            lab = st.stationary_law(r["depth"], r["s"], r["input_var"], r["label_noise"], T, noise="label")
+            lab = st.stationary_law(r["depth"], r["s"], r["input_variance"], r["label_noise"], T, noise="label")
             ax.plot(grid, lab.pdf(grid), "C0--", lw=1.2, label="label-dominated (§9.4)")
-        ax.plot(grid, st.boltzmann_law(r["depth"], r["s"], r["input_var"], r["label_noise"], T).pdf(grid), "C3:",
+        ax.plot(grid, stf.boltzmann_law(r["depth"], r["s"], r["input_variance"], r["label_noise"], T).pdf(grid), "C3:",
                 lw=1.4, label="Boltzmann")
         ax.axvline(r["s"], color="0.4", lw=0.6)
-        ax.set(title=f"L={r['depth']} s={r['s']:g} λ={r['input_var']:g} σε={r['label_noise']:g} η={r['lr']:g} "
+        ax.set(title=f"L={r['depth']} s={r['s']:g} λ={r['input_variance']:g} σε={r['label_noise']:g} η={r['lr']:g} "
                      f"B={r['batch_size']}\nKS(SGD,exact)={r['ks']:.4f} (bound {r['ks_bound']:.4f})",
                xlabel="m")
         ax.title.set_fontsize(8)
@@ -493,11 +491,11 @@ def fokker_planck(p, out):
     dt, rec = p["sde_dt"], p["record_dt"]
     every = round(rec / dt)
     n_rec = round(t_max / rec) + 1
-    t, _, m, div = run_mode(depth=L, s=s, input_var=lam, label_noise=se, lr=lr, batch_size=B, m0=m0,
+    t, _, m, div = run_mode(depth=L, s=s, input_variance=lam, label_noise=se, lr=lr, batch_size=B, m0=m0,
                             steps=(n_rec - 1) * every, replicas=p["replicas"], n_times=n_rec, kind="sde", dt=dt,
                             seed=p["seed"])
     R = m.shape[0]
-    h_dt = step_ratio(L, s, lam, dt)
+    h_dt = step_ratio(dt, L, lam, s)
     bound = KS_C / math.sqrt(R) + KS_H * h_dt
     ks_sde = []
     for k, tk in enumerate(times):
@@ -534,7 +532,7 @@ def fokker_planck(p, out):
         T_k = lr_k / (2 * B)
         fp_k = fpk.ModeFokkerPlanck(L, s, lam, se, T_k, m_min=m0 * math.exp(-14), m_max=m_hi, n_cells=p["n_cells"])
         sol_k = fp_k.solve(m0, sgd_times, dt=p["fp_dt"])
-        h_k = step_ratio(L, s, lam, lr_k)
+        h_k = step_ratio(lr_k, L, lam, s)
         row = []
         for k, tk in enumerate(sgd_times):
             j = int(np.argmin(np.abs(ts - tk)))
@@ -588,9 +586,9 @@ def fokker_planck(p, out):
     for i, theta in enumerate(p["targets"]):
         target = theta * s
         tg = np.linspace(0.0, t_max, round(t_max / 0.005) + 1)
-        res = fpk.first_passage(L, s, lam, se, T, m0=m0, target=target, times=tg, n_cells=p["n_cells"],
+        res = fpk.first_passage_law(L, s, lam, se, T, m0=m0, target=target, times=tg, n_cells=p["n_cells"],
                                 dt=p["fp_dt"], monitor_dt=rec)
-        res0 = fpk.first_passage(L, s, lam, se, T, m0=m0, target=target, times=tg, n_cells=p["n_cells"],
+        res0 = fpk.first_passage_law(L, s, lam, se, T, m0=m0, target=target, times=tg, n_cells=p["n_cells"],
                                  dt=p["fp_dt"])
         tau = first_passage_times(t, m, target)
         F = lambda v, res=res: np.interp(v, res["times"], res["cdf"])

@@ -1,103 +1,38 @@
-"""Closed-form theory (NumPy/SciPy), as functions and ``predict_fn(t)`` factories to hold against simulation."""
+"""Closed-form theory (NumPy/SciPy), as functions and ``predict_fn(t)`` factories to hold against simulation.
 
-from .gradient_flow import mode_flow_fn, mode_time, mode_trajectory
-from .gradient_noise import total_noise_trace, wick_covariance_matrix
-from .saddle_sequence import (
-    GreedyStep,
-    best_rank_k,
-    c_L,
-    escape_law_slope,
-    escape_time,
-    escape_time_asymptotic,
-    escape_time_law,
-    greedy_low_rank,
-    greedy_sequence,
-    learning_order,
-    minima_distance_lower_bound,
-    minimal_norm_to_fit,
-    plateau_times,
-    saddle_distance_expected,
-    saddle_distance_exponent,
-    saddle_loss,
-    saddle_losses,
-    saddle_map,
-    time_ratios,
+Modules (each name says what it holds; the most used names are re-exported here):
+
+* :mod:`~dlnlab.theory.gradient_flow` — gradient flow of one aligned, balanced mode (closed form);
+* :mod:`~dlnlab.theory.saddle_sequence` — the saddle sequence of [J]: saddle losses, escape and plateau times,
+  the γ transition, greedy low-rank learning;
+* :mod:`~dlnlab.theory.gradient_noise` — the Wick covariance of the SGD gradient noise (a test oracle);
+* :mod:`~dlnlab.theory.mode_sde` — the SDE of one mode (drift, diffusion, Itô correction, diffusion peak,
+  escape rates) and :class:`ModeSDE`;
+* :mod:`~dlnlab.theory.mode_stationary_forms` and :mod:`~dlnlab.theory.mode_stationary` — the stationary law of
+  one mode in closed forms, and exactly (by quadrature);
+* :mod:`~dlnlab.theory.mode_fokker_planck` — its time-dependent law and the learning-time law
+  :func:`first_passage_law`;
+* :mod:`~dlnlab.theory.balance` — [Z]'s law of balance and data constants;
+* :mod:`~dlnlab.theory.diagonal_stationary_forms` and :mod:`~dlnlab.theory.diagonal_stationary` — [Z]'s
+  stationary laws of diagonal linear networks, in closed forms and normalised (by quadrature);
+* :mod:`~dlnlab.theory.discrete_collapse` — the collapse threshold of discrete SGD.
+
+The quadrature engine both stationary laws use is the private ``_quadrature`` module.
+"""
+
+from . import (
+    balance,
+    diagonal_stationary,
+    diagonal_stationary_forms,
+    discrete_collapse,
+    gradient_flow,
+    gradient_noise,
+    mode_fokker_planck,
+    mode_sde,
+    mode_stationary,
+    mode_stationary_forms,
+    saddle_sequence,
 )
-
-__all__ = [
-    "GreedyStep",
-    "best_rank_k",
-    "c_L",
-    "escape_law_slope",
-    "escape_time",
-    "escape_time_asymptotic",
-    "escape_time_law",
-    "greedy_low_rank",
-    "greedy_sequence",
-    "learning_order",
-    "minima_distance_lower_bound",
-    "minimal_norm_to_fit",
-    "mode_flow_fn",
-    "mode_time",
-    "mode_trajectory",
-    "plateau_times",
-    "saddle_distance_expected",
-    "saddle_distance_exponent",
-    "saddle_loss",
-    "saddle_losses",
-    "saddle_map",
-    "time_ratios",
-    "total_noise_trace",
-    "wick_covariance_matrix",
-]
-
-# Stationary laws of one mode (sgd_noise.md §9) and its time-dependent Fokker–Planck equation (issue 4).
-from . import mode_fokker_planck, mode_stationary
-from .mode_fokker_planck import FokkerPlanckSolution, ModeFokkerPlanck, broadie_glasserman_shift, first_passage
-from .mode_stationary import (
-    ModeSDE,
-    PointMass,
-    StationaryLaw,
-    asymptotic_moments,
-    boltzmann_error,
-    boltzmann_error_table,
-    boltzmann_law,
-    boltzmann_temperature,
-    gamma_law,
-    ks_between,
-    log_density_l2,
-    log_density_label_dominated,
-    log_density_unnormalised,
-    mean_shift,
-    stationary_law,
-)
-
-__all__ += [
-    "FokkerPlanckSolution",
-    "ModeFokkerPlanck",
-    "ModeSDE",
-    "PointMass",
-    "StationaryLaw",
-    "asymptotic_moments",
-    "boltzmann_error",
-    "boltzmann_error_table",
-    "boltzmann_law",
-    "boltzmann_temperature",
-    "broadie_glasserman_shift",
-    "first_passage",
-    "gamma_law",
-    "ks_between",
-    "log_density_l2",
-    "log_density_label_dominated",
-    "log_density_unnormalised",
-    "mean_shift",
-    "mode_fokker_planck",
-    "mode_stationary",
-    "stationary_law",
-]
-
-# Law of balance, [Z]'s data constants and the stationary laws of diagonal linear networks (issue 5).
-from . import balance, diagonal_stationary
 from .balance import (
     DataConstants,
     estimate_data_constants,
@@ -105,8 +40,8 @@ from .balance import (
     layer_noise_traces,
     step_imbalance_change,
 )
-from .diagonal_stationary import (
-    DiagonalStationaryLaw,
+from .diagonal_stationary import DiagonalStationaryLaw
+from .diagonal_stationary_forms import (
     log_density_depth1,
     log_density_depth2,
     log_density_general,
@@ -114,27 +49,11 @@ from .diagonal_stationary import (
     mode_depth2,
     t_star,
 )
-
-__all__ += [
-    "DataConstants",
-    "DiagonalStationaryLaw",
-    "balance",
-    "diagonal_stationary",
-    "estimate_data_constants",
-    "layer_balance_drift",
-    "layer_noise_traces",
-    "log_density_depth1",
-    "log_density_depth2",
-    "log_density_general",
-    "log_density_infinite_depth",
-    "mode_depth2",
-    "step_imbalance_change",
-    "t_star",
-]
-
-# Per-mode reduction of SGD: drift, diffusion, Itô correction and the diffusion peak (issue 4, sgd_noise.md §§5–8).
-from . import mode_sde
+from .gradient_flow import mode_flow_fn, mode_time, mode_trajectory
+from .gradient_noise import total_noise_trace, wick_covariance_matrix
+from .mode_fokker_planck import FokkerPlanckSolution, ModeFokkerPlanck, broadie_glasserman_shift, first_passage_law
 from .mode_sde import (
+    ModeSDE,
     balanced_layer_diffusion,
     balanced_layer_drift,
     collapse_temperature,
@@ -162,26 +81,117 @@ from .mode_sde import (
     peak_time,
     sgd_step_variance,
 )
+from .mode_stationary import (
+    PointMass,
+    StationaryLaw,
+    boltzmann_error,
+    boltzmann_error_table,
+    ks_between,
+    log_density_unnormalised,
+    stationary_law,
+)
+from .mode_stationary_forms import (
+    asymptotic_moments,
+    boltzmann_law,
+    boltzmann_temperature,
+    gamma_law,
+    log_density_l2,
+    log_density_label_dominated,
+    mean_shift,
+)
+from .saddle_sequence import (
+    GreedyStep,
+    best_rank_k,
+    c_L,
+    escape_law_slope,
+    escape_time,
+    escape_time_asymptotic,
+    escape_time_law,
+    greedy_low_rank,
+    greedy_sequence,
+    learning_order,
+    minima_distance_lower_bound,
+    minimal_norm_to_fit,
+    plateau_times,
+    saddle_distance_expected,
+    saddle_distance_exponent,
+    saddle_loss,
+    saddle_losses,
+    saddle_map,
+    time_ratios,
+)
 
-__all__ += [
+__all__ = [
+    "DataConstants",
+    "DiagonalStationaryLaw",
+    "FokkerPlanckSolution",
+    "GreedyStep",
+    "ModeFokkerPlanck",
+    "ModeSDE",
+    "PointMass",
+    "StationaryLaw",
+    "asymptotic_moments",
+    "balance",
     "balanced_layer_diffusion",
     "balanced_layer_drift",
+    "best_rank_k",
+    "boltzmann_error",
+    "boltzmann_error_table",
+    "boltzmann_law",
+    "boltzmann_temperature",
+    "broadie_glasserman_shift",
+    "c_L",
     "collapse_temperature",
+    "diagonal_stationary",
+    "diagonal_stationary_forms",
+    "discrete_collapse",
+    "escape_law_slope",
     "escape_rates",
+    "escape_time",
+    "escape_time_asymptotic",
+    "escape_time_law",
+    "estimate_data_constants",
+    "first_passage_law",
     "function_diffusion",
     "function_diffusion_layers",
     "function_drift",
     "function_drift_layers",
+    "gamma_law",
     "gf_drift",
+    "gradient_flow",
+    "gradient_noise",
+    "greedy_low_rank",
+    "greedy_sequence",
     "ito_drift",
     "ito_drift_layers",
+    "ks_between",
+    "layer_balance_drift",
     "layer_drift",
     "layer_noise_amplitude",
     "layer_noise_cov",
+    "layer_noise_traces",
+    "learning_order",
     "learning_time",
+    "log_density_depth1",
+    "log_density_depth2",
+    "log_density_general",
+    "log_density_infinite_depth",
+    "log_density_l2",
+    "log_density_label_dominated",
+    "log_density_unnormalised",
     "log_layer_drift",
+    "mean_shift",
+    "minima_distance_lower_bound",
+    "minimal_norm_to_fit",
+    "mode_depth2",
     "mode_diffusion",
+    "mode_flow_fn",
+    "mode_fokker_planck",
     "mode_sde",
+    "mode_stationary",
+    "mode_stationary_forms",
+    "mode_time",
+    "mode_trajectory",
     "peak_discriminant",
     "peak_exponent",
     "peak_is_global",
@@ -190,5 +200,18 @@ __all__ += [
     "peak_roots",
     "peak_strength",
     "peak_time",
+    "plateau_times",
+    "saddle_distance_expected",
+    "saddle_distance_exponent",
+    "saddle_loss",
+    "saddle_losses",
+    "saddle_map",
+    "saddle_sequence",
     "sgd_step_variance",
+    "stationary_law",
+    "step_imbalance_change",
+    "t_star",
+    "time_ratios",
+    "total_noise_trace",
+    "wick_covariance_matrix",
 ]

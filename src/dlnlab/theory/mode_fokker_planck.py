@@ -37,10 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from .mode_stationary import ModeSDE, _Coord, _phi_y
-
-__all__ = ["FokkerPlanckSolution", "ModeFokkerPlanck", "broadie_glasserman_shift", "diffusion_y", "drift_y",
-           "first_passage"]
+from .mode_sde import ModeCoordinate, ModeSDE, potential_slope, resolve_temperature
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
 
@@ -70,7 +67,7 @@ def drift_y(sde: ModeSDE, y):
     L = sde.depth
     y = np.asarray(y, np.float64)
     m = np.exp(y)
-    return (L * sde.input_var * np.exp((1 - 2 / L) * y) * (sde.s - m)
+    return (L * sde.input_variance * np.exp((1 - 2 / L) * y) * (sde.s - m)
             - sde.temperature * L * np.exp((2 - 4 / L) * y + sde.log_D(m)))
 
 
@@ -131,20 +128,18 @@ class FokkerPlanckSolution:
 class ModeFokkerPlanck:
     """Fokker–Planck solver for one mode (see the module docstring).
 
-    Parameters: ``depth`` (``L ≥ 2``), ``s``, ``input_var``, ``label_noise``, and ``temperature = η/(2B)`` (or
+    Parameters: ``depth`` (``L ≥ 2``), ``s``, ``input_variance``, ``label_noise``, and ``temperature = η/(2B)`` (or
     ``lr`` and ``batch_size``); the domain ``m_min < m < m_max`` with ``n_cells`` uniform cells in ``ln m`` (or
     explicit ``edges`` in ``ln m``); ``absorb_at`` (an ``m``) makes the right boundary absorbing there (then it
-    replaces ``m_max``); ``noise`` as in :class:`~dlnlab.theory.stationary.ModeSDE`."""
+    replaces ``m_max``); ``noise`` as in :class:`~dlnlab.theory.mode_sde.ModeSDE`."""
 
-    def __init__(self, depth, s, input_var=1.0, label_noise=0.0, temperature=None, *, lr=None, batch_size=1,
+    def __init__(self, depth, s, input_variance=1.0, label_noise=0.0, temperature=None, *, lr=None, batch_size=1,
                  m_min=None, m_max=None, n_cells=2000, edges=None, absorb_at=None, noise="exact"):
-        from .mode_stationary import _temperature
-
-        T = _temperature(temperature, lr, batch_size)
+        T = resolve_temperature(temperature, lr, batch_size)
         if depth < 2:
             raise ValueError("the Fokker–Planck solver works in ln m and needs depth >= 2")
-        self.sde = sde = ModeSDE(int(depth), float(s), float(input_var), float(label_noise), T, noise)
-        self.coord = _Coord(sde)
+        self.sde = sde = ModeSDE(int(depth), float(s), float(input_variance), float(label_noise), T, noise)
+        self.coord = ModeCoordinate(sde)
         if edges is None:
             hi = math.log(absorb_at) if absorb_at is not None else math.log(m_max)
             edges = np.linspace(math.log(m_min), hi, int(n_cells) + 1)
@@ -171,7 +166,7 @@ class ModeFokkerPlanck:
         """``∫_a^b 2μ/b dy = ∫ (dΦ/dy − 1/L) dy`` by Gauss–Legendre, elementwise."""
         mid, half = (a + b) / 2, (b - a) / 2
         nodes = mid[:, None] + half[:, None] * _GL_X[None, :]
-        f = _phi_y(self.sde, self.coord, nodes) - 1.0 / self.sde.depth
+        f = potential_slope(self.sde, self.coord, nodes) - 1.0 / self.sde.depth
         return half * (f @ _GL_W)
 
     def _build(self):
@@ -288,17 +283,17 @@ class ModeFokkerPlanck:
         return FokkerPlanckSolution(times, self.edges.copy(), np.array(Ps), np.array(absorbed), np.array(outflux))
 
 
-def broadie_glasserman_shift(depth, s, input_var, label_noise, temperature, m_target, monitor_dt, noise="exact"):
+def broadie_glasserman_shift(depth, s, input_variance, label_noise, temperature, m_target, monitor_dt, noise="exact"):
     """Barrier shift in ``y = ln m`` for a *discretely* monitored crossing: a process observed every
     ``monitor_dt`` first exceeds ``y*`` about when the continuous one first exceeds ``y* + β sqrt(b(y*) Δt)``,
     ``β = −ζ(1/2)/sqrt(2π) ≈ 0.5826`` (Broadie, Glasserman & Kou 1997, for Brownian motion with drift; to
     ``o(sqrt Δt)`` for a diffusion with the local ``b``). Returns the shift in ``y``."""
     beta = 0.5825971579390106
-    sde = ModeSDE(int(depth), float(s), float(input_var), float(label_noise), float(temperature), noise)
+    sde = ModeSDE(int(depth), float(s), float(input_variance), float(label_noise), float(temperature), noise)
     return beta * math.sqrt(float(diffusion_y(sde, math.log(m_target))) * monitor_dt)
 
 
-def first_passage(depth, s, input_var=1.0, label_noise=0.0, temperature=None, *, lr=None, batch_size=1, m0,
+def first_passage_law(depth, s, input_variance=1.0, label_noise=0.0, temperature=None, *, lr=None, batch_size=1, m0,
                   target, times, m_min=None, n_cells=3000, dt=None, monitor_dt=None, noise="exact"):
     """Distribution of the learning time ``τ = inf{t : m(t) ≥ target}`` from ``m(0) = m0`` (absorbing FP).
 
@@ -306,18 +301,16 @@ def first_passage(depth, s, input_var=1.0, label_noise=0.0, temperature=None, *,
     outflux), ``survival``, ``mass_error`` (max |Σ P + absorbed − 1|), ``mean`` and ``median`` (from the CDF on
     ``times``, with the mass beyond the last time reported as ``unfinished``). ``monitor_dt`` applies the
     :func:`broadie_glasserman_shift` for comparing with paths observed every ``monitor_dt``."""
-    from .mode_stationary import _temperature
-
-    T = _temperature(temperature, lr, batch_size)
+    T = resolve_temperature(temperature, lr, batch_size)
     y_t = math.log(target)
     if monitor_dt:
-        y_t += broadie_glasserman_shift(depth, s, input_var, label_noise, T, target, monitor_dt, noise)
+        y_t += broadie_glasserman_shift(depth, s, input_variance, label_noise, T, target, monitor_dt, noise)
     if m_min is None:
         m_min = m0 * math.exp(-12.0)
     times = np.asarray(times, np.float64)
     if dt is None:
         dt = min(2e-3, times[-1] / 2000)
-    fp = ModeFokkerPlanck(depth, s, input_var, label_noise, T, m_min=m_min, absorb_at=math.exp(y_t),
+    fp = ModeFokkerPlanck(depth, s, input_variance, label_noise, T, m_min=m_min, absorb_at=math.exp(y_t),
                           n_cells=n_cells, noise=noise)
     sol = fp.solve(m0, times, dt)
     cdf = sol.absorbed

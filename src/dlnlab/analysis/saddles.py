@@ -188,21 +188,10 @@ def plateau_table(ds: xr.Dataset, *, threshold: float | None = None, rank_tol: f
     return df
 
 
-def _replica_rows(r, extra, t, S, loss, train, m, s_modes, mode_ids, W, res, teacher, label_noise,
-                  threshold, rank_tol, gap):
-    finite = np.all(np.isfinite(S), axis=1)
-    n = int(np.argmin(finite)) if not finite.all() else len(t)  # analyse the finite prefix
-    if n < 3:
-        return []
-    t, S = t[:n], S[:n]
-    tail = S[-max(1, n // 50):]
-    tau = threshold if threshold is not None else _auto_threshold(np.median(tail, axis=0), gap)
-    rtol = rank_tol if rank_tol is not None else tau / 5.0
-    count = np.maximum.accumulate(np.sum(S > tau, axis=1))
-    r0, K = int(count[0]), int(count[-1])
-    C = np.concatenate([np.zeros((n, 1)), np.cumsum(S, axis=1)], axis=1)  # C[:, k] = σ_1 + … + σ_k
-
-    # coarse jump times: the staircase; then half-level times (two passes: cores depend on the times)
+def _half_times(t, C, count, r0, K):
+    """Jump times and levels (step 3 of the module docstring): the coarse times of the staircase ``count``, then
+    the half-level crossings of the partial sums ``C`` (two passes: the plateau cores depend on the times)."""
+    n = len(t)
     coarse = [float(t[int(np.argmax(count >= k))]) for k in range(r0 + 1, K + 1)]
     times = coarse
     levels = [np.nan] * len(coarse)
@@ -220,6 +209,24 @@ def _replica_rows(r, extra, t, S, loss, train, m, s_modes, mode_ids, W, res, tea
             tk = _first_crossing(t, C[:, k], before + 0.5 * level, i0, i1) if level > 0 else None
             new_times.append(coarse[j] if tk is None else tk)
         times = list(np.maximum.accumulate(new_times)) if new_times else []
+    return times, levels
+
+
+def _replica_rows(r, extra, t, S, loss, train, m, s_modes, mode_ids, W, res, teacher, label_noise,
+                  threshold, rank_tol, gap):
+    finite = np.all(np.isfinite(S), axis=1)
+    n = int(np.argmin(finite)) if not finite.all() else len(t)  # analyse the finite prefix
+    if n < 3:
+        return []
+    t, S = t[:n], S[:n]
+    tail = S[-max(1, n // 50):]
+    tau = threshold if threshold is not None else _auto_threshold(np.median(tail, axis=0), gap)
+    rtol = rank_tol if rank_tol is not None else tau / 5.0
+    count = np.maximum.accumulate(np.sum(S > tau, axis=1))
+    r0, K = int(count[0]), int(count[-1])
+    C = np.concatenate([np.zeros((n, 1)), np.cumsum(S, axis=1)], axis=1)  # C[:, k] = σ_1 + … + σ_k
+
+    times, levels = _half_times(t, C, count, r0, K)
     bounds = [0.0, *times, float(t[-1])]
     cores = [_core(t, bounds[p], bounds[p + 1]) for p in range(len(bounds) - 1)]
 
@@ -313,7 +320,7 @@ def summarize_plateaus(table: pd.DataFrame) -> pd.DataFrame:
 # Escape-law and crossover fits
 
 
-def fit_escape_law(sigma, times, L: int) -> dict:
+def fit_escape_law(sigma, times, depth: int) -> dict:
     """Fit escape times against the init scale (§4): ``L = 2``: ``t = a + b ln(1/σ)`` (returns the slope ``b``);
     ``L ≥ 3``: ``ln t = a + b ln σ`` (returns the exponent ``b``, theory ``−(L − 2)``). Returns
     ``{"kind", "value", "stderr", "intercept", "theory"}`` (``theory`` for unit ``λ s``: divide by ``λ s`` for
@@ -322,7 +329,7 @@ def fit_escape_law(sigma, times, L: int) -> dict:
     ok = np.isfinite(times) & (times > 0) & (sigma > 0)
     if ok.sum() < 2:
         raise ValueError("need at least two finite escape times to fit")
-    if L == 2:
+    if depth == 2:
         x, y, kind = np.log(1.0 / sigma[ok]), times[ok], "slope"
     else:
         x, y, kind = np.log(sigma[ok]), np.log(times[ok]), "exponent"
@@ -332,7 +339,7 @@ def fit_escape_law(sigma, times, L: int) -> dict:
     dof = max(len(x) - 2, 1)
     cov = np.linalg.inv(A.T @ A) * (resid @ resid) / dof
     return {"kind": kind, "value": float(coef[1]), "stderr": float(np.sqrt(cov[1, 1])), "intercept": float(coef[0]),
-            "theory": th.escape_law_slope(L)[1]}
+            "theory": th.escape_law_slope(depth)[1]}
 
 
 def crossover(gamma, d_sad, d_min) -> tuple[float, float]:
@@ -390,7 +397,7 @@ def minima_distance_bound(weights, s1: float):
 def origin_hessian(problem, widths) -> np.ndarray:
     """Hessian of the population loss ``½ tr((W − M) Σx (W − M)ᵀ)`` (no label noise) at ``θ = 0`` by autodiff, for
     layer sizes ``widths = (d_0, w_1, …, d_L)`` (§6.1, checks.md G4); parameters flattened layer after layer, each
-    row-major. Compare with :func:`dlnlab.theory.saddles.origin_hessian_spectrum` (``L = 2``; ``L ≥ 3``: zero)."""
+    row-major. Compare with :func:`dlnlab.theory.saddle_sequence.origin_hessian_spectrum` (``L = 2``; ``L ≥ 3``: zero)."""
     from jax.flatten_util import ravel_pytree
 
     from ..network import end_to_end

@@ -33,13 +33,13 @@ def _mean_log_abs_normal(mu):
     return 0.5 * (np.log(2) + np.sum(stats.poisson.pmf(j, lam) * special.digamma(0.5 + j)))
 
 
-def log_growth_rate(lr, input_var: float = 1.0, s: float = 1.0, label_noise: float = 1.0) -> float:
+def log_growth_rate(lr, input_variance: float = 1.0, s: float = 1.0, label_noise: float = 1.0) -> float:
     """``Λ(η) = 2 E ln|1 + ηxy|``: the per-step growth rate of ``ln v`` of ½-loss SGD with ``B = 1`` at ``v → 0``
     (L = 2, balanced). Collapse to ``v = 0`` iff ``Λ < 0``."""
     lr = float(lr)
 
     def inner(X):  # x = √λ X
-        x2 = input_var * X * X
+        x2 = input_variance * X * X
         m, sd = 1 + lr * s * x2, lr * label_noise * np.sqrt(x2)
         if sd == 0:
             return np.log(abs(m))
@@ -49,18 +49,18 @@ def log_growth_rate(lr, input_var: float = 1.0, s: float = 1.0, label_noise: flo
     return 4 * val  # 2 (Λ = 2E) × 2 (X ↦ −X symmetry)
 
 
-def discrete_critical_temperature(input_var: float = 1.0, s: float = 1.0, label_noise: float = 1.0,
+def discrete_critical_temperature(input_variance: float = 1.0, s: float = 1.0, label_noise: float = 1.0,
                                   t_max: float | None = None, n_grid: int = 200):
     """The smallest ``T = η/2`` at which ``Λ(2T)`` turns negative (collapse of discrete SGD with ``B = 1``), searched on
     ``(0, t_max]`` (default: twice the SDE's ``β₂/α₃``) and refined by Brent's method; ``None`` if ``Λ > 0`` on the
     whole grid (the collapsed state never attracts)."""
-    beta2, alpha3 = input_var * s, 2 * input_var**2 * s**2 + input_var * label_noise**2
+    beta2, alpha3 = input_variance * s, 2 * input_variance**2 * s**2 + input_variance * label_noise**2
     t_max = 2 * beta2 / alpha3 if t_max is None else t_max
     Ts = np.linspace(t_max / n_grid, t_max, n_grid)
-    rates = np.array([log_growth_rate(2 * T, input_var, s, label_noise) for T in Ts])
+    rates = np.array([log_growth_rate(2 * T, input_variance, s, label_noise) for T in Ts])
     neg = np.flatnonzero(rates < 0)
     if neg.size == 0 or neg[0] == 0:
         return None
     k = neg[0]
-    return optimize.brentq(lambda T: log_growth_rate(2 * T, input_var, s, label_noise), Ts[k - 1], Ts[k],
+    return optimize.brentq(lambda T: log_growth_rate(2 * T, input_variance, s, label_noise), Ts[k - 1], Ts[k],
                            xtol=1e-12, rtol=1e-12)

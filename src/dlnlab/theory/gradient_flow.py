@@ -19,10 +19,11 @@ def _F(x, L, lam, s):
     return x ** (1 - q) * special.hyp2f1(1.0, 1 - q, 2 - q, x) / ((1 - q) * L * lam * s**q)
 
 
-def mode_time(m, m0, s, lam=1.0, L=2):
+def mode_time(m, m0, s, input_variance=1.0, depth=2):
     """Time for a balanced mode to go from ``m0`` to ``m`` under gradient flow (scalar arguments)."""
+    lam, L = input_variance, depth
     if not (m0 > 0 and s > 0 and lam > 0):
-        raise ValueError("mode_time needs m0 > 0, s > 0, lam > 0")
+        raise ValueError(f"mode_time needs m0 > 0, s > 0, input_variance > 0; got {m0}, {s}, {lam}")
     if (m - m0) * (s - m0) < 0 or (s - m) * (s - m0) <= 0:
         raise ValueError(f"m = {m} is not reached from m0 = {m0} (fixed point s = {s})")
     if L == 1:
@@ -36,8 +37,9 @@ def mode_time(m, m0, s, lam=1.0, L=2):
     return val
 
 
-def mode_trajectory(t, m0, s, lam=1.0, L=2):
+def mode_trajectory(t, m0, s, input_variance=1.0, depth=2):
     """``m(t)`` of a balanced mode under gradient flow, for an array of times ``t ≥ 0``."""
+    lam, L = input_variance, depth
     t = np.asarray(t, dtype=np.float64)
     if L == 1:
         return s + (m0 - s) * np.exp(-lam * t)
@@ -76,12 +78,13 @@ def _invert(t, m0, s, lam, L):
     return s - sign * np.exp(log_gap)
 
 
-def mode_flow_fn(m0, s, lam=1.0, L=2):
-    """``predict_fn(t) -> m(t)`` for every mode at once: ``m0``, ``s``, ``lam`` are arrays over modes.
+def mode_flow_fn(m0, s, input_variance=1.0, depth=2):
+    """``predict_fn(t) -> m(t)`` for every mode at once: ``m0``, ``s``, ``input_variance`` are arrays over modes.
 
     Returns an array of shape ``(len(t), n_modes)``; modes with ``s = 0`` decay as ``ṁ = −Lλ m^{3−2/L}``
     and are handled only for ``m0 = 0`` (they stay at 0)."""
-    m0, s, lam = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, np.float64)) for x in (m0, s, lam)))
+    L = depth
+    m0, s, lam = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, np.float64)) for x in (m0, s, input_variance)))
 
     def predict(t):
         cols = []

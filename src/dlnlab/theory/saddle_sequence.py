@@ -34,28 +34,28 @@ from .gradient_flow import mode_time
 # The saddle sequence (§6.2)
 
 
-def _modes(s, input_var):
+def _modes(s, input_variance):
     s = np.atleast_1d(np.asarray(s, np.float64))
-    lam = np.broadcast_to(np.asarray(input_var, np.float64), s.shape).astype(np.float64)
+    lam = np.broadcast_to(np.asarray(input_variance, np.float64), s.shape).astype(np.float64)
     if np.any(s < 0) or np.any(lam <= 0):
-        raise ValueError("need s >= 0 and input_var > 0")
+        raise ValueError(f"need s >= 0 and input_variance > 0; got s = {s}, input_variance = {lam}")
     return s, lam
 
 
-def learning_order(s, input_var=1.0) -> np.ndarray:
+def learning_order(s, input_variance=1.0) -> np.ndarray:
     """0-based indices of the modes with ``s_α > 0`` in the order gradient flow learns them from small
     initialisation: decreasing ``λ_α s_α`` (the singular values of ``Σyx = M Σx``); ties keep index order."""
-    s, lam = _modes(s, input_var)
+    s, lam = _modes(s, input_variance)
     idx = np.flatnonzero(s > 0)
     return idx[np.argsort(-(lam * s)[idx], kind="stable")]
 
 
-def saddle_loss(k: int, s, input_var=1.0, label_noise: float = 0.0, d_out: int | None = None) -> float:
+def saddle_loss(k: int, s, input_variance=1.0, label_noise: float = 0.0, d_out: int | None = None) -> float:
     """Population loss at saddle ``k`` (after ``k`` escapes): ``½ Σ_{α not learned} λ_α s_α² + ½ d_out σ_ε²``.
 
     ``k = 0`` is the origin; ``k = rank(M)`` is the global minimum. ``d_out`` (default ``len(s)``) only
     enters through the label-noise floor."""
-    s, lam = _modes(s, input_var)
+    s, lam = _modes(s, input_variance)
     order = learning_order(s, lam)
     if not 0 <= k <= len(order):
         raise ValueError(f"k = {k} outside [0, rank = {len(order)}]")
@@ -64,16 +64,16 @@ def saddle_loss(k: int, s, input_var=1.0, label_noise: float = 0.0, d_out: int |
     return float(0.5 * np.sum(lam[unlearned] * s[unlearned] ** 2) + 0.5 * d_out * label_noise**2)
 
 
-def saddle_losses(s, input_var=1.0, label_noise: float = 0.0, d_out: int | None = None) -> np.ndarray:
+def saddle_losses(s, input_variance=1.0, label_noise: float = 0.0, d_out: int | None = None) -> np.ndarray:
     """``[saddle_loss(k) for k = 0 … rank(M)]``: the plateau levels of the loss staircase."""
-    K = len(learning_order(s, input_var))
-    return np.array([saddle_loss(k, s, input_var, label_noise, d_out) for k in range(K + 1)])
+    K = len(learning_order(s, input_variance))
+    return np.array([saddle_loss(k, s, input_variance, label_noise, d_out) for k in range(K + 1)])
 
 
-def saddle_map(k: int, s, U, V, input_var=1.0) -> np.ndarray:
+def saddle_map(k: int, s, U, V, input_variance=1.0) -> np.ndarray:
     """End-to-end map at saddle ``k``: ``Σ_{first k modes in learning order} s_α u_α v_αᵀ`` (``U``, ``V`` hold
     the singular vectors as columns)."""
-    s, lam = _modes(s, input_var)
+    s, lam = _modes(s, input_variance)
     order = learning_order(s, lam)[:k]
     U, V = np.asarray(U, np.float64), np.asarray(V, np.float64)
     return (U[:, order] * s[order]) @ V[:, order].T
@@ -239,9 +239,10 @@ def _gd_to_critical(layers, grad, lipschitz, gtol, max_steps):
 # Escape and plateau times (§§3, 4, 6.3)
 
 
-def c_L(L: int) -> float:
+def c_L(depth: int) -> float:
     """The constant of the small-``m₀`` escape-time expansion (§3):
     ``c_L = −L 2^{1−2/L}/(L − 2) + ∫_0^{1/2} x^{2/L−1}/(1 − x) dx`` (``c_3 = −2.5508``, ``c_4 = −1.0657``)."""
+    L = depth
     if L < 3:
         raise ValueError("c_L is defined for L >= 3")
     p = 2.0 / L - 1.0
@@ -251,60 +252,65 @@ def c_L(L: int) -> float:
     return -L * 2.0 ** (1 - 2.0 / L) / (L - 2) + head + tail
 
 
-def escape_time(s, m0, L: int, input_var: float = 1.0, frac: float = 0.5) -> float:
+def escape_time(s, m0, depth: int, input_variance: float = 1.0, frac: float = 0.5) -> float:
     """Exact time for an aligned, balanced mode to grow from ``m0`` to ``frac · s`` (default the half-time
     ``t_{1/2}``) under gradient flow (§3)."""
-    return float(mode_time(frac * s, m0, s, input_var, L))
+    return float(mode_time(frac * s, m0, s, input_variance, depth))
 
 
-def escape_time_asymptotic(s, m0, L: int, input_var: float = 1.0) -> float:
+def escape_time_asymptotic(s, m0, depth: int, input_variance: float = 1.0) -> float:
     """Small-``m₀`` half-time: ``L = 2``: ``ln((s − m₀)/m₀)/(2λs)`` (exact); ``L ≥ 3``:
     ``[L/(L−2) (m₀/s)^{2/L−1} + c_L] / (L λ s^{2−2/L})`` with relative error ``O(m₀/s)`` (checks.md G2)."""
+    L = depth
     if L == 2:
-        return float(np.log((s - m0) / m0) / (2 * input_var * s))
+        return float(np.log((s - m0) / m0) / (2 * input_variance * s))
     if L < 2:
         raise ValueError("escape times need L >= 2 (L = 1 has no plateau)")
-    return float((L / (L - 2) * (m0 / s) ** (2.0 / L - 1) + c_L(L)) / (L * input_var * s ** (2 - 2.0 / L)))
+    return float((L / (L - 2) * (m0 / s) ** (2.0 / L - 1) + c_L(L)) / (L * input_variance * s ** (2 - 2.0 / L)))
 
 
-def escape_time_law(sigma, s, L: int, input_var: float = 1.0, width: int = 1, c: float = 1.0):
+def escape_time_law(sigma, s, depth: int, input_variance: float = 1.0, width: int = 1, c: float = 1.0):
     """Leading-order escape time from a random initialisation of scale ``σ`` (§4), with effective per-layer
     scale ``a₀ = c σ √w`` (``c = O(1)`` has no closed form; it cancels in slopes and ratios):
 
     * ``L = 2``: ``t ≈ ln(1/a₀)/(λ s) + ln(s)/(2 λ s)`` (slope ``1/(λs)`` per unit ``ln(1/σ)``);
     * ``L ≥ 3``: ``t ≈ a₀^{2−L} / ((L − 2) λ s)`` (``∝ σ^{−(L−2)}``).
     """
+    L = depth
     a0 = c * np.asarray(sigma, np.float64) * np.sqrt(width)
     if L == 2:
-        return np.log(1.0 / a0) / (input_var * s) + np.log(s) / (2 * input_var * s)
+        return np.log(1.0 / a0) / (input_variance * s) + np.log(s) / (2 * input_variance * s)
     if L < 2:
         raise ValueError("escape times need L >= 2")
-    return a0 ** (2.0 - L) / ((L - 2) * input_var * s)
+    return a0 ** (2.0 - L) / ((L - 2) * input_variance * s)
 
 
-def escape_law_slope(L: int, s: float = 1.0, input_var: float = 1.0) -> tuple[str, float]:
+def escape_law_slope(depth: int, s: float = 1.0, input_variance: float = 1.0) -> tuple[str, float]:
     """What to fit to escape times against the init scale ``σ``, and its theoretical value (§4, §8.3):
     ``("slope", 1/(λs))`` — ``t`` against ``ln(1/σ)`` — for ``L = 2``; ``("exponent", −(L − 2))`` — ``ln t``
     against ``ln σ`` — for ``L ≥ 3``."""
+    L = depth
     if L == 2:
-        return "slope", 1.0 / (input_var * s)
+        return "slope", 1.0 / (input_variance * s)
     if L < 2:
         raise ValueError("escape laws need L >= 2")
     return "exponent", -(L - 2.0)
 
 
-def plateau_times(s, m0, L: int, input_var=1.0) -> np.ndarray:
+def plateau_times(s, m0, depth: int, input_variance=1.0) -> np.ndarray:
     """Exact half-times ``t_α`` of every mode with ``s_α > 0`` for an aligned, balanced init with ``m_α(0) = m0``
     (modes decouple, §6.3), in learning order. Plateau ``k`` lasts ``t_{k+1} − t_k``."""
-    s, lam = _modes(s, input_var)
+    L = depth
+    s, lam = _modes(s, input_variance)
     return np.array([escape_time(s[a], m0, L, lam[a]) for a in learning_order(s, lam)])
 
 
-def time_ratios(s, L: int, input_var=1.0, m0: float | None = None) -> np.ndarray:
+def time_ratios(s, depth: int, input_variance=1.0, m0: float | None = None) -> np.ndarray:
     """Ratios ``t_α / t_1`` in learning order: exact for an aligned balanced init with ``m0`` given, else the
     ``m0 → 0`` limit ``λ_1 s_1 / (λ_α s_α)`` (approached like ``1/ln(1/m0)`` for ``L = 2`` and ``m0^{1−2/L}`` for
     ``L ≥ 3``)."""
-    s, lam = _modes(s, input_var)
+    L = depth
+    s, lam = _modes(s, input_variance)
     if m0 is not None:
         t = plateau_times(s, m0, L, lam)
         return t / t[0]
@@ -329,23 +335,26 @@ def saddle_distance_exponent(gamma):
     return (1.0 - np.asarray(gamma, np.float64)) / 2.0
 
 
-def minima_distance_lower_bound(r, s1: float, L: int):
+def minima_distance_lower_bound(r, s1: float, depth: int):
     """§5.2: every θ with ``‖W_θ‖_op ≥ s_1`` (in particular every global minimum of whitened realizable MSE)
     is at distance ``≥ √L (s_1^{1/L} − r)_+`` from an init whose layers have ``max_l ‖W_l‖_op = r``."""
+    L = depth
     return np.sqrt(L) * np.maximum(s1 ** (1.0 / L) - np.asarray(r, np.float64), 0.0)
 
 
-def minimal_norm_to_fit(s, L: int) -> float:
+def minimal_norm_to_fit(s, depth: int) -> float:
     """``min {‖θ‖ : W_θ = M} = √(L Σ_i s_i^{2/L})`` (§7, balanced SVD factorisation): the distance from the origin
     to the set of global minima of realizable MSE."""
+    L = depth
     s = np.asarray(s, np.float64)
     return float(np.sqrt(L * np.sum(s[s > 0] ** (2.0 / L))))
 
 
-def minima_displacement_exponent(gamma, L: int = 2):
+def minima_displacement_exponent(gamma, depth: int = 2):
     """§5.3 heuristic width exponent of the distance to the global minima for ``γ < 1`` (``σ² = w^{−γ}``): cancelling
     the random initial output costs ``~w^{−γ/2}``, fitting ``M`` costs ``~w^{−(1−γ)(L−1)/2}``, so the GD displacement
     scales as ``w^{−min(γ, (1−γ)(L−1))/2}`` (``L = 2``: ``−min(γ, 1−γ)/2``; −0.25 at γ = 0.5, checks.md G10)."""
+    L = depth
     g = np.asarray(gamma, np.float64)
     return -np.minimum(g, (1.0 - g) * (L - 1)) / 2.0
 

@@ -109,10 +109,11 @@ def _mode_products_np(a):
     return pre[-1] * a[..., L - 1, :], np.stack([pre[l] * suf[l] for l in range(L)], axis=-2)
 
 
-def numpy_mode_em(a0, s, lam, label_noise, lr, batch_size, dt, steps, record_steps, seed=0):
+def numpy_mode_em(a0, s, input_variance, label_noise, lr, batch_size, dt, steps, record_steps, seed=0):
     """Vectorised NumPy Euler–Maruyama of the per-layer mode SDE (every replica and mode at once):
     ``a_l ← a_l + Δt λ π_l (s − m) + sqrt(Δt η/B) π_l sqrt(D(m)) ξ``, ``D = 2λ²(m − s)² + λσ_ε²``, one ``ξ`` per
     mode and step. ``a0``: ``(R, L, n)``. Returns ``m`` at ``record_steps``: ``(R, n_records, n)``."""
+    lam = input_variance
     rng = np.random.default_rng(seed)
     a = np.array(a0, np.float64, copy=True)
     R, n = a.shape[0], a.shape[-1]
@@ -131,11 +132,12 @@ def numpy_mode_em(a0, s, lam, label_noise, lr, batch_size, dt, steps, record_ste
     return np.stack(out, axis=1)
 
 
-def diffrax_mode_em(a0, s, lam, label_noise, lr, batch_size, dt, steps, record_times, seed=0):
+def diffrax_mode_em(a0, s, input_variance, label_noise, lr, batch_size, dt, steps, record_times, seed=0):
     """The same SDE with diffrax: ``MultiTerm(ODETerm(drift), ControlTerm(diffusion, UnsafeBrownianPath))``,
     ``Euler`` at constant step ``dt``, one Brownian motion per mode (the diffusion is a lineax operator
     ``dW ↦ sqrt(η/B) π sqrt(D) dW`` broadcast over layers), vmapped over replicas. Returns ``run()`` giving
     ``m`` at ``record_times`` (``(R, n_records, n)``)."""
+    lam = input_variance
     import diffrax
     import jax
     import jax.numpy as jnp

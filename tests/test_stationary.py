@@ -25,8 +25,8 @@ import pytest
 from scipy import integrate, stats
 
 from dlnlab.conventions import step_ratio
+from dlnlab.analysis.stats import first_hit_time
 from dlnlab.experiments.stationary import (
-    first_passage_times,
     ks_lattice,
     row_stats,
     run_mode,
@@ -471,7 +471,7 @@ def test_learning_time_distribution_matches_the_sde(sde_ensemble, theta):
     # Tolerance: 1.95/√R + 0.3 h_Δt, as above; the o(√Δt) remainder of the correction is not budgeted.
     t, m = sde_ensemble
     R = m.shape[0]
-    tau = first_passage_times(t, m, theta)
+    tau = first_hit_time(t, m, theta).time
     res = fpk.first_passage_law(**FP_SETTING, temperature=FP_LR / 2, m0=FP_M0, target=theta,
                             times=np.linspace(0, SDE_T, 2001), n_cells=2000, monitor_dt=SDE_REC)
     ks = ks_lattice(tau, lambda v: np.interp(v, res["times"], res["cdf"]), t)

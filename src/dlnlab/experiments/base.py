@@ -48,21 +48,6 @@ def verdict(ok: bool) -> str:
     return "holds" if ok else "fails"
 
 
-def fraction_se(frac: float, n: int) -> float:
-    """One-sigma uncertainty of a fraction of ``n`` independent runs: the Wilson score half-width at z = 1 (unlike
-    the binomial SE it is not 0 at a fraction of 0 or 1)."""
-    return math.sqrt(frac * (1.0 - frac) / n + 1.0 / (4.0 * n * n)) / (1.0 + 1.0 / n)
-
-
-def median_se(x) -> float:
-    """Standard error of the median of independent samples, ``1.2533 sd/√n`` (normal asymptotics; NaNs dropped)."""
-    import numpy as np
-
-    x = np.asarray(x, np.float64)
-    x = x[np.isfinite(x)]
-    return float(1.2533 * np.std(x) / math.sqrt(len(x))) if len(x) > 1 else math.nan
-
-
 @dataclass(frozen=True)
 class Figure:
     path: str  # relative to the experiment directory

@@ -16,10 +16,11 @@ import math
 import numpy as np
 
 from .. import figures
+from ..analysis.stats import wilson
 from ..diagonal import DiagonalModel, simulate_diagonal
 from ..theory.balance import DataConstants
 from ..theory.discrete_collapse import discrete_critical_temperature, log_growth_rate
-from .base import Claim, ExperimentResult, Figure, fraction_se, register, verdict
+from .base import Claim, ExperimentResult, Figure, register, verdict
 
 V0 = 1e-150  # initial v of the invasion runs: v stays < 1e-100 (checked), so ηvx² is negligible in ξ = (vx − y)x
 
@@ -80,7 +81,8 @@ def discrete_collapse(p, out):
     claims.append(Claim(
         "Z", f"…instead, at T = {p['fate_T']:g} SGD from v = 1 diverges (Gaussian x: steps ηx²v ≫ 1)", name,
         f"fraction of {p['fate_replicas']} replicas diverged (|θ| > 1e30) within {p['fate_steps']} steps", 1.0,
-        frac_div, fraction_se(frac_div, p["fate_replicas"]), "≥ 0.5", verdict(frac_div >= 0.5)))
+        frac_div, wilson(int(fate.diverged.values.sum()), fate.diverged.size).se, "≥ 0.5",
+        verdict(frac_div >= 0.5)))
 
     # noisy labels: a threshold exists; where is it?
     sig = p["noisy_label_noise"]

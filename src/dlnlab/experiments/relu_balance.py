@@ -14,14 +14,15 @@ import numpy as np
 from scipy import integrate
 
 from .. import figures
+from ..analysis.stats import group_estimate, wilson
 from ..relu import ReluTask, simulate_relu
-from .base import Claim, ExperimentResult, Figure, fraction_se, register, verdict
+from .base import Claim, ExperimentResult, Figure, register, verdict
 
 
 def _replica_mean_se(x):
-    """Mean over replicas (rows) of per-replica values and its standard error (replicas independent)."""
-    x = np.asarray(x, np.float64)
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+    """Mean over replicas of per-replica values and its standard error: batch means, one replica per group."""
+    e = group_estimate(np.asarray(x, np.float64), groups=len(x))
+    return e.value, e.se
 
 
 def balance_summary(ds, lr: float, batch_size: int) -> dict:
@@ -100,11 +101,12 @@ def relu_balance(p, out):
               name, f"fraction of late (replica, record) pairs inside (at t = 0: {s['inside0']:.2f}); late median D = "
               f"{np.median(s['D'][:, s['have_bounds']]):.2f} in [{np.median(s['D_bounds'][:, s['have_bounds'], 0]):.1f}, "
               f"{np.median(s['D_bounds'][:, s['have_bounds'], 1]):.1f}]", 1.0, s["inside_late"],
-              fraction_se(s["inside_late"], s["n_replicas"]),
+              wilson(round(s["inside_late"] * s["n_replicas"]), s["n_replicas"]).se,
               "all inside late, and outside at t = 0", verdict(s["inside_late"] == 1.0 and s["inside0"] == 0.0)),
         Claim("Z", "Per neuron: ‖u_i‖²/‖w_i‖² settles inside its own bounds (each neuron has its own symmetry)", name,
               f"fraction of late (replica, record, neuron) inside (at t = 0: {s['neuron_inside0']:.3f})", 1.0,
-              s["neuron_inside_late"], fraction_se(s["neuron_inside_late"], s["n_replicas"]), "≥ 0.99",
+              s["neuron_inside_late"], wilson(round(s["neuron_inside_late"] * s["n_replicas"]), s["n_replicas"]).se,
+              "≥ 0.99",
               verdict(s["neuron_inside_late"] >= 0.99)),
     ]
 

@@ -34,24 +34,23 @@ import numpy as np
 from scipy import stats
 
 from .. import figures
+from ..analysis.stats import bootstrap_quantile, group_estimate, wilson
 from ..config import Config, ConfigError
 from ..conventions import step_ratio
 from ..dynamics import simulate
 from ..modes import MODE_IMBALANCE, OFFDIAG_MAX, first_passage, mode_config, peak_statistics, simulate_modes
 from ..theory import gradient_flow as gf
 from ..theory import mode_sde as tm
-from .base import Claim, ExperimentResult, Figure, fraction_se, median_se, register, verdict
+from .base import Claim, ExperimentResult, Figure, register, verdict
 
-G = 20  # groups for the group SE (checks.md §0)
 ALPHA = 0.01
 
 
-def group_se(x, axis=0):
-    """Group SE of the mean along ``axis`` (20 groups of replicas; checks.md §0). NaNs are ignored."""
-    x = np.moveaxis(np.asarray(x, np.float64), axis, 0)
-    n = (x.shape[0] // G) * G
-    g = np.nanmean(x[:n].reshape(G, n // G, *x.shape[1:]), axis=1)
-    return np.nanstd(g, axis=0, ddof=1) / np.sqrt(G)
+def _median_se(x) -> float:
+    """Bootstrap SE of the median of the finite entries of ``x`` (nan if fewer than 2)."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return bootstrap_quantile(x).se if x.size > 1 else math.nan
 
 
 def _write_csv(path, rows):
@@ -95,7 +94,7 @@ def _compare(a, b):
             x, y = a[:, i, j], b[:, i, j]
             x, y = x[np.isfinite(x)], y[np.isfinite(y)]
             r = stats.ks_2samp(x, y)
-            se = float(np.hypot(group_se(x), group_se(y)))
+            se = float(np.hypot(group_estimate(x).se, group_estimate(y).se))
             out["ks"][i, j], out["p"][i, j] = r.statistic, r.pvalue
             out["diff"][i, j], out["se"][i, j] = x.mean() - y.mean(), se
             out["z"][i, j] = (x.mean() - y.mean()) / se if se > 0 else np.nan
@@ -254,7 +253,7 @@ def _e1_claims(p):
             "C", "E1: the mean of per-mode SGD follows the gradient-flow logistic up to O(η) (§10 E1)", "mode_agreement",
             f"sup over t ∈ [0, 10] (every 0.1) of |mean m(t) − m_GF(t)| (L=2, λ=s=1, σ_ε=0, m0=1e-3, η={lr:g}, B=1, "
             f"R={R}, exact per-mode recursion; largest at t={t[i]:.3g}; {int(ds.attrs['n_diverged'])} diverged)",
-            0.0, float(gap[i]), float(group_se(m[:, i])), f"< {bound:g} (checks.md S3)", verdict(bool(gap[i] < bound))))
+            0.0, float(gap[i]), group_estimate(m[:, i], np.nanmean).se, f"< {bound:g} (checks.md S3)", verdict(bool(gap[i] < bound))))
     return claims
 
 
@@ -338,9 +337,9 @@ def _peak_rows(L, sig, s, lam, m0, source, kind, st, eps, lr, B):
             "depth": L, "label_noise": sig, "mode": j + 1, "s": sj, "kind": kind, "p": p_exp, "source": source,
             "condition": cond, "discriminant": float(tm.peak_discriminant(sj, lam, sig, p_exp)), "peak_is_global": tm.peak_is_global(sj, L, kind, lam, sig),
             "theory_m_peak_over_s": mstar / sj, "measured_m_peak_over_s": float(np.nanmedian(mp)),
-            "m_peak_sd": float(np.nanstd(mp)), "max_abs_dev": float(np.nanmax(np.abs(mp - mstar / sj))) if cond else math.nan,
+            "m_peak_sd": float(np.nanstd(mp)), "m_peak_se": _median_se(mp), "max_abs_dev": float(np.nanmax(np.abs(mp - mstar / sj))) if cond else math.nan,
             "measured_m_peak_pre_over_s": float(np.nanmedian(st["m_peak_pre"][:, j] / sj)),
-            "m_peak_pre_se": median_se(st["m_peak_pre"][:, j] / sj), "lag_se": median_se(tl - tp),
+            "m_peak_pre_se": _median_se(st["m_peak_pre"][:, j] / sj), "lag_se": _median_se(tl - tp),
             "theory_t_peak": t_star, "measured_t_peak": float(np.nanmedian(tp)),
             "theory_t_learned": t_eps, "measured_t_learned": float(np.nanmedian(tl)),
             "theory_lag": tm.peak_lag(sj, lam, L, kind, eps, sig), "measured_lag": float(np.nanmedian(tl - tp)),
@@ -378,7 +377,7 @@ def _global_peak_claims(inner, tag, lam, t_factor):
             f"{'; '.join(parts)}. The run lasts {t_factor:g} × the slowest GF learning time. Likely cause of "
             "misses (not verified): the criterion compares the bump with the deterministic level at m = s, but the "
             "running maximum of the fluctuating m^p D(m) over the stationary part of a finite run can exceed that "
-            "level, so the verdict depends on the run length and fails first where bump/level is near 1", 1.0 if pred else 0.0, frac, fraction_se(frac, worst["n"]),
+            "level, so the verdict depends on the run length and fails first where bump/level is near 1", 1.0 if pred else 0.0, frac, wilson(round(frac * worst["n"]), worst["n"]).se,
             "≥ 0.9 (predicted global)" if pred else "≤ 0.1 (predicted not global)", verdict(ok)))
     return claims
 
@@ -442,14 +441,15 @@ def diffusion_peak(params, out):
             frac = min(r["frac_peak_before_learned"] for r in rr)
             claims.append(Claim("C", "the diffusion along every mode peaks before the mode is learned (t_peak < t_0.99)",
                                 "diffusion_peak", f"min over modes of the fraction of runs with t_peak < t_learned ({tag})",
-                                1.0, frac, fraction_se(frac, rr[0]["n"]), "= 1 (every run)", verdict(frac == 1.0)))
+                                1.0, frac, wilson(round(frac * rr[0]["n"]), rr[0]["n"]).se, "= 1 (every run)",
+                                verdict(frac == 1.0)))
             worst = max(rr, key=lambda r: abs(r["measured_m_peak_over_s"] - r["theory_m_peak_over_s"]))
             dev = abs(worst["measured_m_peak_over_s"] - worst["theory_m_peak_over_s"])
             claims.append(Claim("C", "the peak sits at m* = ps/(p+2)", "diffusion_peak",
                                 f"median m(t_peak)/s of the worst mode (s={worst['s']:g}) ({tag}); per-run max |dev| over "
                                 f"modes {max(r['max_abs_dev'] for r in rr):.3f}",
                                 worst["theory_m_peak_over_s"], worst["measured_m_peak_over_s"],
-                                1.2533 * worst["m_peak_sd"] / math.sqrt(worst["n"]), "|median − m*/s| < 0.05",
+                                worst["m_peak_se"], "|median − m*/s| < 0.05",
                                 verdict(dev < 0.05)))
             continue
         inner = [r for r in rr if r["discriminant"] > 0]
@@ -471,7 +471,7 @@ def diffusion_peak(params, out):
             claims.append(Claim("C", "above the discriminant threshold there is no pre-learning peak: the largest "
                                 "diffusion comes in the stationary phase", "diffusion_peak",
                                 f"min over modes {', '.join('{:g}'.format(r['s']) for r in outer)} of the fraction of runs with t_peak > "
-                                f"t_learned ({tag})", 1.0, frac, fraction_se(frac, rr[0]["n"]), "≥ 0.9",
+                                f"t_learned ({tag})", 1.0, frac, wilson(round(frac * rr[0]["n"]), rr[0]["n"]).se, "≥ 0.9",
                                 verdict(frac >= 0.9)))
     for x in rows:
         if x["depth"] == 2 and x["label_noise"] == 0.0 and x["source"] == "per-mode SGD":
@@ -500,7 +500,7 @@ def diffusion_peak(params, out):
                             "diffusion_peak",
                             f"fraction of runs with t_peak increasing along s = {', '.join(f'{x:g}' for x in s[order])} "
                             f"(L={L}, {kind} p={tm.peak_exponent(L, kind):.3g}, σ_ε=0, {source}, {len(tp)} runs, "
-                            f"η={lr}, B={B})", 1.0, frac, fraction_se(frac, len(tp)), "= 1 (every run)",
+                            f"η={lr}, B={B})", 1.0, frac, wilson(int(ordered.sum()), len(tp)).se, "= 1 (every run)",
                             verdict(frac == 1.0)))
     # figures: drift and diffusion over time, learning times marked
     for L in p["depths"]:
@@ -613,7 +613,7 @@ def unaligned(params, out):
                                 "learned, in saddle order", "unaligned",
                                 f"fraction of runs with t_peak,1 < t_peak,2 < t_peak,3 and every t_peak < t_0.99 ({tag})",
                                 1.0, float(np.mean(ordered & before.all(axis=1))),
-                                fraction_se(float(np.mean(ordered & before.all(axis=1))), int(sel.sum())), "= 1",
+                                wilson(int(np.sum(ordered & before.all(axis=1))), int(sel.sum())).se, "= 1",
                                 verdict(bool(np.all(ordered & before.all(axis=1))))))
             dev = float(np.max(np.abs(mp - theory)))
             claims.append(Claim("C", "and the peak sits near the aligned-theory m*/s or m_−/s (checks.md S10)",
@@ -624,7 +624,8 @@ def unaligned(params, out):
             frac = float(np.mean(~before[:, bad]))
             claims.append(Claim("C", "where the §7.3 condition fails the largest noise comes in the stationary phase",
                                 "unaligned", f"fraction of runs with t_peak > t_0.99 for modes {list(bad + 1)} ({tag})",
-                                1.0, frac, fraction_se(frac, int(sel.sum())), "≥ 0.9", verdict(frac >= 0.9)))
+                                1.0, frac, wilson(round(frac * int(sel.sum())), int(sel.sum())).se, "≥ 0.9",
+                                verdict(frac >= 0.9)))
         claims += _null_mode_claims(t, ds.mode_strength.values[sel][:, :, k:], s, float(p["burn_t"]), tag)
         off = ds.offdiag_max.values[sel][:, -1]
         lim = 1e-3 if sig == 0.0 else 0.05

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import stats
 
 from .. import figures
+from ..analysis.stats import bootstrap_quantile, first_hit_time, group_estimate
 from ..config import Config
 from ..conventions import step_ratio
 from ..dynamics import simulate
@@ -36,7 +37,6 @@ from ..theory import mode_stationary as st
 from ..theory import mode_stationary_forms as stf
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
-G = 20  # groups for the group SE (checks.md §0)
 KS_C = 1.95  # c_0.001 ≈ 1.949
 KS_H = 0.3  # discretisation budget per unit h (checks.md §0)
 KS_SD = 0.2603  # sd of √n·KS under the null (Kolmogorov law): the "uncertainty" reported with a KS value
@@ -123,27 +123,13 @@ def stationary_runs(depth, s, input_variance, batch_size, lrs, label_noises, *, 
     return runs, ds.t.values, info
 
 
-def group_se(x, stat=np.mean, groups=G):
-    """Group standard error of ``stat`` over the replica axis (axis 0) of ``x`` (checks.md §0)."""
-    R = x.shape[0] - x.shape[0] % groups
-    vals = np.array([stat(g) for g in np.split(x[:R], groups)])
-    return float(vals.std(ddof=1) / math.sqrt(groups))
-
-
 def ks_lattice(samples, cdf, grid):
-    """KS distance of samples that live on a time ``grid`` (first-passage record times; ``inf`` = never)
+    """KS distance of samples that live on a time ``grid`` (first-hit record times; NaN = never, as ``inf``)
     against a continuous ``cdf``, compared on the grid only: ``max_j |F_emp(t_j) − F(t_j)|`` with ``F_emp``
     over *all* samples. (Comparing at left limits would add one grid cell's probability to the statistic.)"""
     x = np.sort(np.asarray(samples, np.float64))
     F_emp = np.searchsorted(x, grid, side="right") / x.size
     return float(np.max(np.abs(F_emp - cdf(grid))))
-
-
-def first_passage_times(t, m, target):
-    """First record time with ``m ≥ target`` for each replica (``inf`` if never)."""
-    hit = m >= target
-    first = np.argmax(hit, axis=1)
-    return np.where(hit.any(axis=1), t[first], np.inf)
 
 
 def row_stats(x, depth, s, input_variance, label_noise, lr, batch_size):
@@ -160,13 +146,13 @@ def row_stats(x, depth, s, input_variance, label_noise, lr, batch_size):
     grid = law.grid(4000, 1e-7, 1 - 1e-7)
     out["ks"] = float(stats.kstest(flat, law.cdf).statistic)
     out["ks_bound"] = KS_C / math.sqrt(n) + KS_H * h
-    out["mean"], out["mean_se"] = float(flat.mean()), group_se(x)
+    out["mean"], out["mean_se"] = float(flat.mean()), group_estimate(x).se
     out["mean_exact"] = law.mean()
     out["shift"] = s - out["mean"]
     out["shift_theory"] = stf.mean_shift(depth, s, label_noise, T)
     out["var"] = float(flat.var())
     out["var_exact"] = law.var()
-    out["var_rel_se"] = group_se(x, lambda g: g.var()) / out["var"]
+    out["var_rel_se"] = group_estimate(x, lambda g: g.var()).se / out["var"]
     g = stf.boltzmann_law(depth, s, input_variance, label_noise, T)
     out["ks_gauss_sgd"] = float(stats.kstest(flat, g.cdf).statistic)
     out["ks_gauss_exact"] = st.ks_between(law.cdf, g.cdf, grid)
@@ -433,12 +419,12 @@ def _escape_claims(p, s, lam, se, lr, B):
     lm = np.log(m[:, [i1, i2]])
     rates = tm.escape_rates(s, lam, se, lr, B)
     slope = (lm[:, 1] - lm[:, 0]) / dT
-    med, med_se = float(slope.mean()), group_se(slope)
+    med, med_se = float(slope.mean()), group_estimate(slope).se
     var_rate = float((lm[:, 1].var() - lm[:, 0].var()) / dT)
-    var_se = group_se(lm, lambda g: (g[:, 1].var() - g[:, 0].var()) / dT)
+    var_se = group_estimate(lm, lambda g: (g[:, 1].var() - g[:, 0].var()) / dT).se
     mm = m[:, [i1, i2]]
     mean_rate = float(np.log(mm[:, 1].mean() / mm[:, 0].mean()) / dT)
-    mean_se = group_se(mm, lambda g: np.log(g[:, 1].mean() / g[:, 0].mean()) / dT)
+    mean_se = group_estimate(mm, lambda g: np.log(g[:, 1].mean() / g[:, 0].mean()) / dT).se
     tag = (f"L=2, s={s:g}, λ={lam:g}, σ_ε={se:g}, η/B={lr / B:g}, SDE Δt={dt:g}, m0={m0:g}, R={R} "
            f"({R - int(ok.sum())} dropped), slope between t={t[i1]:g} and {t[i2]:g}")
     claims = [Claim("C", "Leaving the saddle with noise (L = 2): E ln m grows at 2λs − (η/B)D(0) (§8)",
@@ -590,7 +576,7 @@ def fokker_planck(p, out):
                                 dt=p["fp_dt"], monitor_dt=rec)
         res0 = fpk.first_passage_law(L, s, lam, se, T, m0=m0, target=target, times=tg, n_cells=p["n_cells"],
                                  dt=p["fp_dt"])
-        tau = first_passage_times(t, m, target)
+        tau = first_hit_time(t, m, target).time  # NaN: never reached within the run
         F = lambda v, res=res: np.interp(v, res["times"], res["cdf"])
         ks = ks_lattice(tau, F, t)
         ks0 = ks_lattice(tau, lambda v, r=res0: np.interp(v, r["times"], r["cdf"]), t)
@@ -598,13 +584,11 @@ def fokker_planck(p, out):
                             "fokker_planck", f"KS(SDE τ, FP) for m ≥ {theta:g}s, records every {rec:g} "
                             f"(continuity-corrected; uncorrected KS {ks0:.4f})", 0.0, ks, KS_SD / math.sqrt(R),
                             f"<= 1.95/sqrt(R) + 0.3 h_Δt = {bound:.4f}", verdict(ks <= bound)))
-        med_sim = float(np.median(tau))
+        med = bootstrap_quantile(tau, censored=True)  # never-hit paths are censored at the horizon
         claims.append(Claim("C", "Median learning time from the FP first-passage law", "fokker_planck",
-                            f"median τ(m ≥ {theta:g}s)", res["median"], med_sim,
-                            float(1.2533 * np.std(tau[np.isfinite(tau)]) / math.sqrt(R)),
+                            f"median τ(m ≥ {theta:g}s)", res["median"], med.value, med.se,
                             "within 4 SE + one record interval",
-                            verdict(abs(med_sim - res["median"]) <= 4 * 1.2533 * np.std(tau[np.isfinite(tau)])
-                                    / math.sqrt(R) + rec)))
+                            verdict(abs(med.value - res["median"]) <= 4 * med.se + rec)))
         c = f"C{i}"
         axes[0].plot(res["times"], res["cdf"], color=c, lw=1.5, label=f"FP, m ≥ {theta:g}s")
         axes[0].step(t, np.searchsorted(np.sort(tau), t, side="right") / R, where="post", color=c, lw=0.8,

@@ -34,11 +34,11 @@ import numpy as np
 from scipy import stats
 
 from .. import figures
-from ..analysis.stats import bootstrap_quantile, group_estimate, wilson
+from ..analysis.stats import bootstrap_quantile, first_hit_time, group_estimate, wilson
 from ..config import Config, ConfigError
 from ..conventions import step_ratio
 from ..dynamics import simulate
-from ..modes import MODE_IMBALANCE, OFFDIAG_MAX, first_passage, mode_config, peak_statistics, simulate_modes
+from ..modes import MODE_IMBALANCE, OFFDIAG_MAX, mode_config, peak_statistics, simulate_modes
 from ..theory import gradient_flow as gf
 from ..theory import mode_sde as tm
 from .base import Claim, ExperimentResult, Figure, register, verdict
@@ -752,7 +752,7 @@ def _unbalanced_imbalance(p, s, sigs, out):
             "ensemble": {"replicas": R, "seed": int(p["seed"]) + 12}})
         ds = simulate(cfg, weights=w0, observables=[MODE_IMBALANCE], progress=False)
         t, m = ds.t.values, ds.mode_strength.values[..., :k]
-        learned = first_passage(t, m, 0.9 * s)  # (R, k); the ratio starts once every mode of the run is learned
+        learned = first_hit_time(t, m, 0.9 * s).time  # (R, k); the ratio starts once every mode is learned
         i0 = int(np.searchsorted(t, np.nanmax(learned))) if np.all(np.isfinite(learned)) else len(t) - 1
         imb = np.abs(ds.mode_imbalance.values[..., :k])  # (R, t, pair, mode)
         ratio = imb[:, -1] / imb[:, i0]

@@ -94,6 +94,21 @@ def _row_plateaus(rows: pd.DataFrame) -> pd.DataFrame:
     return tab.astype({"learned_mode": "Int64"})  # plateau_table's dtype (null where no mode is learned)
 
 
+def _flow_and_sgd(p, common, out, gf_replicas, gf_observables=None):
+    """Gradient flow (``gf_replicas`` runs, seed ``p["seed"]``) and SGD (``p["sgd_replicas"]`` runs, seed + 1) on
+    the same ``common`` config sections up to ``p["t_max"]``, saved as ``gradient_flow.zarr`` and ``sgd.zarr``."""
+    gf = simulate(Config.from_dict({**common, "dynamics": {"kind": "flow", "t_max": float(p["t_max"]), "rtol": 1e-8},
+                                    "ensemble": {"replicas": int(gf_replicas), "seed": int(p["seed"])}}),
+                  observables=gf_observables, progress=False)
+    sgd = simulate(Config.from_dict({**common, "dynamics": {"kind": "sgd", "t_max": float(p["t_max"]),
+                                                             "lr": float(p["lr"]), "batch_size": int(p["batch_size"])},
+                                     "ensemble": {"replicas": int(p["sgd_replicas"]), "seed": int(p["seed"]) + 1}}),
+                   progress=False)
+    save(gf, out / "gradient_flow.zarr")
+    save(sgd, out / "sgd.zarr")
+    return gf, sgd
+
+
 def _base(p, *, depth=None, s=None, lam=1.0, basis="random", d=None):
     d = p["d"] if d is None else d
     return {
@@ -142,15 +157,7 @@ def staircase(p, out):
     obs = ["loss", "singular_values", "mode_strength", "end_to_end", "residual"]
     common = {**_base(p), "init": {"kind": "gaussian", "scale": float(p["sigma"])},
               "record": {"n_times": int(p["n_times"]), "observables": obs}}
-    gf = simulate(Config.from_dict({**common, "dynamics": {"kind": "flow", "t_max": float(p["t_max"]), "rtol": 1e-8},
-                                    "ensemble": {"replicas": int(p["gf_replicas"]), "seed": int(p["seed"])}}),
-                  progress=False)
-    sgd = simulate(Config.from_dict({**common, "dynamics": {"kind": "sgd", "t_max": float(p["t_max"]),
-                                                             "lr": float(p["lr"]), "batch_size": int(p["batch_size"])},
-                                     "ensemble": {"replicas": int(p["sgd_replicas"]), "seed": int(p["seed"]) + 1}}),
-                   progress=False)
-    save(gf, out / "gradient_flow.zarr")
-    save(sgd, out / "sgd.zarr")
+    gf, sgd = _flow_and_sgd(p, common, out, p["gf_replicas"])
     tabs = {"gradient flow": plateau_table(gf), "SGD": plateau_table(sgd)}
     tabs["gradient flow"].to_csv(out / "plateaus_gradient_flow.csv", index=False)
     tabs["SGD"].to_csv(out / "plateaus_sgd.csv", index=False)
@@ -771,15 +778,7 @@ def escape_directions(p, out):
     obs = ["loss", "singular_values", "mode_strength", "end_to_end", "residual"]
     common = {**_base(p), "init": {"kind": "gaussian", "scale": float(p["sigma"])},
               "record": {"n_times": int(p["n_times"]), "observables": obs}}
-    gf = simulate(Config.from_dict({**common, "dynamics": {"kind": "flow", "t_max": float(p["t_max"]), "rtol": 1e-8},
-                                    "ensemble": {"replicas": 1, "seed": int(p["seed"])}}),
-                  observables=[_layer_vectors()], progress=False)
-    sgd = simulate(Config.from_dict({**common, "dynamics": {"kind": "sgd", "t_max": float(p["t_max"]),
-                                                             "lr": float(p["lr"]), "batch_size": int(p["batch_size"])},
-                                     "ensemble": {"replicas": int(p["sgd_replicas"]), "seed": int(p["seed"]) + 1}}),
-                   progress=False)
-    save(gf, out / "gradient_flow.zarr")
-    save(sgd, out / "sgd.zarr")
+    gf, sgd = _flow_and_sgd(p, common, out, 1, [_layer_vectors()])
     teacher = Teacher.from_config(Config.from_dict({**common, "dynamics": {"kind": "flow", "t_max": 1.0}}))
     t_gf, t_sgd = plateau_table(gf), plateau_table(sgd)
     t_gf.to_csv(out / "plateaus_gradient_flow.csv", index=False)

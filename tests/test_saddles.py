@@ -1,5 +1,5 @@
 """Saddle-to-saddle dynamics ([J]; ``saddle_to_saddle.md`` §§3–7, checks.md C): the plateau/jump detector, the
-closed forms of ``dlnlab.theory.saddles``, the escape-time law, the γ phase transition, the low-rank bias on matrix
+closed forms of ``dlnlab.theory.saddle_sequence``, the escape-time law, the γ phase transition, the low-rank bias on matrix
 completion, escape directions, the ``dlnlab analyze`` command and the experiments' registration.
 
 Every simulation uses fixed seeds and is shared by the tests that need it (module-scoped fixtures): one compile
@@ -365,7 +365,7 @@ def test_completion_config_is_validated():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Closed forms (theory.saddles)
+# Closed forms (theory.saddle_sequence)
 
 
 def test_escape_time_constants_and_asymptotics_G2():

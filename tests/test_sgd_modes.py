@@ -2,7 +2,7 @@
 
 What is shown here, each with its tolerance and why:
 
-* closed forms (``dlnlab.theory.modes``): S5 discriminant on a grid, C5 exact ``η/B`` scaling, the Itô drift of
+* closed forms (``dlnlab.theory.mode_sde``): S5 discriminant on a grid, C5 exact ``η/B`` scaling, the Itô drift of
   §5.3 against an exact Gauss–Hermite expectation of one per-layer step, a finite-difference Hessian, an
   antithetic Monte Carlo estimate and a simulation of the function-space SDE;
 * the per-mode simulator (``dlnlab.modes``): S1 (the exact recursion *is* online SGD of the scalar network,

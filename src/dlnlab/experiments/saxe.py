@@ -10,7 +10,7 @@ L ≥ 3, ``saddle_to_saddle.md`` §3):
 
 A second aligned run at depth ``deep_depth`` (3) checks the hypergeometric closed form for L ≥ 3 (checks.md G1),
 and both aligned runs' measured half-times ``t_α`` (``m_α = s_α/2``) are held against the exact §3/§6.3 plateau
-times (:func:`dlnlab.theory.saddles.plateau_times`, checks.md G9 [A]) and, for L ≥ 3, against the small-``m₀``
+times (:func:`dlnlab.theory.saddle_sequence.plateau_times`, checks.md G9 [A]) and, for L ≥ 3, against the small-``m₀``
 expansion with the constant ``c_L`` (checks.md G2).
 """
 

@@ -205,7 +205,7 @@ BRIDGE_SETTINGS = [(1.0, 1.0, 0.5, 0.005), (1.0, 1.0, 0.5, 0.01), (2.0, 0.5, 1.0
 
 
 def _bridge_claims(depths):
-    """§9.1 / checks.md S9, Z17: the per-mode stationary law (:mod:`dlnlab.theory.stationary`, panel quadrature)
+    """§9.1 / checks.md S9, Z17: the per-mode stationary law (:mod:`dlnlab.theory.mode_stationary`, panel quadrature)
     equals [Z]'s depth-L law with one path (:func:`dlnlab.theory.diagonal_stationary_forms.log_density_general`, one
     ``quad`` per point) with the single-mode data constants ``β₁ = λ, β₂ = λs, α₁ = 2λ², α₂ = 2λ²s,
     α₃ = 2λ²s² + λσ_ε²`` (``g = D``): the log-densities differ by a constant on ``[0.3s, 2.5s]``."""
@@ -399,7 +399,7 @@ def _escape_claims(p, s, lam, se, lr, B):
     """§8 (checks.md S6): leaving the saddle with noise, L = 2. Near ``m = 0`` the SDE of ``a`` (Euler–Maruyama in
     ``a``, the per-mode simulator's ``sde`` scheme; not discrete SGD, which adds O(η) corrections of the same order)
     gives log-growth rates of ``m = a²``: ``E ln m`` at ``2λs − (η/B)D(0)``, ``Var ln m`` at ``4(η/B)D(0)`` and
-    ``ln E m`` at ``2λs + (η/B)D(0)`` (:func:`dlnlab.theory.modes.escape_rates`). Slopes between the two
+    ``ln E m`` at ``2λs + (η/B)D(0)`` (:func:`dlnlab.theory.mode_sde.escape_rates`). Slopes between the two
     ``escape_times``; uncertainties are group SEs (20 groups of replicas). With fewer replicas than S6's 2e4 the
     relative tolerances of S6 (≈ 3 SE there) are widened to 4 group SE where that is larger."""
     from ..modes import mode_config as modes_config

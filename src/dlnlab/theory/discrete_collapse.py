@@ -23,7 +23,7 @@ import numpy as np
 from scipy import integrate, optimize, special, stats
 
 
-def _mean_log_abs_normal(mu):
+def mean_log_abs_normal(mu):
     """``E ln|μ + Z|``, ``Z ~ N(0, 1)`` (noncentral χ²₁ series; asymptotic series for ``|μ| > 30``)."""
     mu = abs(float(mu))
     if mu > 30:
@@ -43,7 +43,7 @@ def log_growth_rate(lr, input_variance: float = 1.0, s: float = 1.0, label_noise
         m, sd = 1 + lr * s * x2, lr * label_noise * np.sqrt(x2)
         if sd == 0:
             return np.log(abs(m))
-        return np.log(sd) + _mean_log_abs_normal(m / sd)
+        return np.log(sd) + mean_log_abs_normal(m / sd)
 
     val = integrate.quad(lambda X: inner(X) * stats.norm.pdf(X), 0, np.inf, limit=400, epsabs=1e-13, epsrel=1e-11)[0]
     return 4 * val  # 2 (Λ = 2E) × 2 (X ↦ −X symmetry)

@@ -1,7 +1,5 @@
 """Shared test configuration: the ``slow`` marker runs only with ``--runslow``; the ``interrupt_after`` fixture."""
 
-import contextlib
-
 import pytest
 
 
@@ -18,30 +16,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-class _InterruptingBar:
-    """Progress-bar stand-in raising KeyboardInterrupt (as Ctrl-C would) when ``after`` chunks are done."""
+class InterruptingProgress:
+    """A progress meter (:class:`dlnlab.engines.ProgressMeter`) raising KeyboardInterrupt, as Ctrl-C would, once
+    ``after`` chunks are done."""
 
     def __init__(self, after):
         self.after, self.n = after, 0
+
+    def start(self, total, description):
+        pass
 
     def update(self, k):
         self.n += k
         if self.n == self.after:
             raise KeyboardInterrupt
 
+    def close(self):
+        pass
+
 
 @pytest.fixture
-def interrupt_after(monkeypatch):
-    """``interrupt_after(k)``: from now on (for this test), a simulation is interrupted, as by Ctrl-C, once ``k``
-    chunks are done; ``interrupt_after(None)`` restores the progress bar."""
-    from dlnlab import dynamics
-
-    original = dynamics._progress
-
-    def patch(after):
-        if after is None:
-            monkeypatch.setattr(dynamics, "_progress", original)
-        else:
-            monkeypatch.setattr(dynamics, "_progress",
-                                lambda *a, **k: contextlib.nullcontext(_InterruptingBar(after)))
-    return patch
+def interrupt_after():
+    """``interrupt_after(k)``: a progress meter to pass as ``simulate(..., progress=...)`` that interrupts the run,
+    as Ctrl-C would, once ``k`` chunks are done."""
+    return InterruptingProgress

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import dlnlab
-from dlnlab.dynamics import make_step
-from dlnlab.gradients import full_gradient, minibatch_gradient
-from dlnlab.observables import Observable, ReplicaParams
+from dlnlab.engines import make_step
+from dlnlab.model.gradients import full_gradient, minibatch_gradient
+from dlnlab.model.observables import Observable, ReplicaParams
 
 # A 6 → 20 → 15 → 4 network (L = 3, unequal hidden widths), non-whitened inputs, random teacher basis.
 TEACHER = {"d_in": 6, "d_out": 4, "singular_values": [3.0, 2.0, 1.0, 0.5],

@@ -163,10 +163,10 @@ def test_record_times_do_not_change_trajectory():
 def test_record_times_span_the_run(spacing, n_times):
     # Exact: the record grid starts at 0 and ends at t_max for every n_times (regression: log spacing with
     # n_times = 2 used to stop after one step), and is strictly increasing.
-    from dlnlab.dynamics import record_times
+    from dlnlab.engines import nominal_times
 
     cfg = config("sgd-online", record={"n_times": n_times, "spacing": spacing})
-    t = record_times(cfg, 0.02)
+    t = nominal_times(cfg, 0.02)
     assert len(t) == n_times and t[0] == 0.0 and t[-1] == pytest.approx(150 * 0.02, rel=1e-15)
     assert np.all(np.diff(t) > 0)
 

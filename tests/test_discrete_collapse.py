@@ -9,8 +9,8 @@ SDE's β₂/α₃, past [Z]'s β₂/(α₃ + β₂²).
 
 import numpy as np
 
-from dlnlab.diagonal import DiagonalModel
 from dlnlab.experiments.discrete_collapse import invasion_rate
+from dlnlab.model.diagonal import DiagonalModel
 from dlnlab.theory.discrete_collapse import discrete_critical_temperature, log_growth_rate, mean_log_abs_normal
 
 

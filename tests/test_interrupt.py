@@ -6,7 +6,6 @@ import pytest
 import xarray as xr
 
 import dlnlab
-from dlnlab import dynamics
 
 CONFIG = {
     "teacher": {"d_in": 4, "d_out": 3, "singular_values": [2.0, 1.0]},
@@ -22,9 +21,8 @@ CONFIG = {
 def test_interrupt_returns_completed_records(interrupt_after, kind):
     cfg = dlnlab.Config.from_dict({**CONFIG, "dynamics": {**CONFIG["dynamics"], "kind": kind}})
     full = dlnlab.simulate(cfg, progress=False)
-    interrupt_after(2)
-    with pytest.raises(dynamics.Interrupted) as info:
-        dlnlab.simulate(cfg, progress=False)
+    with pytest.raises(dlnlab.Interrupted) as info:
+        dlnlab.simulate(cfg, progress=interrupt_after(2))
     part = info.value.partial
     assert part.attrs["complete"] == 0 and full.attrs["complete"] == 1
     # 2 of 4 chunks of 10 records each, plus t = 0: the records are exactly those of the full run

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 import dlnlab
-from dlnlab import noise, theory
-from dlnlab.dynamics import make_step
-from dlnlab.gradients import full_gradient, minibatch_gradient, minibatch_loss
-from dlnlab.network import end_to_end
-from dlnlab.observables import ReplicaParams
-from dlnlab.problem import Problem
+from dlnlab import theory
+from dlnlab.engines import make_step
+from dlnlab.model import noise
+from dlnlab.model.gradients import full_gradient, minibatch_gradient, minibatch_loss
+from dlnlab.model.network import end_to_end
+from dlnlab.model.observables import ReplicaParams
+from dlnlab.model.problem import Problem
 
 Z = 5.0  # SE multiple for every MC check (see module docstring)
 
@@ -437,7 +438,7 @@ def test_finite_data_exact_noise_has_empirical_covariance(finite_setting):
     mean, mean_se, cov, se = _mc_cov(psi)
     assert _max_z(mean, 0.0, mean_se) < Z
     assert _max_z(cov, emp, se) < Z
-    from dlnlab.gradients import layer_maps
+    from dlnlab.model.gradients import layer_maps
 
     key = jax.random.PRNGKey(0)
     xi = noise.sample_layer_noise(key, weights, problem, 0.4, "exact")

@@ -17,18 +17,11 @@ import pytest
 from scipy import integrate
 
 import dlnlab
-from dlnlab.diagonal import (
-    DiagonalModel,
-    group_se,
-    path_gradients,
-    path_values,
-    sgd_step,
-    simulate_diagonal,
-    stationary_samples,
-)
-from dlnlab.dynamics import make_step
-from dlnlab.gradients import minibatch_gradient
-from dlnlab.observables import ReplicaParams
+from dlnlab.analysis.ensembles import group_se, stationary_samples
+from dlnlab.engines import diagonal_config, make_step, simulate_diagonal
+from dlnlab.model.diagonal import DiagonalModel, balanced_factors, path_gradients, path_values, sgd_step
+from dlnlab.model.gradients import minibatch_gradient
+from dlnlab.model.observables import ReplicaParams
 from dlnlab.theory.balance import (
     DataConstants,
     decay_bound_rate,
@@ -133,7 +126,8 @@ def test_per_step_identity_engine():
     O(η|u ĝ_u|) residual). Tolerance 1e-12·(u² + w²), the round-off of the stored weights (the relative error
     against η²ĝ² is unbounded when a B = 1 sample has x ≈ 0, so ξ̂ ≈ 0). Measured 2e-16."""
     lr = 0.05
-    ds = simulate_diagonal(MODEL2, "sgd", lr=lr, times=lr * np.arange(40), replicas=3, weights0=[[1.2, 0.3]])
+    ds = simulate_diagonal(diagonal_config(MODEL2, kind="sgd", lr=lr, times=lr * np.arange(40),
+                                           replicas=3), weights=[[1.2, 0.3]])
     w = ds.weights.values[:, :, 0, :]  # (R, t, 2)
     dw = w[:, 1:] - w[:, :-1]  # exact (Sterbenz)
     g = -dw / lr
@@ -202,8 +196,8 @@ def pathwise_runs():
     """Z2 setting: L = 2, d = 1, (u, w)₀ = (1.2, 0.3), T = 0.01, t ∈ [0, 3], R = 2000, Euler–Maruyama."""
     out = {}
     for dt in (4e-3, 1e-3):
-        out[dt] = simulate_diagonal(MODEL2, "sde", lr=0.02, dt=dt, times=np.linspace(0, 3.0, 31), replicas=2000,
-                                    weights0=[[1.2, 0.3]], seed=11)
+        out[dt] = simulate_diagonal(diagonal_config(MODEL2, kind="sde", lr=0.02, dt=dt, times=np.linspace(0, 3.0, 31),
+                                                    replicas=2000, seed=11), weights=[[1.2, 0.3]])
     return out
 
 
@@ -247,12 +241,13 @@ def test_sgd_balance_to_noise_balance():
       trajectories (trapezoid on 61 records; 3% covers the O(η²) terms of ``ln(1 − η²ξ̂²)``); measured
       −6.92 against −6.89 (SE 0.011)."""
     lr, t_max = 0.04, 150.0
-    gd = simulate_diagonal(MODEL2, "gd", lr=lr, times=[0, t_max], replicas=1, weights0=[[1.2, 0.3]])
+    gd = simulate_diagonal(diagonal_config(MODEL2, kind="gd", lr=lr, times=[0, t_max],
+                                           replicas=1), weights=[[1.2, 0.3]])
     w = gd.weights.values[0, :, 0, :]
     imb_gd = w[:, 0] ** 2 - w[:, 1] ** 2
     assert abs(imb_gd[-1] / imb_gd[0] - 1) < 0.01 and abs(imb_gd[-1]) > 1.0
-    ds = simulate_diagonal(MODEL2, "sgd", lr=lr, times=np.linspace(0, t_max, 61), replicas=1000,
-                           weights0=[[1.2, 0.3]], seed=3)
+    ds = simulate_diagonal(diagonal_config(MODEL2, kind="sgd", lr=lr, times=np.linspace(0, t_max, 61), replicas=1000,
+                                           seed=3), weights=[[1.2, 0.3]])
     li = _log_imbalance(ds)
     v = ds.output.values
     rate = 2 * (lr / 2) * REF.g(v) + lr * REF.mean_grad(v) ** 2
@@ -456,8 +451,9 @@ def test_fluctuation_inversion_simulated():
     laws = [DiagonalStationaryLaw(2, T) for T in Ts]
     rng = np.random.default_rng(1)
     v0 = np.concatenate([law.ppf(rng.uniform(size=R)) for law in laws])[:, None]
-    ds = simulate_diagonal(MODEL2, "sde_log", lr=np.repeat(2 * Ts, R), dt=2.5e-4, v0=np.maximum(v0, 1e-300),
-                           times=np.linspace(0, 20, 11), replicas=len(v0), seed=3)
+    ds = simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=2 * Ts, dt=2.5e-4, times=np.linspace(0, 20, 11),
+                                           replicas=R, common_random_numbers=False, seed=3),
+                           weights=balanced_factors(np.maximum(v0, 1e-300), 2))
     x = ds.output.values[:, 5:].reshape(len(Ts), R, -1)
     stats = [group_se(xi, lambda z: np.var(z[z <= 3.0])) for xi in x]
     var = np.array([a for a, _ in stats])
@@ -522,8 +518,8 @@ def test_infinite_depth_scaling():
 def sde_L2():
     """Z8 setting (shortened): L = 2, T = 0.05, Euler–Maruyama in ln v with Δt = 2·10⁻⁴ (validated), started at
     v = 1; 1000 walkers to t = 20 (relaxation time ≈ 1/(2β₁) = 0.5), samples every Δt_rec = 1 from t = 5."""
-    return simulate_diagonal(MODEL2, "sde_log", lr=0.1, dt=2e-4, times=np.arange(0, 20.5, 1.0), replicas=1000,
-                             v0=[1.0], seed=7, scheme="euler")
+    return simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=0.1, dt=2e-4, times=np.arange(0, 20.5, 1.0),
+                                             replicas=1000, v0=[1.0], seed=7, scheme="euler"))
 
 
 def test_sde_stationary_L2(sde_L2):
@@ -550,7 +546,8 @@ def test_sgd_stationary_L2():
     SGD bias). Measured: median 0.9611 (−0.49%), mean 0.9766 (−0.17%), KS 0.0199 (bound 0.0284)."""
     lr, h = 0.04, 0.08
     burn, thin = 30 / h * lr, 5 / h * lr
-    ds = simulate_diagonal(MODEL2, "sgd", lr=lr, times=burn + thin * np.arange(10), replicas=20_000, v0=[1.0], seed=9)
+    ds = simulate_diagonal(diagonal_config(MODEL2, kind="sgd", lr=lr, times=burn + thin * np.arange(10),
+                                           replicas=20_000, v0=[1.0], seed=9))
     assert not ds.diverged.values.any()
     law = DiagonalStationaryLaw(2, lr / 2)
     assert abs(law.median - 0.9658) < 1e-4 and abs(law.mean - 0.9783) < 1e-4
@@ -564,8 +561,8 @@ def test_sgd_stationary_L2():
 def test_sde_stationary_L2_full_setting():
     """Z8 [V] at the validated setting: 4000 walkers, t = 240, first third discarded; mean 0.938 ± 0.01,
     median 0.911 ± 0.01 (observed 0.936/0.910 in checks.md; measured 0.9360/0.9104)."""
-    ds = simulate_diagonal(MODEL2, "sde_log", lr=0.1, dt=2e-4, times=np.arange(0, 241, 2.0), replicas=4000,
-                           v0=[1.0], seed=17, scheme="euler")
+    ds = simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=0.1, dt=2e-4, times=np.arange(0, 241, 2.0),
+                                           replicas=4000, v0=[1.0], seed=17, scheme="euler"))
     x = stationary_samples(ds, 80.0)
     assert abs(np.mean(x) - 0.938) < 0.01 and abs(np.median(x) - 0.911) < 0.01
 
@@ -573,7 +570,7 @@ def test_sde_stationary_L2_full_setting():
 @pytest.mark.slow
 def test_sde_stationary_L3_tamed():
     """Z8 [V], L = 3, d = 1, T = 0.3 (law: mean 0.29375, median 0.10829). With the tamed step of
-    ``dlnlab.diagonal`` (drift ÷ (1 + |μ|Δt), noise ÷ (1 + ς²Δt): an O(Δt) change), Δt = 2.5·10⁻⁴, 4000 walkers
+    ``dlnlab.engines.diagonal`` (drift ÷ (1 + |μ|Δt), noise ÷ (1 + ς²Δt): an O(Δt) change), Δt = 2.5·10⁻⁴, 4000 walkers
     started from the law (inverse cdf), t = 100, samples from t = 20: mean and median within **5%** (the issue).
     checks.md's 15% was for the O(√Δt) noise taming of noise_balance.md §12 (``scheme="tamed_sqrt"``), which gave
     0.312/0.123 there and mean +11%, median +25% here at Δt = 10⁻³. Windowed medians with 2000 walkers fluctuate by
@@ -583,8 +580,8 @@ def test_sde_stationary_L3_tamed():
     m3 = DiagonalModel(depth=3)
     law = DiagonalStationaryLaw(3, 0.3)
     v0 = law.ppf(np.random.default_rng(0).uniform(size=4000))[:, None]
-    ds = simulate_diagonal(m3, "sde_log", lr=0.6, dt=2.5e-4, times=np.linspace(0, 100, 21), replicas=4000,
-                           v0=v0, scheme="tamed", seed=5)
+    ds = simulate_diagonal(diagonal_config(m3, kind="sde_log", lr=0.6, dt=2.5e-4, times=np.linspace(0, 100, 21),
+                                           replicas=4000, v0=v0, scheme="tamed", seed=5))
     x = stationary_samples(ds, 20.0)
     assert abs(np.mean(x) / law.mean - 1) < 0.05 and abs(np.median(x) / law.median - 1) < 0.05
 
@@ -600,13 +597,13 @@ def test_negative_paths_collapse():
     (|v₂| < 10⁻⁴ in every replica) while the positive one carries the law (median v₁ within 5% of the L = 2
     law's 0.9107; measured 0.910, max |v₂| 1.2e-6). Measured mean abs error 0.020."""
     m = DiagonalModel(depth=2, n_paths=2)
-    ds = simulate_diagonal(m, "sde", lr=0.1, dt=1e-3, times=[0, 3.0], replicas=2000,
-                           weights0=[[0.8, 0.8], [0.5, -0.5]], seed=12)
+    ds = simulate_diagonal(diagonal_config(m, kind="sde", lr=0.1, dt=1e-3, times=[0, 3.0], replicas=2000,
+                                           seed=12), weights=[[0.8, 0.8], [0.5, -0.5]])
     v = ds.v.values
     lhs = np.log(v[:, -1, 0] * np.abs(v[:, -1, 1])) - np.log(v[:, 0, 0] * np.abs(v[:, 0, 1]))
     assert np.mean(np.abs(lhs + 4 * 0.05 * ds.g_integral.values[:, -1])) <= 0.03
-    long = simulate_diagonal(m, "sde_log", lr=0.1, dt=1e-3, times=[0, 40, 60], replicas=500, v0=[0.64, -0.25],
-                             seed=13)
+    long = simulate_diagonal(diagonal_config(m, kind="sde_log", lr=0.1, dt=1e-3, times=[0, 40, 60], replicas=500,
+                                             v0=[0.64, -0.25], seed=13))
     vl = long.v.values[:, -1]
     assert np.all(np.abs(vl[:, 1]) < 1e-4) and np.all(vl[:, 1] <= 0)
     assert abs(np.median(long.v.values[:, 1:, 0]) / DiagonalStationaryLaw(2, 0.05).median - 1) < 0.05
@@ -616,10 +613,11 @@ def test_path_at_zero_stays_at_zero():
     """§7 [A]: a path with all factors 0 stays exactly 0 under SGD, the parameter-space SDE (its gradient and
     rank-one noise vanish) and the log SDE (y = −∞), while the other path learns."""
     m = DiagonalModel(depth=3, n_paths=2)
-    for kind, kw in (("sgd", {"weights0": [[0.9, 0.9, 0.9], [0.0, 0.0, 0.0]]}),
-                     ("sde", {"weights0": [[0.9, 0.9, 0.9], [0.0, 0.0, 0.0]], "dt": 1e-3}),
-                     ("sde_log", {"v0": [0.7, 0.0], "dt": 1e-3})):
-        ds = simulate_diagonal(m, kind, lr=0.05, times=[0, 2.0, 5.0], replicas=50, seed=1, **kw)
+    zero_path = [[0.9, 0.9, 0.9], [0.0, 0.0, 0.0]]
+    for kind, kw, weights in (("sgd", {}, zero_path), ("sde", {"dt": 1e-3}, zero_path),
+                              ("sde_log", {"v0": [0.7, 0.0], "dt": 1e-3}, None)):
+        ds = simulate_diagonal(diagonal_config(m, kind=kind, lr=0.05, times=[0, 2.0, 5.0], replicas=50, seed=1, **kw),
+                               weights=weights)
         assert np.all(ds.v.values[:, :, 1] == 0.0) and np.all(ds.weights.values[:, :, 1, :] == 0.0)
         assert np.all(ds.v.values[:, -1, 0] != 0.7)
 
@@ -630,12 +628,13 @@ def test_balance_ratio_L2_and_path_merging_L3():
     0.4 merge slowly — at T = 0.01, Δt = 5·10⁻⁴, R = 200, the median |v₁ − v₂| decreases from t = 5 to 20 to 60
     (checks.md [V1] observed 0.34, 0.27, 0.16; measured 0.319, 0.277, 0.164 with the default tamed step)."""
     m2 = DiagonalModel(depth=2, n_paths=2)
-    ds = simulate_diagonal(m2, "sgd", lr=0.04, times=[0, 5.0, 10.0], replicas=100, v0=[0.9, 0.4], seed=2)
+    ds = simulate_diagonal(diagonal_config(m2, kind="sgd", lr=0.04, times=[0, 5.0, 10.0], replicas=100, v0=[0.9, 0.4],
+                                           seed=2))
     r = ds.log_abs_v.values[:, :, 0] - ds.log_abs_v.values[:, :, 1]
     assert np.max(np.abs(r - r[:, :1])) < 1e-12
     m3 = DiagonalModel(depth=3, n_paths=2)
-    ds = simulate_diagonal(m3, "sde_log", lr=0.02, dt=5e-4, times=[0, 5, 20, 60], replicas=200, v0=[0.9, 0.4],
-                           seed=4)
+    ds = simulate_diagonal(diagonal_config(m3, kind="sde_log", lr=0.02, dt=5e-4, times=[0, 5, 20, 60], replicas=200,
+                                           v0=[0.9, 0.4], seed=4))
     med = np.median(np.abs(ds.v.values[:, :, 0] - ds.v.values[:, :, 1]), axis=0)[1:]
     assert med[0] > med[1] > med[2]
 
@@ -647,13 +646,15 @@ def test_collapse_above_Tc():
     diffusion 8Tα₃ = 24 of ln v) + 1% (walkers not yet near 0 at t = 10, where the drift is weaker; < 2% of
     them) of −4, and ≥ 99% of walkers are below 10⁻⁵ at t = 30. Below T_c (T = 0.25) the median stays O(0.1)
     (law: 0.147). Measured slope −3.958 (SE 0.039); all walkers below 1e-5; median at T = 0.25: 0.160."""
-    ds = simulate_diagonal(MODEL2, "sde_log", lr=2.0, dt=1e-3, times=[0, 10, 30], replicas=1000, v0=[1.0], seed=21)
+    ds = simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=2.0, dt=1e-3, times=[0, 10, 30], replicas=1000,
+                                           v0=[1.0], seed=21))
     y = ds.log_abs_v.values[:, :, 0]
     slope = (y[:, 2] - y[:, 1]) / 20
     m, se = group_se(slope[:, None], np.mean)
     assert abs(m + 4.0) < 5 * se + 0.04, (m, se)
     assert np.mean(y[:, 2] < np.log(1e-5)) >= 0.99
-    below = simulate_diagonal(MODEL2, "sde_log", lr=0.5, dt=1e-3, times=[0, 60], replicas=200, v0=[1.0], seed=22)
+    below = simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=0.5, dt=1e-3, times=[0, 60], replicas=200,
+                                              v0=[1.0], seed=22))
     assert np.median(below.output.values[:, -1]) > 0.05
 
 
@@ -665,8 +666,8 @@ def test_linear_model_keeps_both_signs():
     law = DiagonalStationaryLaw(1, 0.2)
     assert abs(float(law.cdf(0.0)) - 0.0329) < 5e-4
     m1 = DiagonalModel(depth=1)
-    ds = simulate_diagonal(m1, "sde", lr=0.4, dt=1e-3, times=np.arange(0, 30.5, 1.0), replicas=2000,
-                           weights0=[[1.0]], seed=6)
+    ds = simulate_diagonal(diagonal_config(m1, kind="sde", lr=0.4, dt=1e-3, times=np.arange(0, 30.5, 1.0),
+                                           replicas=2000, seed=6), weights=[[1.0]])
     x = stationary_samples(ds, 5.0)
     p, se = group_se(x, lambda z: np.mean(z < 0))
     assert abs(p - float(law.cdf(0.0))) < 5 * se + 0.002, (p, se)
@@ -681,12 +682,15 @@ def test_linear_model_keeps_both_signs():
 def test_replica_streams_independent_of_ensemble_size():
     """A replica's trajectory depends only on (seed, member) — not on how many replicas run beside it, nor on
     the record times (the block-noise addressing is by global step)."""
-    a = simulate_diagonal(MODEL2, "sgd", lr=0.05, times=[0, 3.0, 20.0], replicas=3, v0=[0.5], seed=4)
-    b = simulate_diagonal(MODEL2, "sgd", lr=0.05, times=np.linspace(0, 20.0, 17), replicas=7, v0=[0.5], seed=4)
+    a = simulate_diagonal(diagonal_config(MODEL2, kind="sgd", lr=0.05, times=[0, 3.0, 20.0], replicas=3, v0=[0.5],
+                                          seed=4))
+    b = simulate_diagonal(diagonal_config(MODEL2, kind="sgd", lr=0.05, times=np.linspace(0, 20.0, 17), replicas=7,
+                                          v0=[0.5], seed=4))
     np.testing.assert_array_equal(a.weights.values[:, -1], b.weights.values[:3, -1])
-    c = simulate_diagonal(MODEL2, "sde_log", lr=0.1, dt=1e-3, times=[0, 13.0], replicas=2, v0=[0.5], seed=4)
-    d = simulate_diagonal(MODEL2, "sde_log", lr=0.1, dt=1e-3, times=np.linspace(0, 13.0, 9), replicas=5, v0=[0.5],
-                          seed=4)
+    c = simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=0.1, dt=1e-3, times=[0, 13.0], replicas=2,
+                                          v0=[0.5], seed=4))
+    d = simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=0.1, dt=1e-3, times=np.linspace(0, 13.0, 9),
+                                          replicas=5, v0=[0.5], seed=4))
     np.testing.assert_array_equal(c.log_abs_v.values[:, -1], d.log_abs_v.values[:2, -1])
 
 

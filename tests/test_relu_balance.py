@@ -1,4 +1,4 @@
-"""[Z] noise balance in a two-layer ReLU network (``dlnlab.relu``; ``noise_balance.md`` §§3–4, ``checks.md`` Z15).
+"""[Z] noise balance in a two-layer ReLU network (``dlnlab.model.relu``, ``dlnlab.engines.relu``; ``noise_balance.md`` §§3–4, ``checks.md`` Z15).
 
 Exact identities ([A], float64) and, at reduced size (``10 → 50 → 10``), the two Z15 checks [U]: the layer noise
 traces relax to balance and ``‖W₂‖² − ‖W₁‖²`` settles inside the §3 stationary bounds.
@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlnlab.engines import relu_config, simulate_relu
 from dlnlab.experiments.relu_balance import balance_summary
-from dlnlab.relu import (
+from dlnlab.model.relu import (
     ReluTask,
     gradient_moments,
     init_weights,
@@ -18,7 +19,6 @@ from dlnlab.relu import (
     ratio_bounds,
     sample_data,
     sgd_step,
-    simulate_relu,
 )
 
 TASK = ReluTask(d=10, hidden=50)
@@ -82,8 +82,8 @@ def test_relu_noise_balance_reduced():
     (SE 0.89; the grid part: ∫ = 12.30 with 81 records, 12.19 with 335; with 16 replicas 10.90 vs 11.54, SE 0.49);
     inside 0 → 1; per neuron 0 → 1.0 (0.998 on other Monte-Carlo samples)."""
     lr = 0.03
-    ds = simulate_relu(TASK, lr=lr, steps=1000, n_records=41, replicas=4, n_mc=1000, n_bound_records=3, scale1=0.5,
-                       scale2=0.25, seed=0)
+    ds = simulate_relu(relu_config(TASK, lr=lr, steps=1000, n_times=41, replicas=4, n_mc=1000, n_bound_records=3,
+                                   scale1=0.5, scale2=0.25, seed=0))
     assert int(ds.attrs["n_diverged"]) == 0
     s = balance_summary(ds, lr, 1)
     assert s["rel0"] > 0.5 and abs(s["rel_late"]) < 0.1 * s["rel0"]

@@ -27,9 +27,9 @@ from dlnlab.analysis import (
     summarize_plateaus,
 )
 from dlnlab.cli import app
-from dlnlab.network import Initializer
-from dlnlab.problem import Problem
-from dlnlab.teacher import Teacher, completion_mask
+from dlnlab.model.network import Initializer
+from dlnlab.model.problem import Problem
+from dlnlab.model.teacher import Teacher, completion_mask
 
 S4 = [4.0, 2.0, 1.0, 0.5]  # well-separated teacher spectrum (ratio 2), d = 5: one null direction
 
@@ -572,7 +572,7 @@ def _origin_hessian(teacher, widths):
     shapes ``widths = (d_0, w, …, d_L)``; parameters flattened layer after layer."""
     from jax.flatten_util import ravel_pytree
 
-    from dlnlab.observables import ReplicaParams, _loss
+    from dlnlab.model.observables import ReplicaParams, _loss
 
     problem = Problem.build(teacher)
     zeros = tuple(jnp.zeros((widths[i + 1], widths[i])) for i in range(len(widths) - 1))
@@ -590,7 +590,7 @@ def test_origin_hessian_G4(s):
     whose truncation error is 0 for this quadratic-in-each-layer loss and round-off ~1e-16/h² = 1e-8); for L = 3 it
     is the zero matrix (to 1e-10)."""
     rng = np.random.default_rng(3)
-    from dlnlab.teacher import random_orthogonal
+    from dlnlab.model.teacher import random_orthogonal
 
     teacher = Teacher(s=np.array(s), U=random_orthogonal(rng, 2), V=random_orthogonal(rng, 3),
                       input_var=np.array([1.5, 0.8, 1.1]))

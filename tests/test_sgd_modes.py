@@ -5,7 +5,7 @@ What is shown here, each with its tolerance and why:
 * closed forms (``dlnlab.theory.mode_sde``): S5 discriminant on a grid, C5 exact ``η/B`` scaling, the Itô drift of
   §5.3 against an exact Gauss–Hermite expectation of one per-layer step, a finite-difference Hessian, an
   antithetic Monte Carlo estimate and a simulation of the function-space SDE;
-* the per-mode simulator (``dlnlab.modes``): S1 (the exact recursion *is* online SGD of the scalar network,
+* the per-mode simulator (``dlnlab.engines.modes``): S1 (the exact recursion *is* online SGD of the scalar network,
   same draws), S2 (exact discrete balance identity, unbalanced), C4 (per-step noise of the recursion and of
   the SDE schemes), the drift-implicit scheme (solves its equation; stable where Euler–Maruyama blows up and
   close to the exact stationary law), S6 escape rates and S7 convergence without label noise;
@@ -29,7 +29,9 @@ from numpy.polynomial import hermite_e
 from scipy import integrate, stats
 
 import dlnlab
-from dlnlab import modes as M
+from dlnlab.analysis.ensembles import peak_statistics
+from dlnlab.engines import modes as M
+from dlnlab.model.observables import OFFDIAG_MAX
 from dlnlab.theory import mode_sde as TM
 
 G = 20  # groups for the group SE (checks.md §0)
@@ -258,7 +260,7 @@ def test_s1_recursion_equals_scalar_network_sgd(L):
     cfg = M.mode_config([2.0], depth=L, lr=0.02, batch_size=3, label_noise=0.3, input_variance=1.5, m0=0.05,
                         t_max=8.0, n_times=9, replicas=4, seed=7)
     per_mode = M.simulate_modes(cfg, progress=False)
-    full = dlnlab.simulate(cfg, progress=False)
+    full = dlnlab.simulate(M.as_network(cfg), progress=False)
     a, b = per_mode.mode_strength.values, full.mode_strength.values
     assert b[:, -1, 0].min() > 1.5  # the mode was learned: the comparison covers the whole trajectory
     np.testing.assert_array_equal(per_mode.step.values, full.step.values)
@@ -327,8 +329,9 @@ def test_c4_per_mode_step_noise(lr, B):
     D = TM.mode_noise_var(m, s, 1.0, sig)
     for kind, scheme in [("sgd", "sgd"), ("sde", "em"), ("sde", "log")]:
         cfg = M.mode_config([s], depth=2, lr=lr, batch_size=B, label_noise=sig, layer_values=[[a0], [a0]], kind=kind,
-                            steps=1, n_times=2, replicas=R, seed=int(1e4 * lr) + B)
-        a1 = M.simulate_modes(cfg, scheme=scheme, record_layers=True, progress=False).layer_sv.values[:, -1, 0, 0]
+                            scheme=None if kind == "sgd" else scheme, record_layers=True, steps=1, n_times=2,
+                            replicas=R, seed=int(1e4 * lr) + B)
+        a1 = M.simulate_modes(cfg, progress=False).layer_sv.values[:, -1, 0, 0]
         if scheme == "log":
             x, mean, var = np.log(a1) - np.log(a0), lr * (1.0 * (s - m) - 0.5 * lr / B * D), lr * lr / B * D
         else:
@@ -354,7 +357,7 @@ def test_noise_power_equals_main_engine_on_aligned_manifold():
          "dynamics": {"kind": "sgd", "lr": 0.01, "steps": 1},
          "record": {"n_times": 2, "observables": ["mode_strength", "noise_power"]}}
     cfg = dlnlab.Config.from_dict(d)
-    per_mode = M.simulate_modes(cfg, progress=False)
+    per_mode = M.simulate_modes(M.reduce_to_modes(cfg), progress=False)
     full = dlnlab.simulate(cfg, progress=False)
     np.testing.assert_allclose(per_mode.mode_strength.values[:, 0], full.mode_strength.values[:, 0], rtol=1e-12)
     np.testing.assert_allclose(per_mode.noise_power.values[:, 0], full.noise_power.values[:, 0], rtol=1e-10)
@@ -420,8 +423,8 @@ def test_implicit_scheme_is_stable_where_euler_maruyama_is_stiff():
     s, lam, sig, lr, B, dt, R = 1.0, 1.0, 1.0, 0.2, 1, 0.02, 2000
     cfg = M.mode_config([s], depth=2, lr=lr, batch_size=B, label_noise=sig, m0=1.0, kind="sde", dt=dt, t_max=80.0,
                         n_times=41, replicas=R, seed=12)
-    em = M.simulate_modes(cfg, scheme="em", progress=False)
-    imp = M.simulate_modes(cfg, scheme="implicit", progress=False)
+    em = M.simulate_modes(cfg.with_overrides(["dynamics.scheme=em"]), progress=False)
+    imp = M.simulate_modes(cfg.with_overrides(["dynamics.scheme=implicit"]), progress=False)
     assert em.attrs["n_diverged"] > 0.05 * R, em.attrs["n_diverged"]
     assert imp.attrs["n_diverged"] == 0 and bool(imp.finite.all())
     x = imp.mode_strength.values[:, 20:, 0].ravel()
@@ -496,8 +499,10 @@ def _agreement_ensembles(L, s, t_max, times, R, seed):
     idx = [int(np.argmin(np.abs(full.t.values - x))) for x in times]
     assert np.allclose(full.t.values[idx], times)
     out = {"full": full.mode_strength.values[:, idx],
-           "sde": M.simulate_modes(cfg("sde", seed + 1), times=[0.0, *times], progress=False).mode_strength.values[:, 1:],
-           "rec": M.simulate_modes(cfg("sgd", seed + 2), times=[0.0, *times], progress=False).mode_strength.values[:, 1:]}
+           "sde": M.simulate_modes(M.reduce_to_modes(cfg("sde", seed + 1)).with_times([0.0, *times]),
+                                   progress=False).mode_strength.values[:, 1:],
+           "rec": M.simulate_modes(M.reduce_to_modes(cfg("sgd", seed + 2)).with_times([0.0, *times]),
+                                   progress=False).mode_strength.values[:, 1:]}
     for v in out.values():
         assert np.all(np.isfinite(v))
     return out
@@ -588,8 +593,8 @@ def peak_runs():
     out = {}
     for L in (2, 3, 4):
         times = _peak_times(L)
-        cfg = M.mode_config(PEAK_S, depth=L, lr=PEAK_LR, m0=PEAK_M0, t_max=float(times[-1]), replicas=200, seed=40 + L)
-        ds = M.simulate_modes(cfg, times=times, progress=False)
+        cfg = M.mode_config(PEAK_S, depth=L, lr=PEAK_LR, m0=PEAK_M0, times=times, replicas=200, seed=40 + L)
+        ds = M.simulate_modes(cfg, progress=False)
         full_cfg = dlnlab.Config.from_dict({
             "teacher": {"d_in": 3, "d_out": 3, "singular_values": list(PEAK_S), "basis": "random", "seed": 11},
             "network": {"depth": L, "width": 3}, "init": {"kind": "aligned", "scale": PEAK_M0},
@@ -620,7 +625,7 @@ def test_diffusion_peaks_before_learning(peak_runs, L):
         cases.append((kind, "per-mode", m, power, 0.02))
     cases.append(("function", "full", fm, fpow, 0.05))
     for kind, source, mm, power, tol in cases:
-        st = M.peak_statistics(t, mm, power, PEAK_S)
+        st = peak_statistics(t, mm, power, PEAK_S)
         assert not np.any(np.isnan(st["t_learned"])), (kind, source)
         assert np.all(st["t_peak"] < st["t_learned"]), (kind, source)
         mstar = np.array([TM.peak_strength(x, L, kind) for x in PEAK_S])
@@ -638,7 +643,7 @@ def test_l2_lag_between_peak_and_learning(peak_runs):
     t, m, _, _ = peak_runs[2]
     for kind in ("parameter", "function"):
         power = m ** TM.peak_exponent(2, kind) * TM.mode_noise_var(m, PEAK_S, 1.0, 0.0)
-        st = M.peak_statistics(t, m, power, PEAK_S)
+        st = peak_statistics(t, m, power, PEAK_S)
         lag = np.median(st["t_learned"] - st["t_peak"], axis=0)
         theory = np.array([TM.peak_lag(x, 1.0, 2, kind) for x in PEAK_S])
         np.testing.assert_allclose(lag, theory, rtol=0.05)
@@ -661,7 +666,7 @@ def _e4(steps, replicas, label_noises):
         "record": {"n_times": steps // 2 + 1, "spacing": "linear",
                    "observables": ["mode_strength", "noise_power", "balancedness"]},
         "ensemble": {"replicas": replicas, "seed": 1}})
-    return dlnlab.simulate(cfg, observables=[M.OFFDIAG_MAX], progress=False)
+    return dlnlab.simulate(cfg, observables=[OFFDIAG_MAX], progress=False)
 
 
 def _check_e4(ds, sig):
@@ -673,7 +678,7 @@ def _check_e4(ds, sig):
     sel = ds.label_noise.values == sig
     s = np.array([3.0, 2.0, 1.0])
     m, power = ds.mode_strength.values[sel][..., :3], ds.noise_power.values[sel][..., :3]
-    st = M.peak_statistics(ds.t.values, m, power, s)
+    st = peak_statistics(ds.t.values, m, power, s)
     assert np.all(np.diff(st["t_peak"], axis=1) > 0)
     assert np.all(st["t_peak"] < st["t_learned"])
     theory = np.array([TM.peak_strength(x, 3, "function", 1.0, sig) for x in s])

@@ -4,7 +4,8 @@ Public API::
 
     import dlnlab
     cfg = dlnlab.load_config("run.toml", ["dynamics.lr=0.02"])
-    ds = dlnlab.simulate(cfg)                # xarray.Dataset (replica, t, mode, ...)
+    ds = dlnlab.simulate(cfg)                # any simulator: xarray.Dataset (replica, t, mode, ...)
+    program = dlnlab.build(cfg)              # its compiled Program: init() / step(state) / run(state, records)
     dlnlab.save(ds, "run.zarr"); ds = dlnlab.load("run.zarr")
 """
 
@@ -15,15 +16,13 @@ from . import (
     theory,
 )
 from .analysis import accessor  # noqa: F401  (registers the ds.dln accessor)
-from .checkpoint import CheckpointError
 from .config import Config, ConfigError, load_config
-from .dynamics import simulate
-from .network import Initializer, balancedness, end_to_end
-from .observables import Observable, ReplicaParams
-from .problem import Problem
-from .storage import CorruptDatasetError, export_netcdf, load, save
+from .engines import build, simulate
+from .errors import CheckpointError, CorruptDatasetError, DlnlabError, Interrupted
+from .model import Dataset, DiagonalModel, Initializer, Observable, Problem, ReluTask, ReplicaParams, Teacher
+from .model.network import balancedness, end_to_end
+from .storage import export_netcdf, load, save
 from .sweep import sweep, sweep_function
-from .teacher import Dataset, Teacher
 
 __version__ = "0.1.0"
 
@@ -33,13 +32,18 @@ __all__ = [
     "ConfigError",
     "CorruptDatasetError",
     "Dataset",
+    "DiagonalModel",
+    "DlnlabError",
     "Initializer",
+    "Interrupted",
     "Observable",
     "Problem",
+    "ReluTask",
     "ReplicaParams",
     "Teacher",
     "analysis",
     "balancedness",
+    "build",
     "end_to_end",
     "export_netcdf",
     "load",

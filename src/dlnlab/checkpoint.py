@@ -10,8 +10,8 @@ A checkpoint is one ``.npz`` file holding only plain arrays and one JSON string 
 
 It is written atomically (a temporary file in the same directory, ``fsync``, ``os.replace``, ``fsync`` of the
 directory), so a ``kill -9`` or a power cut leaves either the previous checkpoint or the new one, never half of
-one. The run hash covers the resolved config (TOML), the names and dims of the recorded observables and any
-explicit initial weights; a checkpoint with another hash is an error (:class:`CheckpointError`), never
+one. The run hash covers the resolved config (TOML), the names and dims of the recorded variables and any
+explicit initial state; a checkpoint with another hash is an error (:class:`CheckpointError`), never
 silently discarded or used.
 
 Caveats: a user observable is identified by its name and dims only (a changed function with the same name is
@@ -31,14 +31,14 @@ import numpy as np
 
 from .errors import CheckpointError
 
-FORMAT = 1
+FORMAT = 2
 
 
-def run_hash(config_toml: str, observables: list, weights=None) -> str:
-    """Hash identifying a run: resolved config, recorded observables (name, dims), explicit initial weights."""
+def run_hash(config_toml: str, variables: dict, weights=None) -> str:
+    """Hash identifying a run: resolved config, recorded variables (name -> dims), explicit initial weights."""
     h = hashlib.sha256(f"dlnlab-checkpoint-{FORMAT}\n".encode())
     h.update(config_toml.encode())
-    h.update(json.dumps([[o.name, {k: list(v) for k, v in o.dims.items()}] for o in observables]).encode())
+    h.update(json.dumps({name: list(dims) for name, dims in variables.items()}, sort_keys=True).encode())
     if weights is not None:
         for w in weights:
             a = np.ascontiguousarray(np.asarray(w, dtype=np.float64))

@@ -28,13 +28,13 @@ def _run_or_fail(config: Config, out: Path, progress: bool, checkpoint_every: fl
     """``run_config`` with the input errors that surface only once a run starts (an unreadable
     ``init.path``, an ``--out`` that is a file, a checkpoint of another config in ``--out``) reported as
     one line with exit code 2."""
-    from .checkpoint import CheckpointError
+    from .errors import DlnlabError
 
     if out.exists() and not out.is_dir():
         _fail(ConfigError("--out", str(out), "a directory (this path is an existing file)"))
     try:
         return run_config(config, out, progress, checkpoint_every)
-    except (ConfigError, CheckpointError) as exc:
+    except DlnlabError as exc:
         _fail(exc)
 
 
@@ -54,7 +54,8 @@ def run_config(config: Config, out: Path, progress: bool = True, checkpoint_ever
     seconds; if it exists at the start (a killed run of the same config) the run resumes from it. It is
     removed once the dataset is saved."""
     from . import checkpoint, storage
-    from .dynamics import Interrupted, simulate
+    from .engines import simulate
+    from .errors import Interrupted
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.toml").write_text(config_to_toml(config))
@@ -99,7 +100,8 @@ def train(
     checkpoint_every: Annotated[float, typer.Option(
         "--checkpoint-every", help="seconds between checkpoints (OUT/checkpoint.npz; 0: after every chunk)")] = 60.0,
 ):
-    """Run one ensemble; write OUT/dataset.zarr and OUT/config.toml (the resolved config).
+    """Run one ensemble of any simulator (the config's model section: [teacher]/[network]/[init], [modes],
+    [diagonal] or [relu]); write OUT/dataset.zarr and OUT/config.toml (the resolved config).
 
     The run checkpoints into OUT; rerun the same command after a crash or kill to resume (the result is
     identical to an uninterrupted run)."""
@@ -120,7 +122,7 @@ def info():
     """Print versions, JAX backend, devices and precision."""
     import jax
 
-    from .dynamics import package_versions
+    from .runtime import package_versions
 
     for k, v in package_versions().items():
         typer.echo(f"{k:>8}: {v}")

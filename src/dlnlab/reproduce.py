@@ -65,8 +65,8 @@ def reproduce(out: Path | str, preset: str = "quick", papers: list[str] | None =
     experiment finished with other parameters is recomputed. Every override is validated before anything runs."""
     from tqdm.auto import tqdm
 
-    from .dynamics import package_versions
     from .report import write_report
+    from .runtime import package_versions
 
     out = Path(out)
     (out / "experiments").mkdir(parents=True, exist_ok=True)

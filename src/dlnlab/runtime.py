@@ -106,3 +106,18 @@ def shard_replicas(fn, replica_args: tuple[int, ...]):
 
 _one_device_per_core()
 mlir.register_lowering(threefry2x32_p, mlir.lower_fun(_threefry2x32_unrolled, multiple_results=True), platform="cpu")
+
+
+def package_versions() -> dict:
+    """Versions of dlnlab, its main dependencies and Python (provenance of every result)."""
+    import importlib.metadata as md
+    import sys
+
+    versions = {}
+    for pkg in ("dlnlab", "jax", "jaxlib", "numpy", "scipy", "xarray", "zarr", "diffrax"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    versions["python"] = sys.version.split()[0]
+    return versions

@@ -21,8 +21,8 @@ import pytest
 
 import dlnlab
 from dlnlab.config import Config, config_to_toml
-from dlnlab.diagonal import DiagonalModel, simulate_diagonal
-from dlnlab.modes import mode_config, simulate_modes
+from dlnlab.engines import diagonal_config, mode_config, simulate_diagonal, simulate_modes
+from dlnlab.model import DiagonalModel
 from dlnlab.theory import mode_flow_fn, mode_time
 from dlnlab.theory.saddle_sequence import saddle_losses
 
@@ -48,14 +48,15 @@ def flow():
 @pytest.fixture(scope="module")
 def modes():
     cfg = mode_config([2.0, 0.5], depth=2, lr=0.01, batch_size=1, label_noise=0.3, m0=0.01, kind="sde", steps=600,
-                      n_times=61, spacing="linear", replicas=16, noise="exact")
-    return simulate_modes(cfg, scheme="em", progress=False)
+                      n_times=61, spacing="linear", replicas=16, noise="exact", scheme="em")
+    return simulate_modes(cfg, progress=False)
 
 
 @pytest.fixture(scope="module")
 def diagonal():
     model = DiagonalModel(depth=2, n_paths=1, s=1.0, label_noise=0.5)
-    return simulate_diagonal(model, "sgd", lr=0.05, t_max=20.0, n_times=41, replicas=16, init_scale=0.5)
+    return simulate_diagonal(diagonal_config(model, kind="sgd", lr=0.05, t_max=20.0, n_times=41, replicas=16,
+                                             init_scale=0.5))
 
 
 def test_flow_summary_against_closed_form(flow):

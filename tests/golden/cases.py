@@ -67,7 +67,7 @@ def aligned_sgd_extra_observables():
 
 
 def _mode_cfg(**kw):
-    from dlnlab.modes import mode_config
+    from dlnlab.engines import mode_config
 
     args = {"depth": 3, "lr": 0.02, "batch_size": 2, "label_noise": 0.4, "m0": 0.05, "steps": 80, "n_times": 9,
             "replicas": 4, "seed": 3}
@@ -76,71 +76,58 @@ def _mode_cfg(**kw):
 
 
 def modes_sgd():
-    from dlnlab.modes import simulate_modes
-
-    return simulate_modes(_mode_cfg())
+    return dlnlab.simulate(_mode_cfg())
 
 
 def modes_em():
-    from dlnlab.modes import simulate_modes
-
-    return simulate_modes(_mode_cfg(kind="sde"), scheme="em")
+    return dlnlab.simulate(_mode_cfg(kind="sde", scheme="em"))
 
 
 def modes_log_stacked():
-    from dlnlab.modes import simulate_modes
-
-    return simulate_modes(_mode_cfg(kind="sde", m0=[0.05, 0.2], steps=None, t_max=1.6), scheme="log")
+    return dlnlab.simulate(_mode_cfg(kind="sde", scheme="log", m0=[0.05, 0.2], steps=None, t_max=1.6))
 
 
 def modes_implicit_unbalanced():
-    from dlnlab.modes import simulate_modes
-
-    return simulate_modes(_mode_cfg(kind="sde", m0=None, layer_values=[[0.5, 0.4], [0.3, 0.4], [0.4, 0.3]]),
-                          scheme="implicit")
+    return dlnlab.simulate(_mode_cfg(kind="sde", scheme="implicit", m0=None,
+                                     layer_values=[[0.5, 0.4], [0.3, 0.4], [0.4, 0.3]]))
 
 
-def _diag_model(**kw):
-    from dlnlab.diagonal import DiagonalModel
+def _diag_cfg(model=None, **kw):
+    from dlnlab.engines import diagonal_config
+    from dlnlab.model import DiagonalModel
 
     args = {"depth": 2, "n_paths": 3, "s": 1.0, "label_noise": 0.5}
-    args.update(kw)
-    return DiagonalModel(**args)
+    args.update(model or {})
+    return diagonal_config(DiagonalModel(**args), **kw)
 
 
 def diagonal_sgd():
-    from dlnlab.diagonal import simulate_diagonal
-
-    return simulate_diagonal(_diag_model(), "sgd", lr=0.05, batch_size=2, steps=300, n_times=6, replicas=3,
-                             seed=2, init_scale=0.3)
+    return dlnlab.simulate(_diag_cfg(kind="sgd", lr=0.05, batch_size=2, steps=300, n_times=6, replicas=3, seed=2,
+                                     init_scale=0.3))
 
 
 def diagonal_sde_isotropic():
-    from dlnlab.diagonal import simulate_diagonal
-
-    return simulate_diagonal(_diag_model(weight_decay=0.01), "sde", lr=np.array([0.02, 0.04, 0.06]), dt=0.01,
-                             t_max=2.0, n_times=5, replicas=3, seed=1, v0=[0.3, -0.2, 0.1], noise="isotropic")
+    return dlnlab.simulate(_diag_cfg({"weight_decay": 0.01}, kind="sde", lr=[0.02, 0.04, 0.06], dt=0.01, t_max=2.0,
+                                     n_times=5, replicas=1, common_random_numbers=False, seed=1, v0=[0.3, -0.2, 0.1],
+                                     noise="isotropic"))
 
 
 def diagonal_sde_log():
-    from dlnlab.diagonal import simulate_diagonal
-
-    return simulate_diagonal(_diag_model(depth=3), "sde_log", lr=0.05, t_max=3.0, n_times=5, spacing="log",
-                             replicas=3, seed=4, v0=[0.3, 0.2, 0.1])
+    return dlnlab.simulate(_diag_cfg({"depth": 3}, kind="sde_log", lr=0.05, t_max=3.0, n_times=5, spacing="log",
+                                     replicas=3, seed=4, v0=[0.3, 0.2, 0.1]))
 
 
 def diagonal_flow():
-    from dlnlab.diagonal import simulate_diagonal
-
-    return simulate_diagonal(_diag_model(), "flow", lr=0.1, dt=0.01, t_max=2.0, n_times=5, replicas=2,
-                             v0=[0.1, 0.05, 0.02])
+    return dlnlab.simulate(_diag_cfg(kind="flow", lr=0.1, dt=0.01, t_max=2.0, n_times=5, replicas=2,
+                                     v0=[0.1, 0.05, 0.02]))
 
 
 def relu_sgd():
-    from dlnlab.relu import ReluTask, simulate_relu
+    from dlnlab.engines import relu_config
+    from dlnlab.model import ReluTask
 
-    return simulate_relu(ReluTask(d=3, hidden=6, label_noise=0.5), lr=0.05, batch_size=2, steps=40, n_records=5,
-                         replicas=2, seed=5, n_mc=200, n_bound_records=2)
+    return dlnlab.simulate(relu_config(ReluTask(d=3, hidden=6, label_noise=0.5), lr=0.05, batch_size=2, steps=40,
+                                       n_times=5, replicas=2, seed=5, n_mc=200, n_bound_records=2))
 
 
 CASES = {f.__name__: f for f in (

@@ -60,7 +60,7 @@ from ..theory import saddle_sequence as th
 def _teacher_and_config(ds: xr.Dataset):
     """``(Teacher, Config)`` rebuilt from ``ds.attrs['config']``, or ``(None, None)``."""
     from ..config import Config
-    from ..teacher import Teacher
+    from ..model.teacher import Teacher
 
     text = ds.attrs.get("config")
     if not text:
@@ -243,7 +243,7 @@ def _replica_rows(r, extra, t, S, loss, train, m, s_modes, mode_ids, W, res, tea
         if train is not None:
             row["train_loss"] = float(np.median(train[:n][core]))
         if teacher is not None and theory_ok:
-            lam = teacher.mode_input_var
+            lam = teacher.mode_input_variance
             if len(learned_so_far) == p:
                 unlearned = np.setdiff1d(np.arange(len(teacher.s)), learned_so_far)
                 row["loss_theory"] = float(0.5 * np.sum(lam[unlearned] * teacher.s[unlearned] ** 2)
@@ -400,7 +400,7 @@ def origin_hessian(problem, widths) -> np.ndarray:
     row-major. Compare with :func:`dlnlab.theory.saddle_sequence.origin_hessian_spectrum` (``L = 2``; ``L ≥ 3``: zero)."""
     from jax.flatten_util import ravel_pytree
 
-    from ..network import end_to_end
+    from ..model.network import end_to_end
 
     zeros = tuple(jnp.zeros((widths[i + 1], widths[i]), jnp.float64) for i in range(len(widths) - 1))
     flat, unravel = ravel_pytree(zeros)
@@ -423,8 +423,8 @@ def gd_displacement(weights0, problem, *, tol: float = 1e-10, max_time: float = 
     Returns NumPy arrays ``displacement``, ``loss``, ``time``, ``steps`` and ``converged`` (``loss < tol``; only
     then is the displacement an upper bound on the distance to the minima).
     """
-    from ..gradients import full_gradient
-    from ..network import end_to_end, prefix_products, suffix_products
+    from ..model.gradients import full_gradient
+    from ..model.network import end_to_end, prefix_products, suffix_products
 
     ws0 = tuple(jnp.asarray(w, problem.M.dtype) for w in weights0)
     lam_x = float(np.max(np.linalg.eigvalsh(np.asarray(problem.input_cov))))

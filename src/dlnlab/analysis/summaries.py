@@ -128,7 +128,7 @@ class _Arrays:
                  else np.broadcast_to(t_nom, (R, len(t_nom))))
         s_all = np.asarray(ds["s"].values, np.float64) if "s" in ds.coords else None
         if s_all is None:
-            from ..teacher import Teacher
+            from ..model.teacher import Teacher
 
             s_all = np.asarray(Teacher.from_config(config).s, np.float64)
         s_pos = s_all[s_all > 0]

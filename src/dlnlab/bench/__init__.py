@@ -10,7 +10,7 @@ once (warm-up), then timed over a few repeats, and the best time is kept. Worklo
 * **B2** compute-bound ensemble SGD (L = 4, width 100, B = 32, 256 replicas): achieved FLOP/s as a fraction
   of the machine's float64 GEMM rate, measured in the same run. Target ≥ 70 %.
 * **B3** per-mode SDE ensemble (10 modes × 1024 replicas × 10⁴ Euler–Maruyama steps,
-  :func:`dlnlab.modes.simulate_modes`): against vectorised NumPy EM and against diffrax ``Euler`` with an
+  :func:`dlnlab.engines.simulate_modes`): against vectorised NumPy EM and against diffrax ``Euler`` with an
   ``UnsafeBrownianPath``. Target ≥ 1× both.
 * **B4** gradient flow through 4 plateaus from m₀ = 1e-6 (L = 3): gradient evaluations and wall time of the
   adaptive Dopri5 engine against fixed-step Euler on the same population gradient, with its step chosen to

@@ -189,8 +189,8 @@ def euler_program(problem, n_records):
     import jax.numpy as jnp
     from jax import lax
 
-    from ..gradients import full_gradient
-    from ..network import end_to_end
+    from ..model.gradients import full_gradient
+    from ..model.network import end_to_end
 
     @jax.jit
     def prog(w0, h, k):

@@ -56,7 +56,7 @@ def machine_info() -> dict:
 def versions() -> dict:
     import importlib.metadata as md
 
-    from ..dynamics import package_versions
+    from ..runtime import package_versions
 
     out = package_versions()
     for pkg in ("torch", "equinox", "lineax"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._baselines import diffrax_mode_em, euler_program, numpy_batched_sgd, numpy_mode_em, torch_loop_sgd
-from ._engine import discrete_engine, flow_engine
+from ._engine import whole_run
 from ._flops import gemm_rate, product_ceiling, sgd_step_flops
 from ._machine import block, have, machine_info, timed
 from ._spec import TARGETS, check
@@ -36,11 +36,14 @@ def _b1_config(replicas, steps, seed=0):
 def b1_small_sgd(size: dict) -> dict:
     replicas, steps, reps = size["b1_replicas"], size["b1_steps"], size["repeats"]
     cfg = _b1_config(replicas, steps)
-    run, ens, rec_steps = discrete_engine(cfg)
+    from ..model import Teacher
+
+    run, program = whole_run(cfg)
     t_dln, (_, obs) = timed(run, reps)
     loss_dln = np.asarray(obs["loss"])[:, -1]
-    w0 = [np.asarray(w) for w in ens.weights0]
-    M, S_half = np.asarray(ens.problem.M), np.asarray(ens.problem.input_cov_sqrt)
+    w0 = [np.asarray(w) for w in program.init().weights]
+    teacher = Teacher.from_config(cfg)
+    M, S_half, rec_steps = teacher.M, teacher.input_cov_sqrt, program.grid.steps
     lr, B = cfg.dynamics.lr, cfg.dynamics.batch_size
     rec = rec_steps.tolist()
     res = {"params": {"depth": 3, "d": 10, "width": 50, "batch_size": B, "replicas": replicas, "steps": steps,
@@ -88,7 +91,7 @@ def b2_compute_bound(size: dict) -> dict:
         "record": {"n_times": 5, "spacing": "log", "observables": ["loss"]},
         "ensemble": {"replicas": replicas},
     })
-    run, _ens, _ = discrete_engine(cfg)
+    run, _ = whole_run(cfg)
     t, _ = timed(run, reps)
     flops_step = sgd_step_flops(cfg.layer_dims, B)
     achieved = flops_step * replicas * steps / t["best_s"]
@@ -116,14 +119,14 @@ def _b3_setup(n_modes, replicas, steps):
 
 
 def b3_mode_sde(size: dict) -> dict:
-    from ..modes import mode_config, simulate_modes
+    from ..engines import mode_config, simulate_modes
 
     p = _b3_setup(size["b3_modes"], size["b3_replicas"], size["b3_steps"])
     reps = size["repeats"]
     cfg = mode_config(p["s"].tolist(), depth=p["depth"], lr=p["lr"], batch_size=p["batch_size"],
                       label_noise=p["label_noise"], m0=p["m0"], kind="sde", steps=p["steps"], n_times=p["n_times"],
-                      spacing="log", replicas=p["replicas"], noise="exact")
-    t_dln, ds = timed(lambda: simulate_modes(cfg, scheme="em", progress=False), reps)
+                      spacing="log", replicas=p["replicas"], noise="exact", scheme="em")
+    t_dln, ds = timed(lambda: simulate_modes(cfg, progress=False), reps)
     rec_steps = ds["step"].values
     dt = p["lr"]
     m_dln = ds["mode_strength"].values
@@ -132,7 +135,7 @@ def b3_mode_sde(size: dict) -> dict:
     res = {"params": {**{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in p.items()},
                       "scheme": "Euler-Maruyama (per-layer mode SDE)", "record": f"{p['n_times']} log-spaced times",
                       "precision": "float64"},
-           "dlnlab": {**t_dln, "engine": "dlnlab.modes.simulate_modes(scheme='em')",
+           "dlnlab": {**t_dln, "engine": "dlnlab.engines.simulate_modes (dynamics.scheme = 'em')",
                       "mode_steps_per_s": p["replicas"] * len(p["s"]) * p["steps"] / t_dln["best_s"],
                       "final_m_mean": np.nanmean(m_dln[:, -1], axis=0).tolist(),
                       "n_diverged": int(ds.attrs.get("n_diverged", 0))}}
@@ -186,14 +189,13 @@ def _b4_config(points, rtol=None):
     })
 
 
-def _euler_to_tolerance(ens, T, points, ref, tol) -> list[dict]:
-    """Fixed-step Euler of the B4 flow (replica 0 of ``ens`` up to ``T``) at ``k`` steps per record interval,
+def _euler_to_tolerance(w0, problem, T, points, ref, tol) -> list[dict]:
+    """Fixed-step Euler of the B4 flow (from ``w0``, one replica, up to ``T``) at ``k`` steps per record interval,
     ``k`` ×4 until the error against ``ref`` reaches ``tol`` (or first-order convergence shows), then first-order
     steps towards the target, each verified. Returns every trial: steps, max error, wall and CPU time."""
     import jax
 
-    w0 = tuple(w[0] for w in ens.weights0)
-    prog = euler_program(ens.problem, points)
+    prog = euler_program(problem, points)
 
     def euler_error(k):
         c0, t0 = time.process_time(), time.perf_counter()
@@ -234,12 +236,17 @@ def _euler_to_tolerance(ens, T, points, ref, tol) -> list[dict]:
 
 
 def b4_flow_vs_euler(size: dict) -> dict:
+    import jax.numpy as jnp
+
+    from ..model import Problem, Teacher
     from ..theory import mode_flow_fn
 
     tol, points, reps = size["b4_tol"], size["b4_points"], size["repeats"]
     cfg = _b4_config(points)
-    run, ens, t = flow_engine(cfg)
-    t_flow, (_, nsteps, ok, obs) = timed(run, reps)
+    run, program = whole_run(cfg)
+    t, w0 = program.grid.t, tuple(w[0] for w in program.init().weights)
+    t_flow, (state, obs) = timed(run, reps)
+    nsteps, ok = state.solver_steps, state.solver_ok
     ref = mode_flow_fn([B4_M0] * len(B4_S), list(B4_S), 1.0, B4_DEPTH)(t[1:])
     err_flow = float(np.max(np.abs(np.asarray(obs["mode_strength"])[0] - ref)))
     n_steps = int(np.asarray(nsteps)[0])
@@ -252,15 +259,16 @@ def b4_flow_vs_euler(size: dict) -> dict:
                            "evaluation_count": f"{DOPRI5_EVALS_PER_STEP}·steps + {DOPRI5_EVALS_PER_SOLVE} (Dopri5, FSAL)"}}
     ladder = []
     for rtol in size["b4_rtols"]:  # the loosest tolerance that still reaches the error target
-        r2, _, _t2 = flow_engine(_b4_config(points, rtol))
-        tb, (_, ns2, _, ob2) = timed(r2, reps)
+        r2, _ = whole_run(_b4_config(points, rtol))
+        tb, (st2, ob2) = timed(r2, reps)
+        ns2 = st2.solver_steps
         e2 = float(np.max(np.abs(np.asarray(ob2["mode_strength"])[0] - ref)))
         ladder.append({"rtol": rtol, "solver_steps": int(np.asarray(ns2)[0]), "max_error": e2, "best_s": tb["best_s"],
                        "gradient_evaluations": DOPRI5_EVALS_PER_STEP * int(np.asarray(ns2)[0]) + DOPRI5_EVALS_PER_SOLVE})
     res["dlnlab_flow_rtol_ladder"] = ladder
     # fixed-step Euler: k steps per record interval, h = t_max / (points k)
     T = float(t[-1])
-    history = _euler_to_tolerance(ens, T, points, ref, tol)
+    history = _euler_to_tolerance(w0, Problem.build(Teacher.from_config(cfg), None, jnp.float64), T, points, ref, tol)
     good = [h for h in history if h["max_error"] <= tol]
     best = min(good, key=lambda h: h["steps"]) if good else None
     res["euler"] = {"history": history, "evaluation_count": "1 per step"}
@@ -291,7 +299,7 @@ def b5_child(steps: int, replicas: int, n_modes: int = 10, n_times: int = 200) -
     """Run the B5 workload and print one JSON line with the peak RSS (``python -c`` entry point)."""
     import resource
 
-    from ..modes import mode_config, simulate_modes
+    from ..engines import mode_config, simulate_modes
 
     def vm(key):
         try:
@@ -307,9 +315,9 @@ def b5_child(steps: int, replicas: int, n_modes: int = 10, n_times: int = 200) -
 
     s = np.geomspace(2.0, 0.2, n_modes).tolist()
     cfg = mode_config(s, depth=3, lr=0.01, batch_size=1, label_noise=0.1, m0=0.01, kind="sde", steps=steps,
-                      n_times=n_times, spacing="log", replicas=replicas, noise="exact")
+                      n_times=n_times, spacing="log", replicas=replicas, noise="exact", scheme="em")
     t0 = time.perf_counter()
-    ds = simulate_modes(cfg, scheme="em", progress=False)
+    ds = simulate_modes(cfg, progress=False)
     wall = time.perf_counter() - t0
     hwm = vm("VmHWM:")
     # VmHWM is this process's own peak; ru_maxrss survives exec (it can be the forking parent's peak)
@@ -331,7 +339,7 @@ def b5_memory(size: dict) -> dict:
     peak = max(r["peak_rss_bytes"] for r in runs) / 2**30
     growth = runs[-1]["peak_rss_bytes"] / runs[0]["peak_rss_bytes"] - 1.0
     return {"params": {"replicas": replicas, "n_modes": 10, "n_times": 200, "steps": list(size["b5_steps"]),
-                       "engine": "dlnlab.modes.simulate_modes(scheme='em')", "measure": "peak RSS (VmHWM; ru_maxrss where /proc is absent) of a fresh subprocess"},
+                       "engine": "dlnlab.engines.simulate_modes (dynamics.scheme = 'em')", "measure": "peak RSS (VmHWM; ru_maxrss where /proc is absent) of a fresh subprocess"},
             "runs": runs,
             "checks": {"peak_rss_gib": check(peak, TARGETS["B5"]["peak_rss_gib"]),
                        "rss_growth": check(growth, TARGETS["B5"]["rss_growth"])}}

@@ -167,6 +167,16 @@ class Config:
 
         return Config.from_dict(apply_overrides(self.to_dict(), overrides))
 
+    def with_times(self, times) -> Config:
+        """The same run recorded at ``times`` (``record.times``; the run ends at the last one): ``dynamics.steps``,
+        ``t_max`` and ``record.n_times``, ``spacing``, ``t_min`` are dropped."""
+        d = self.to_dict()
+        for sec, key in (("dynamics", "steps"), ("dynamics", "t_max"), ("record", "n_times"), ("record", "spacing"),
+                         ("record", "t_min")):
+            d[sec].pop(key, None)
+        d["record"]["times"] = _plain(times)
+        return Config.from_dict(d)
+
 
 def _flat_names(model: str) -> dict[str, str]:
     """Undotted key name -> dotted key, over the sections of ``model`` and the shared keys it uses (names used by

@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import figures
 from ..analysis.stats import wilson
-from ..diagonal import DiagonalModel, simulate_diagonal
+from ..engines import diagonal_config, simulate_diagonal
+from ..model.diagonal import DiagonalModel
 from ..theory.balance import DataConstants
 from ..theory.discrete_collapse import discrete_critical_temperature, log_growth_rate
 from .base import Claim, ExperimentResult, Figure, register, verdict
@@ -29,7 +30,8 @@ def invasion_rate(model: DiagonalModel, T: float, replicas: int, steps: int, see
     """Measured per-step growth rate of ``ln v`` of SGD (``B = 1``, ``η = 2T``) from ``v = 10⁻¹⁵⁰``: replica mean of
     ``Δln v/steps`` and its SE (increments are i.i.d. in the linear regime, so replicas × steps samples)."""
     lr = 2 * T
-    ds = simulate_diagonal(model, "sgd", lr=lr, times=[0, steps * lr], replicas=replicas, v0=[V0], seed=seed)
+    ds = simulate_diagonal(diagonal_config(model, kind="sgd", lr=lr, times=[0, steps * lr], replicas=replicas, v0=[V0],
+                                           seed=seed))
     lv = ds.log_abs_v.values[:, :, 0]
     if lv.max() > np.log(1e-100) or ds.n_diverged:
         raise RuntimeError("invasion run left the linear regime; use fewer steps")
@@ -75,8 +77,8 @@ def discrete_collapse(p, out):
         p["ref_temperatures"]) + f" (exact Λ/η ≥ {np.min(lam_ref / (2 * grid)):.2f} > 0 on T ∈ [{grid[0]:g}, "
         f"{grid[-1]:.3g}]: no collapse at any T)", 0.0, min(m for m, _ in per_t), max(se for _, se in per_t),
         "collapse needs a rate < 0 (5 SE) above the predicted T_c", verdict(lo < 0)))
-    fate = simulate_diagonal(ref, "sgd", lr=2 * p["fate_T"], steps=p["fate_steps"], n_times=2,
-                             replicas=p["fate_replicas"], v0=[1.0], seed=p["seed"] + 10)
+    fate = simulate_diagonal(diagonal_config(ref, kind="sgd", lr=2 * p["fate_T"], steps=p["fate_steps"], n_times=2,
+                                             replicas=p["fate_replicas"], v0=[1.0], seed=p["seed"] + 10))
     frac_div = float(fate.diverged.values.mean())
     claims.append(Claim(
         "Z", f"…instead, at T = {p['fate_T']:g} SGD from v = 1 diverges (Gaussian x: steps ηx²v ≫ 1)", name,

@@ -30,12 +30,13 @@ import numpy as np
 from scipy import integrate, optimize
 
 from .. import figures
+from ..analysis.ensembles import group_se, stationary_samples
 from ..config import Config
-from ..diagonal import DiagonalModel, group_se, simulate_diagonal, stationary_samples
-from ..dynamics import simulate
-from ..network import prefix_products, suffix_products
-from ..noise import wick_PQ
-from ..observables import Observable
+from ..engines import diagonal_config, simulate, simulate_diagonal
+from ..model.diagonal import DiagonalModel, balanced_factors
+from ..model.network import prefix_products, suffix_products
+from ..model.noise import wick_PQ
+from ..model.observables import Observable
 from ..storage import save
 from ..sweep import sweep_function
 from ..theory.balance import (
@@ -83,11 +84,12 @@ def law_of_balance(p, out):
     model = DiagonalModel(depth=2)
     w0 = [[p["u0"], p["w0"]]]
     times = np.linspace(0, tm, 201)
-    flow = simulate_diagonal(model, "flow", lr=lr, dt=1e-2, times=times, replicas=1, weights0=w0)
-    gd = simulate_diagonal(model, "gd", lr=lr, times=times, replicas=1, weights0=w0)
-    sgd = simulate_diagonal(model, "sgd", lr=lr, times=times, replicas=R, weights0=w0, seed=p["seed"])
-    iso = simulate_diagonal(model, "sde", noise="isotropic", isotropic_scale=1.0, lr=lr, dt=lr, times=times,
-                            replicas=R, weights0=w0, seed=p["seed"] + 1)
+    flow = simulate_diagonal(diagonal_config(model, kind="flow", lr=lr, dt=1e-2, times=times, replicas=1), weights=w0)
+    gd = simulate_diagonal(diagonal_config(model, kind="gd", lr=lr, times=times, replicas=1), weights=w0)
+    sgd = simulate_diagonal(diagonal_config(model, kind="sgd", lr=lr, times=times, replicas=R,
+                                            seed=p["seed"]), weights=w0)
+    iso = simulate_diagonal(diagonal_config(model, kind="sde", noise="isotropic", isotropic_scale=1.0, lr=lr, dt=lr,
+                                            times=times, replicas=R, seed=p["seed"] + 1), weights=w0)
     for ds, n in ((flow, "flow"), (gd, "gd"), (sgd, "sgd"), (iso, "gd_isotropic")):
         _save_ds(ds, out, n)
 
@@ -137,8 +139,8 @@ def law_of_balance(p, out):
     # pathwise SDE law (Z2) and the decay bound (Z3)
     med = {}
     for dt in (4e-3, 1e-3):
-        ds = simulate_diagonal(model, "sde", lr=0.02, dt=dt, times=np.linspace(0, 3, 31), replicas=p["sde_replicas"],
-                               weights0=w0, seed=p["seed"] + 2)
+        ds = simulate_diagonal(diagonal_config(model, kind="sde", lr=0.02, dt=dt, times=np.linspace(0, 3, 31),
+                                               replicas=p["sde_replicas"], seed=p["seed"] + 2), weights=w0)
         lw = np.log(np.abs(imb(ds)))
         e = np.abs(lw[:, -1] - lw[:, 0] + 2 * 0.01 * ds.g_integral.values[:, -1])
         med[dt] = float(np.median(e))
@@ -344,20 +346,21 @@ def diagonal_stationary(p, out):
     m1 = DiagonalModel(depth=1)
     l1 = {}
     for T in (0.05, 0.5):
-        ds = simulate_diagonal(m1, "sde", lr=2 * T, dt=1e-3, times=times, replicas=R, weights0=[[1.0]], seed=seed)
+        ds = simulate_diagonal(diagonal_config(m1, kind="sde", lr=2 * T, dt=1e-3, times=times, replicas=R,
+                                               seed=seed), weights=[[1.0]])
         law = DiagonalStationaryLaw(1, T)
         l1[T] = (compare(f"L=1, T={T:g} (SDE)", ds, law, burn, rel=0.05 if T < 0.2 else 0.1), law)
     # L = 2 (depth 1) at T = 0.05: log SDE (Z8) and SGD (Z9 setting η = 0.04 → T = 0.02)
     m2 = DiagonalModel(depth=2)
-    ds = simulate_diagonal(m2, "sde_log", lr=0.1, dt=2e-4, times=times, replicas=R, v0=[1.0], seed=seed,
-                           scheme="euler")  # the validated Z8 setting
+    ds = simulate_diagonal(diagonal_config(m2, kind="sde_log", lr=0.1, dt=2e-4, times=times, replicas=R, v0=[1.0],
+                                           seed=seed, scheme="euler"))  # the validated Z8 setting
     _save_ds(ds, out, "sde_L2_T0.05")
     law2 = DiagonalStationaryLaw(2, 0.05)
     x2 = compare("L=2, T=0.05 (SDE in ln v, Δt=2e-4)", ds, law2, burn)
     lr, h = 0.04, 0.08
     sgd_burn = 30 / h * lr
-    sgd = simulate_diagonal(m2, "sgd", lr=lr, times=sgd_burn + 5 / h * lr * np.arange(10), replicas=p["sgd_replicas"],
-                            v0=[1.0], seed=seed + 1)
+    sgd = simulate_diagonal(diagonal_config(m2, kind="sgd", lr=lr, times=sgd_burn + 5 / h * lr * np.arange(10),
+                                            replicas=p["sgd_replicas"], v0=[1.0], seed=seed + 1))
     law_sgd = DiagonalStationaryLaw(2, 0.02)
     x_sgd = stationary_samples(sgd, sgd_burn)
     mean, se_m = group_se(x_sgd, np.mean)
@@ -368,8 +371,8 @@ def diagonal_stationary(p, out):
                              se_q, 0.01, " (checks.md Z9)"))
     # L = 2 at T = 0.5 > T_c: collapse; near 0 the drift of ln v is 2β₂ − 2Tα₃ = −1
     tc = p["collapse_t_max"]
-    col = simulate_diagonal(m2, "sde_log", lr=1.0, dt=1e-3, times=[0, 10, tc / 2, tc], replicas=R, v0=[1.0],
-                            seed=seed + 2)
+    col = simulate_diagonal(diagonal_config(m2, kind="sde_log", lr=1.0, dt=1e-3, times=[0, 10, tc / 2, tc], replicas=R,
+                                            v0=[1.0], seed=seed + 2))
     y = col.log_abs_v.values[:, :, 0]
     sl, sl_se = group_se(((y[:, 3] - y[:, 2]) / (tc / 2))[:, None], np.mean)
     claims.append(Claim("Z", "L=2 above T_c (T=0.5 > 1/3): v collapses to 0, ln v → −∞ at rate 2(Tα₃ − β₂)", name,
@@ -383,12 +386,15 @@ def diagonal_stationary(p, out):
     m3 = DiagonalModel(depth=3)
     law3 = DiagonalStationaryLaw(3, 0.3)
     v03 = law3.ppf(np.random.default_rng(seed).uniform(size=p["L3_replicas"]))[:, None]  # start from the law
-    ds3 = simulate_diagonal(m3, "sde_log", lr=0.6, dt=1e-3, times=np.linspace(0, p["L3_t_max"], 41),
-                            replicas=p["L3_replicas"], v0=v03, scheme="tamed", seed=seed + 3)
+    ds3 = simulate_diagonal(diagonal_config(m3, kind="sde_log", lr=0.6, dt=1e-3,
+                                            times=np.linspace(0, p["L3_t_max"], 41), replicas=p["L3_replicas"], v0=v03,
+                                            scheme="tamed", seed=seed + 3))
     x3 = compare("L=3, T=0.3 (tamed SDE, Δt=1e-3, started from the law)", ds3, law3, p["L3_t_max"] / 6, n_se=3.0)
     # wrong sign: L = 1 learns from v0 < 0, L = 2 with a negative path collapses
-    neg1 = simulate_diagonal(m1, "sde", lr=0.1, dt=1e-3, times=[0, tm], replicas=R, weights0=[[-0.5]], seed=seed + 4)
-    neg2 = simulate_diagonal(m2, "sde_log", lr=0.1, dt=1e-3, times=[0, tm], replicas=R, v0=[-0.5], seed=seed + 5)
+    neg1 = simulate_diagonal(diagonal_config(m1, kind="sde", lr=0.1, dt=1e-3, times=[0, tm], replicas=R,
+                                             seed=seed + 4), weights=[[-0.5]])
+    neg2 = simulate_diagonal(diagonal_config(m2, kind="sde_log", lr=0.1, dt=1e-3, times=[0, tm], replicas=R, v0=[-0.5],
+                                             seed=seed + 5))
     pos1 = float(np.mean(neg1.output.values[:, -1] > 0))
     dead2 = float(np.max(np.abs(neg2.output.values[:, -1])))
     claims.append(Claim("Z", "Sign selection: from v₀ = −0.5 the linear model (L=1) learns v ≈ 1; the L=2 path never "
@@ -440,9 +446,9 @@ def collapse_walkers(depth, temperatures, replicas, t_max, dt, eps, seed):
     times on [0, t_max]. A run of the experiment's sweep; ``eps`` (the collapse threshold) is kept in the attrs for
     the summary :func:`collapse_rows`."""
     Ts = np.asarray(temperatures, float)
-    lr = np.repeat(2 * Ts, int(replicas))
-    ds = simulate_diagonal(DiagonalModel(depth=int(depth)), "sde_log", lr=lr, dt=dt, times=np.linspace(0, t_max, 21),
-                           replicas=len(lr), v0=[1.0], scheme="tamed", seed=int(seed))
+    ds = simulate_diagonal(diagonal_config(DiagonalModel(depth=int(depth)), kind="sde_log", lr=2 * Ts, dt=dt,
+                                           times=np.linspace(0, t_max, 21), replicas=int(replicas),
+                                           common_random_numbers=False, v0=[1.0], scheme="tamed", seed=int(seed)))
     ds.attrs.update(grid_temperatures=[float(T) for T in Ts], walkers_per_T=int(replicas), eps=float(eps),
                     grid_t_max=float(t_max))
     return ds
@@ -593,8 +599,8 @@ def sign_selection(p, out):
     times = np.linspace(0, tm, 61)
     # Z12 pathwise, L = 2
     m2 = DiagonalModel(depth=2, n_paths=2)
-    z12 = simulate_diagonal(m2, "sde", lr=0.1, dt=1e-3, times=[0, 3.0], replicas=min(R, 2000),
-                            weights0=[[0.8, 0.8], [0.5, -0.5]], seed=p["seed"])
+    z12 = simulate_diagonal(diagonal_config(m2, kind="sde", lr=0.1, dt=1e-3, times=[0, 3.0], replicas=min(R, 2000),
+                                            seed=p["seed"]), weights=[[0.8, 0.8], [0.5, -0.5]])
     v = z12.v.values
     err = float(np.mean(np.abs(np.log(v[:, -1, 0] * np.abs(v[:, -1, 1])) - np.log(0.64 * 0.25)
                                + 4 * 0.05 * z12.g_integral.values[:, -1])))
@@ -606,8 +612,8 @@ def sign_selection(p, out):
     runs = {}
     for L in (2, 3):
         m = DiagonalModel(depth=L, n_paths=4)
-        runs[L] = simulate_diagonal(m, "sde_log", lr=2 * T, dt=1e-3, times=times, replicas=R, v0=v0, scheme="tamed",
-                                    seed=p["seed"] + L)
+        runs[L] = simulate_diagonal(diagonal_config(m, kind="sde_log", lr=2 * T, dt=1e-3, times=times, replicas=R,
+                                                    v0=v0, scheme="tamed", seed=p["seed"] + L))
         _save_ds(runs[L], out, f"paths_L{L}")
         vv = runs[L].v.values
         zero_ok = bool(np.all(vv[:, :, 3] == 0.0))
@@ -634,8 +640,8 @@ def sign_selection(p, out):
     out3 = {}
     for d_eff, init in ((3, [0.4, 0.3, 0.2]), (1, [0.6, -0.3, -0.2])):
         law = DiagonalStationaryLaw(3, T, n_paths=d_eff)
-        ds = simulate_diagonal(m3, "sde_log", lr=2 * T, dt=1e-3, times=times, replicas=R, v0=init, scheme="tamed",
-                               seed=p["seed"] + 10 + d_eff)
+        ds = simulate_diagonal(diagonal_config(m3, kind="sde_log", lr=2 * T, dt=1e-3, times=times, replicas=R, v0=init,
+                                               scheme="tamed", seed=p["seed"] + 10 + d_eff))
         x = ds.output.values[:, -1]
         ks = law.ks_distance(x)
         out3[d_eff] = (x, law)
@@ -691,9 +697,10 @@ def fluctuation_inversion(p, out):
     rng = np.random.default_rng(p["seed"])
     laws = [DiagonalStationaryLaw(2, T) for T in Ts]
     v0 = np.concatenate([law.ppf(rng.uniform(size=R)) for law in laws])[:, None]
-    ds = simulate_diagonal(DiagonalModel(depth=2), "sde_log", lr=np.repeat(2 * Ts, R), dt=p["dt"],
-                           v0=np.maximum(v0, 1e-300), times=np.linspace(0, p["t_max"], 11), replicas=len(v0),
-                           scheme="tamed", seed=p["seed"])
+    ds = simulate_diagonal(diagonal_config(DiagonalModel(depth=2), kind="sde_log", lr=2 * Ts, dt=p["dt"],
+                                           times=np.linspace(0, p["t_max"], 11), replicas=R, common_random_numbers=False,
+                                           scheme="tamed", seed=p["seed"]),
+                           weights=balanced_factors(np.maximum(v0, 1e-300), 2))
     x_all = ds.output.values[:, 5:].reshape(len(Ts), R, -1)
     # E v⁴ = ∞: sample variances have no CLT (even exact draws from the law give variances 10–40% low at R = 300;
     # the tail v > 3 carries ~27% of Var at T = 0.12). Compare the variance conditioned on v ≤ cut (every moment
@@ -786,9 +793,9 @@ def power_law_tails(p, out):
         # the tamed step biases large-v excursions at O(ς²Δt) and ς² ∝ L²: Δt_L = Δt (2/L)² keeps the bias
         # comparable across depths (measured at L = 5: P(v>2) +81%, +17%, +7% at Δt = 1e-3, 2e-4, 5e-5)
         dt_L = p["dt"] * (2 / L) ** 2
-        ds = simulate_diagonal(DiagonalModel(depth=L), "sde_log", lr=2 * T, dt=dt_L, v0=v0,
-                               times=np.linspace(0, p["steps"] * dt_L, 41), replicas=R, scheme="tamed",
-                               seed=p["seed"] + L)
+        ds = simulate_diagonal(diagonal_config(DiagonalModel(depth=L), kind="sde_log", lr=2 * T, dt=dt_L,
+                                               times=np.linspace(0, p["steps"] * dt_L, 41), replicas=R, scheme="tamed",
+                                               seed=p["seed"] + L), weights=balanced_factors(v0, L))
         x = ds.output.values[:, 1:].ravel()
         xs = np.sort(x)
         sf_emp = 1 - np.arange(1, xs.size + 1) / xs.size
@@ -865,9 +872,9 @@ def infinite_depth(p, out):
     law = DiagonalStationaryLaw(L, T, n_paths=L)
     rng = np.random.default_rng(p["seed"])
     v0 = law.ppf(rng.uniform(size=p["replicas"])) / L
-    ds = simulate_diagonal(DiagonalModel(depth=L, n_paths=L), "sde_log", lr=2 * T, dt=p["dt"],
-                           v0=np.repeat(v0[:, None], L, axis=1), times=np.linspace(0, p["t_max"], 11),
-                           replicas=p["replicas"], scheme="tamed", seed=p["seed"])
+    ds = simulate_diagonal(diagonal_config(DiagonalModel(depth=L, n_paths=L), kind="sde_log", lr=2 * T, dt=p["dt"],
+                                           times=np.linspace(0, p["t_max"], 11), replicas=p["replicas"], scheme="tamed",
+                                           seed=p["seed"]), weights=balanced_factors(np.repeat(v0[:, None], L, axis=1), L))
     x = ds.output.values[:, -1]
     ks = law.ks_distance(x)
     claims.append(Claim("Z", f"SDE of the depth-{L}, width-{L} network keeps the law (balanced equal paths)", name,

@@ -1,7 +1,7 @@
 """[Z] Fig. 2: noise balance in a ``20 → 200 → 20`` ReLU network on ``y = x + ε`` (``noise_balance.md`` §3;
 ``checks.md`` Z15).
 
-``relu_balance`` — online ½-loss SGD (:mod:`dlnlab.relu`; ``T = η/(2B)``, ``t = η·step``) from an unbalanced
+``relu_balance`` — online ½-loss SGD (:mod:`dlnlab.engines.relu`; ``T = η/(2B)``, ``t = η·step``) from an unbalanced
 init (``‖W₁‖² ≫ ‖W₂‖²``). Gradient flow would keep ``D = ‖W₂‖²_F − ‖W₁‖²_F``; SGD moves it at the rate of
 Theorem 3.1 plus the discrete term, ``dD/dt = 2T(tr C_{W₂} − tr C_{W₁}) + η(‖∇_{W₂}𝓛‖² − ‖∇_{W₁}𝓛‖²)``, until
 the noise traces (per-sample gradient covariances, Monte Carlo) balance; ``D`` then lies inside the stationary
@@ -15,7 +15,8 @@ from scipy import integrate
 
 from .. import figures
 from ..analysis.stats import group_estimate, wilson
-from ..relu import ReluTask, simulate_relu
+from ..engines import relu_config, simulate_relu
+from ..model.relu import ReluTask
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
 
@@ -26,7 +27,7 @@ def _replica_mean_se(x):
 
 
 def balance_summary(ds, lr: float, batch_size: int) -> dict:
-    """The Z15 numbers of a :func:`~dlnlab.relu.simulate_relu` run (non-diverged replicas; ``late`` = second half):
+    """The Z15 numbers of a :func:`~dlnlab.engines.simulate_relu` run (non-diverged replicas; ``late`` = second half):
 
     ``rel0``, ``rel_late`` (+ SE): relative noise imbalance ``(tr C₂ − tr C₁)/(tr C₂ + tr C₁)`` at t = 0 and averaged
     over the late records; ``fixed_late`` (+ SE): the same with the discrete term, ``(tr C₂ − tr C₁ +
@@ -74,9 +75,9 @@ def balance_summary(ds, lr: float, batch_size: int) -> dict:
 def relu_balance(p, out):
     name, lr, B = "relu_balance", p["lr"], p["batch_size"]
     task = ReluTask(d=p["d"], hidden=p["hidden"], label_noise=p["label_noise"])
-    ds = simulate_relu(task, lr=lr, batch_size=B, steps=p["steps"], n_records=p["n_records"], replicas=p["replicas"],
-                       seed=p["seed"], scale1=p["scale1"], scale2=p["scale2"], n_mc=p["n_mc"],
-                       n_bound_records=p["n_bound_records"])
+    ds = simulate_relu(relu_config(task, lr=lr, batch_size=B, steps=p["steps"], n_times=p["n_records"],
+                                   replicas=p["replicas"], seed=p["seed"], scale1=p["scale1"], scale2=p["scale2"],
+                                   n_mc=p["n_mc"], n_bound_records=p["n_bound_records"]))
     ds.to_netcdf(out / "relu_balance.nc")
     s = balance_summary(ds, lr, B)
     t = ds.t.values

@@ -48,13 +48,13 @@ from ..analysis import (
     saddle_distance,
 )
 from ..config import Config
-from ..dynamics import simulate
-from ..network import Initializer
-from ..observables import Observable
-from ..problem import Problem
+from ..engines import simulate
+from ..model.network import Initializer
+from ..model.observables import Observable
+from ..model.problem import Problem
+from ..model.teacher import Teacher, completion_mask
 from ..storage import save
 from ..sweep import summarize, sweep, sweep_function
-from ..teacher import Teacher, completion_mask
 from ..theory import saddle_sequence as th
 from .base import Claim, ExperimentResult, Figure, register, verdict
 

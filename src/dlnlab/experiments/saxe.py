@@ -22,7 +22,7 @@ from scipy.optimize import brentq
 
 from .. import figures
 from ..config import Config
-from ..dynamics import simulate
+from ..engines import simulate
 from ..storage import save
 from ..theory import mode_flow_fn
 from ..theory import saddle_sequence as th

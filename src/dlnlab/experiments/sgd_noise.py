@@ -5,7 +5,7 @@ S10, S11).
 Experiments
 -----------
 * ``mode_agreement`` — full-network online SGD from an aligned balanced init (:func:`dlnlab.simulate`) against the
-  per-mode SDE and the exact per-mode recursion (:func:`dlnlab.modes.simulate_modes`) on the same teacher:
+  per-mode SDE and the exact per-mode recursion (:func:`dlnlab.engines.simulate_modes`) on the same teacher:
   distributions of every ``m_α`` at ≥ 5 times (two-sample KS, means), overlays and histograms; and the weak
   error (sup over times and modes of the difference of means) against ``η``, split into its discretisation part
   (recursion vs SDE) and its off-manifold part (full network vs recursion); and E1 (§10, S3): the per-mode SGD
@@ -34,11 +34,12 @@ import numpy as np
 from scipy import stats
 
 from .. import figures
+from ..analysis.ensembles import peak_statistics
 from ..analysis.stats import bootstrap_quantile, first_hit_time, group_estimate, wilson
 from ..config import Config, ConfigError
 from ..conventions import step_ratio
-from ..dynamics import simulate
-from ..modes import MODE_IMBALANCE, OFFDIAG_MAX, mode_config, peak_statistics, simulate_modes
+from ..engines import mode_config, reduce_to_modes, simulate, simulate_modes
+from ..model.observables import MODE_IMBALANCE, OFFDIAG_MAX
 from ..theory import gradient_flow as gf
 from ..theory import mode_sde as tm
 from .base import Claim, ExperimentResult, Figure, register, verdict
@@ -141,9 +142,9 @@ def mode_agreement(params, out):
         full = simulate(_full_config(**common, seed=seed + 1), progress=False)
         t = full.t.values
         ens = {"full SGD": full.mode_strength.values,
-               "per-mode SDE": simulate_modes(_full_config(**common, seed=seed + 2, kind="sde"),
+               "per-mode SDE": simulate_modes(reduce_to_modes(_full_config(**common, seed=seed + 2, kind="sde")),
                                               progress=False).mode_strength.values,
-               "per-mode recursion": simulate_modes(_full_config(**common, seed=seed + 3),
+               "per-mode recursion": simulate_modes(reduce_to_modes(_full_config(**common, seed=seed + 3)),
                                                     progress=False).mode_strength.values}
         n_div = {name: int((~np.isfinite(m[:, -1]).all(axis=1)).sum()) for name, m in ens.items()}
         idx = _grid_index(t, p["times"])
@@ -287,8 +288,8 @@ def _weak_error(p, L, s):
         cfg_sde = _full_config(**common, replicas=p["weak_replicas_modes"], seed=seed + 2, kind="sde")
         cfg_sde = cfg_sde.with_overrides([f"dynamics.dt={lr * p['weak_dt_factor']}"])
         ens = {"full SGD": full.mode_strength.values,
-               "recursion": simulate_modes(cfg_rec, times=t, progress=False).mode_strength.values,
-               "SDE": simulate_modes(cfg_sde, times=t, progress=False).mode_strength.values}
+               "recursion": simulate_modes(reduce_to_modes(cfg_rec).with_times(t), progress=False).mode_strength.values,
+               "SDE": simulate_modes(reduce_to_modes(cfg_sde).with_times(t), progress=False).mode_strength.values}
         for a, b in [("full SGD", "SDE"), ("recursion", "SDE"), ("full SGD", "recursion")]:
             c = _compare(ens[a][:, 1:], ens[b][:, 1:])
             n_div = int(sum((~np.isfinite(ens[x][:, -1]).all(axis=1)).sum() for x in (a, b)))
@@ -404,9 +405,9 @@ def diffusion_peak(params, out):
         n_steps = math.ceil(t_max / lr)
         times = np.arange(0, n_steps + 1, int(p["record_every"])) * lr
         sigs = [float(x) for x in p["label_noises"]]
-        cfg = mode_config(s, depth=L, lr=lr, batch_size=B, label_noise=sigs, m0=m0, t_max=float(times[-1]),
+        cfg = mode_config(s, depth=L, lr=lr, batch_size=B, label_noise=sigs, m0=m0, times=times,
                           replicas=int(p["replicas"]), seed=int(p["seed"]) + L)
-        ds = simulate_modes(cfg, times=times, progress=False)
+        ds = simulate_modes(cfg, progress=False)
         t = ds.t.values
         for sig in sigs:
             sel = ds.label_noise.values == sig

@@ -31,7 +31,7 @@ from .. import figures
 from ..analysis.stats import bootstrap_quantile, first_hit_time, group_estimate
 from ..config import Config
 from ..conventions import step_ratio
-from ..dynamics import simulate
+from ..engines import as_network, mode_config, simulate
 from ..theory import mode_fokker_planck as fpk
 from ..theory import mode_stationary as st
 from ..theory import mode_stationary_forms as stf
@@ -46,29 +46,16 @@ KS_SD = 0.2603  # sd of √n·KS under the null (Kolmogorov law): the "uncertain
 # Running one mode with the main engine
 
 
-def mode_config(depth, s, input_variance, label_noise, lr, batch_size, *, m0, steps, replicas, n_times, kind="sgd",
-                dt=None, seed=0, chunks=4):
-    """Config of a ``1 × 1`` depth-``L`` width-1 network, aligned init ``m(0) = m0``, online data, records of
-    ``mode_strength`` at ``n_times`` linearly spaced times (``t = η·step``; SDE: ``dt·step``)."""
-    dyn = {"kind": kind, "lr": float(lr), "batch_size": int(batch_size), "steps": int(steps)}
-    if dt is not None:
-        dyn["dt"] = float(dt)
-    return Config.from_dict({
-        "teacher": {"d_in": 1, "d_out": 1, "singular_values": [float(s)], "input_variance": float(input_variance),
-                    "label_noise": float(label_noise), "basis": "identity"},
-        "network": {"depth": int(depth), "width": 1},
-        "init": {"kind": "aligned", "scale": float(m0)},
-        "dynamics": dyn,
-        "record": {"n_times": int(n_times), "spacing": "linear", "observables": ["mode_strength"],
-                   "chunks": int(chunks)},
-        "ensemble": {"replicas": int(replicas), "seed": int(seed)},
-    })
-
-
-def run_mode(**kw):
-    """:func:`mode_config` + :func:`simulate`; returns ``(t, steps, m)`` with ``m`` of shape ``(R, n_times)`` and
-    the number of diverged replicas."""
-    ds = simulate(mode_config(**kw), progress=False)
+def run_mode(*, depth, s, input_variance, label_noise, lr, batch_size, m0, steps, replicas, n_times, kind="sgd",
+             dt=None, seed=0, chunks=4):
+    """One mode run by the network simulator: the ``1 × 1`` depth-``L`` width-1 network with aligned init
+    ``m(0) = m0`` and online data (:func:`~dlnlab.engines.as_network` of :func:`~dlnlab.engines.mode_config`),
+    ``mode_strength`` at ``n_times`` linearly spaced times (``t = η·step``; SDE: ``dt·step``). Returns
+    ``(t, steps, m)`` with ``m`` of shape ``(R, n_times)`` and the number of diverged replicas."""
+    cfg = mode_config([s], depth=depth, lr=lr, batch_size=batch_size, label_noise=label_noise,
+                      input_variance=input_variance, m0=m0, kind=kind, dt=dt, steps=steps, n_times=n_times,
+                      chunks=chunks, replicas=replicas, seed=seed)
+    ds = simulate(as_network(cfg, observables=("mode_strength",)), progress=False)
     return ds.t.values, ds.step.values, ds.mode_strength.values[:, :, 0], int(ds.attrs["n_diverged"])
 
 
@@ -402,15 +389,13 @@ def _escape_claims(p, s, lam, se, lr, B):
     ``ln E m`` at ``2λs + (η/B)D(0)`` (:func:`dlnlab.theory.mode_sde.escape_rates`). Slopes between the two
     ``escape_times``; uncertainties are group SEs (20 groups of replicas). With fewer replicas than S6's 2e4 the
     relative tolerances of S6 (≈ 3 SE there) are widened to 4 group SE where that is larger."""
-    from ..modes import mode_config as modes_config
-    from ..modes import simulate_modes
     from ..theory import mode_sde as tm
 
     t1, t2 = (float(x) for x in p["escape_times"])
     R, dt, m0 = int(p["escape_replicas"]), float(p["escape_dt"]), float(p["escape_m0"])
-    cfg = modes_config([s], depth=2, lr=lr, batch_size=B, label_noise=se, input_variance=lam, m0=m0, kind="sde",
-                       dt=dt, t_max=t2, n_times=2, replicas=R, seed=int(p["seed"]) + 7)
-    ds = simulate_modes(cfg, times=[0.0, t1, t2], progress=False)
+    cfg = mode_config([s], depth=2, lr=lr, batch_size=B, label_noise=se, input_variance=lam, m0=m0, kind="sde",
+                      dt=dt, times=[0.0, t1, t2], replicas=R, seed=int(p["seed"]) + 7)
+    ds = simulate(cfg, progress=False)
     t, m = ds.t.values, ds.mode_strength.values[:, :, 0]
     i1, i2 = int(np.argmin(np.abs(t - t1))), int(np.argmin(np.abs(t - t2)))
     dT = float(t[i2] - t[i1])

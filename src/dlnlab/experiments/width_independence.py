@@ -1,7 +1,7 @@
 """[Z] width independence of the L = 2 stationary law (``noise_balance.md`` §6.2–6.3; ``checks.md`` Z14).
 
 ``width_independence`` — online ½-loss SGD (``B = 1``, ``T = η/2``) on the reference data of the diagonal network
-(:mod:`dlnlab.diagonal`, ``v = Σ_i v_i``). At ``L = 2`` a network of ``d = 5`` paths started from random,
+(:mod:`dlnlab.engines.diagonal`, ``v = Σ_i v_i``). At ``L = 2`` a network of ``d = 5`` paths started from random,
 unbalanced factors with mixed signs has the same stationary law of ``v`` as one path: the noise balances each
 path (``u_i² = w_i²``), kills the negative ones, and the survivors keep fixed ratios, on which the law does not
 depend. At ``L = 3`` the law depends on ``d`` through ``d^{(L−2)/L} = d^{1/3}``: ``d = 5`` equal paths are
@@ -17,7 +17,9 @@ import numpy as np
 from scipy import stats
 
 from .. import figures
-from ..diagonal import DiagonalModel, simulate_diagonal, stationary_samples
+from ..analysis.ensembles import stationary_samples
+from ..engines import diagonal_config, simulate_diagonal
+from ..model.diagonal import DiagonalModel
 from ..theory.diagonal_stationary import DiagonalStationaryLaw
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
@@ -32,11 +34,12 @@ def width_runs(lr: float, replicas: int, t_burn: float, t_max: float, dt_sample:
     Also returns the lag-``dt_sample`` correlation of the samples of each run and its divergence count."""
     times = np.concatenate([[0.0], np.arange(t_burn, t_max + dt_sample / 2, dt_sample)])
     w0 = init_scale * np.random.default_rng(seed).standard_normal((replicas, d, 2))
-    setups = {(2, 1): {"v0": [1.0]}, (2, d): {"weights0": w0}, (3, 1): {"v0": [1.0]}, (3, d): {"v0": [1.0 / d] * d}}
+    setups = {(2, 1): {"v0": [1.0]}, (2, d): {"weights": w0}, (3, 1): {"v0": [1.0]}, (3, d): {"v0": [1.0 / d] * d}}
     out = {}
     for i, ((L, n), init) in enumerate(setups.items()):
-        ds = simulate_diagonal(DiagonalModel(depth=L, n_paths=n), "sgd", lr=lr, times=times, replicas=replicas,
-                               seed=seed + 1 + i, **init)
+        cfg = diagonal_config(DiagonalModel(depth=L, n_paths=n), kind="sgd", lr=lr, times=times, replicas=replicas,
+                              seed=seed + 1 + i, v0=init.get("v0"))
+        ds = simulate_diagonal(cfg, weights=init.get("weights"))
         x = stationary_samples(ds, t_burn)
         lag = float(np.corrcoef(x[:, :-1].ravel(), x[:, 1:].ravel())[0, 1])
         out[(L, n)] = (x, lag, int(ds.n_diverged))

@@ -6,7 +6,7 @@
 Terms
 -----
 * **grid point** — one combination of grid values (what a phase diagram plots). One row of the table.
-* **run** — one resolved :class:`~dlnlab.config.Config`, i.e. one :func:`~dlnlab.dynamics.simulate` call and
+* **run** — one resolved :class:`~dlnlab.config.Config`, i.e. one :func:`~dlnlab.simulate` call and
   one dataset. Grid axes that keep array shapes — the stackable hyper-parameters ``dynamics.lr``,
   ``teacher.label_noise``, ``init.scale``, ``init.gamma`` — are *vectorised*: their values become a list
   stacked on the replica axis of one compiled run, so several grid points share a run. ``dynamics.lr`` is

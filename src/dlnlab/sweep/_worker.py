@@ -54,7 +54,7 @@ def _plain_rows(rows) -> list[dict]:
 def _simulate_config(spec: dict, options: dict):
     """A config run: (dataset, summary rows, extra files {name: writer}, marker fields). The rows are
     ``summary(ds, config)``, or the default :func:`summarize`."""
-    from ..dynamics import simulate
+    from ..engines import simulate
 
     cfg = Config.from_dict(copy.deepcopy(spec["config"]))
     ds = simulate(cfg, progress=False)

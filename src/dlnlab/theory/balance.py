@@ -26,86 +26,12 @@ with the estimator :func:`estimate_data_constants` (group standard errors, ``che
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 
+from ..model.diagonal import DataConstants  # re-exported: theory callers import it from here
+
 # ---------------------------------------------------------------------------------------------------------
-# Data constants
-
-
-@dataclass(frozen=True)
-class DataConstants:
-    """[Z]'s data constants for scalar ``x, y`` (identical numbers in [Z]'s and our units).
-
-    ``ξ = ∂ℓ/∂v = v x² − x y`` (½-loss) has ``E ξ = β₁v − β₂`` and ``Var ξ = g(v)``.
-    """
-
-    beta1: float
-    beta2: float
-    alpha1: float
-    alpha2: float
-    alpha3: float
-
-    @classmethod
-    def single_mode(cls, input_var: float = 1.0, s: float = 1.0, label_noise: float = 1.0) -> DataConstants:
-        """``x ~ N(0, λ)``, ``y = s x + ε``, ``ε ~ N(0, σ_ε²)``: ``(λ, λs, 2λ², 2λ²s, 2λ²s² + λσ_ε²)``."""
-        lam, s, sig = float(input_var), float(s), float(label_noise)
-        return cls(lam, lam * s, 2 * lam**2, 2 * lam**2 * s, 2 * lam**2 * s**2 + lam * sig**2)
-
-    @classmethod
-    def reference(cls) -> DataConstants:
-        """The reference data of ``checks.md`` §E (λ = s = σ_ε = 1): ``(1, 1, 2, 2, 3)``, ``Δ = 2``, ``T_c = 1/3``."""
-        return cls.single_mode(1.0, 1.0, 1.0)
-
-    @property
-    def det(self) -> float:
-        """``Δ = α₁α₃ − α₂² ≥ 0``."""
-        return self.alpha1 * self.alpha3 - self.alpha2**2
-
-    def g(self, v):
-        """``g(v) = α₁v² − 2α₂v + α₃ = Var[∂ℓ/∂v]``."""
-        v = np.asarray(v, np.float64)
-        return self.alpha1 * v**2 - 2 * self.alpha2 * v + self.alpha3
-
-    def log_g(self, v):
-        """``ln g(v)``, overflow-free for huge ``|v|`` (``g = α₁(v − α₂/α₁)² + Δ/α₁``)."""
-        v = np.asarray(v, np.float64)
-        v0 = self.alpha2 / self.alpha1
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            return np.logaddexp(np.log(self.alpha1) + 2 * np.log(np.abs(v - v0)), np.log(self.det / self.alpha1))
-
-    def mean_grad(self, v):
-        """``E ∂ℓ/∂v = β₁v − β₂``."""
-        return self.beta1 * np.asarray(v, np.float64) - self.beta2
-
-    @property
-    def minimiser(self) -> float:
-        """``v* = β₂/β₁``."""
-        return self.beta2 / self.beta1
-
-    @property
-    def g_min(self) -> float:
-        """``min_v g = Δ/α₁``."""
-        return self.det / self.alpha1
-
-    def T_crit(self, weight_decay: float = 0.0) -> float:
-        """Critical temperature of the two-layer (L = 2) model, ``T_c = (β₂ − ρ)/α₃`` ([Z]; our T = [Z]'s T).
-
-        ``η/B < 2T_c`` is needed to learn. Returns 0 when ``β₂ ≤ ρ`` (nothing is learned at any T > 0)."""
-        return max(self.beta2 - weight_decay, 0.0) / self.alpha3
-
-    def branch(self, sign: int, weight_decay: float = 0.0) -> DataConstants:
-        """Constants that give the law of ``|v|`` on the branch ``sgn v = sign``, with weight decay folded in
-        as ``xy → xy − ρ`` on the balanced manifold (``noise_balance.md`` §6.2): ``β₂ → sign·β₂ − ρ``,
-        ``α₂ → sign·α₂``. (Exact for L = 2; for L ≥ 3 weight decay is handled separately.)"""
-        if sign not in (1, -1):
-            raise ValueError("sign must be +1 or -1")
-        return replace(self, beta2=sign * self.beta2 - weight_decay, alpha2=sign * self.alpha2)
-
-    def as_dict(self) -> dict:
-        return {"beta1": self.beta1, "beta2": self.beta2, "alpha1": self.alpha1, "alpha2": self.alpha2,
-                "alpha3": self.alpha3, "det": self.det}
+# Data constants (the class lives in the model layer, :mod:`dlnlab.model.diagonal`)
 
 
 def estimate_data_constants(x, y, groups: int = 20):

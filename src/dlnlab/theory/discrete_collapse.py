@@ -11,7 +11,7 @@ paper's second-order ``T_c`` (the SDE's ``T_c = β₂/α₃`` with ``Var xy`` re
 not the expansion, decides: with Gaussian data ``xy`` is heavy-tailed, ``|1 + ηxy|`` is often ≫ 1 once
 ``η ≳ 1/sd(xy)``, and ``Λ`` can stay positive at every ``η`` (no collapse at all).
 
-Data: ``x ~ N(0, λ)``, ``y = s x + ε``, ``ε ~ N(0, σ_ε²)`` (:class:`~dlnlab.diagonal.DiagonalModel`). Given ``x``,
+Data: ``x ~ N(0, λ)``, ``y = s x + ε``, ``ε ~ N(0, σ_ε²)`` (:class:`~dlnlab.model.diagonal.DiagonalModel`). Given ``x``,
 ``1 + ηxy`` is Gaussian with mean ``m = 1 + ηsx²`` and sd ``ς = ησ_ε|x|``; ``E ln|m + ςZ| = ln ς + E ln|m/ς + Z|``
 with ``(μ + Z)² ~ χ²₁(μ²)``: ``E ln|μ + Z| = ½[ln 2 + Σ_j Pois(j; μ²/2) ψ(½ + j)]``. The outer integral over ``x`` is
 adaptive quadrature.

@@ -1,4 +1,4 @@
-"""Two-layer ReLU network under online SGD: noise balance between its layers ([Z] Fig. 2; ``noise_balance.md`` §3).
+"""Two-layer ReLU network: model, per-sample gradients and the noise-balance statistics of its layers ([Z] Fig. 2; ``noise_balance.md`` §3).
 
 Model and data: ``f(x) = W₂ relu(W₁x)`` (no biases), ``W₁: hidden × d``, ``W₂: d × hidden``; ``x ~ N(0, I_d)``,
 ``y = x + ε``, ``ε ~ N(0, σ_ε² I_d)``. Per-sample ½-loss ``ℓ = ½‖f(x) − y‖²`` ([Z]'s loss has no ½:
@@ -19,25 +19,19 @@ and
   all neurons) ``μ₂min/μ₁max ≤ ‖W₂‖²_F/‖W₁‖²_F ≤ μ₂max/μ₁min``, and per neuron the same with its own ``C``'s —
   :func:`ratio_bounds`.
 
-Randomness: replica ``r`` has key ``fold_in(PRNGKey(seed), r)``; its initial weights use ``fold_in(·, 0)``,
-SGD step ``k`` uses ``fold_in(fold_in(·, 1), k)`` and the Monte-Carlo sample of record ``j`` uses
-``fold_in(fold_in(·, 2), j)``: trajectories do not depend on the record schedule nor on the number of replicas.
+The simulator is :mod:`dlnlab.engines.relu`.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
-from functools import partial
+from dataclasses import dataclass, fields
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 from jax import lax
 
-from . import conventions
+from ..config import FIELDS
 
 
 @dataclass(frozen=True)
@@ -47,6 +41,15 @@ class ReluTask:
     d: int = 20
     hidden: int = 200
     label_noise: float = 1.0  # σ_ε
+
+    def __post_init__(self):  # the constraints of the [relu] config section
+        for f in fields(self):
+            FIELDS[f"relu.{f.name}"].constraint.check(f"relu.{f.name}", getattr(self, f.name))
+
+    @classmethod
+    def from_config(cls, config) -> ReluTask:
+        """The task of a config's ``[relu]`` section."""
+        return cls(**{f.name: getattr(config.relu, f.name) for f in fields(cls)})
 
 
 def init_weights(key, task: ReluTask, scale1: float = 1.0, scale2: float = 1.0):
@@ -144,82 +147,3 @@ def ratio_bounds(C1, C2):
     neuron = np.stack([e2[..., 0] / e1[..., -1], e2[..., -1] / e1[..., 0]], axis=-1)
     layer = np.stack([e2[..., 0].min(-1) / e1[..., -1].max(-1), e2[..., -1].max(-1) / e1[..., 0].min(-1)], axis=-1)
     return neuron, layer
-
-
-@partial(jax.jit, static_argnames=("task", "batch_size", "n_steps"))
-def _advance(weights, diverged, keys, k0, lr, threshold, task, batch_size, n_steps):
-    """``n_steps`` SGD steps from step ``k0`` for every replica (leading axis of ``weights`` and ``keys``); a replica
-    whose weights become non-finite or exceed ``threshold`` in absolute value is frozen at its last good weights."""
-
-    def one(w, div, key):
-        def body(carry, k):
-            w, div = carry
-            x, y = sample_data(jax.random.fold_in(key, k), task, batch_size)
-            new = sgd_step(w, x, y, lr)[0]
-            bad = ~jnp.all(jnp.stack([jnp.all(jnp.abs(a) < threshold) for a in new]))  # also catches NaN
-            div = div | bad
-            return (tuple(jnp.where(div, a, b) for a, b in zip(w, new)), div), None
-
-        return lax.scan(body, (w, div), k0 + jnp.arange(n_steps))[0]
-
-    return jax.vmap(one)(weights, diverged, keys)
-
-
-@partial(jax.jit, static_argnames=("task", "n_mc", "with_matrices"))
-def _observe(weights, keys, j, task, n_mc, with_matrices):
-    def one(w, key):
-        x, y = sample_data(jax.random.fold_in(key, j), task, n_mc)
-        return balance_statistics(w, x, y, with_matrices)
-
-    return jax.vmap(one)(weights, keys)
-
-
-def simulate_relu(task: ReluTask = ReluTask(), *, lr: float = 0.02, batch_size: int = 1, steps: int = 2000,
-                  n_records: int = 41, replicas: int = 4, seed: int = 0, scale1: float = 1.0, scale2: float = 1.0,
-                  n_mc: int = 2000, n_bound_records: int = 5, divergence_threshold: float = 1e3) -> xr.Dataset:
-    """Online SGD of ``replicas`` independent networks, recording :func:`balance_statistics` (on ``n_mc`` fresh
-    samples per record, a multiple of 100) at ``n_records`` equally spaced steps; the bounds of :func:`ratio_bounds`
-    only at step 0 and at the last ``n_bound_records`` records (NaN elsewhere; they cost ``O(n_mc·hidden·d²)``).
-    Time ``t = η·step``;
-    ``layer`` 1 is ``W₁``, 2 is ``W₂``. Diverged replicas (``diverged``) are frozen (see :func:`_advance`)."""
-    wall0 = time.perf_counter()
-    rec = np.unique(np.rint(np.linspace(0, steps, n_records)).astype(np.int64))
-    base = jax.random.PRNGKey(int(seed))
-    rkeys = jax.vmap(lambda m: jax.random.fold_in(base, m))(jnp.arange(replicas))
-    sub = [jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(rkeys) for i in range(3)]
-    weights = jax.vmap(lambda k: init_weights(k, task, scale1, scale2))(sub[0])
-    lr_, thr = jnp.asarray(lr, jnp.float64), jnp.asarray(divergence_threshold, jnp.float64)
-    diverged = jnp.zeros(replicas, bool)
-    rows, k = [], 0
-    for j, k_r in enumerate(rec):
-        if k_r > k:
-            weights, diverged = _advance(weights, diverged, sub[1], jnp.asarray(k), lr_, thr, task, int(batch_size),
-                                         int(k_r - k))
-            k = int(k_r)
-        obs = jax.tree_util.tree_map(np.asarray, _observe(weights, sub[2], j, task, int(n_mc),
-                                                          bool(j == 0 or j >= len(rec) - n_bound_records)))
-        if "C1" in obs:
-            obs["neuron_bounds"], obs["ratio_bounds"] = ratio_bounds(obs.pop("C1"), obs.pop("C2"))
-        else:
-            obs["neuron_bounds"] = np.full((replicas, task.hidden, 2), np.nan)
-            obs["ratio_bounds"] = np.full((replicas, 2), np.nan)
-        rows.append(obs)
-    stack = {name: np.stack([r[name] for r in rows], axis=1) for name in rows[0]}
-    ds = xr.Dataset(
-        {"sq_norm": (("replica", "t", "layer"), stack["sq_norm"]),
-         "noise_trace": (("replica", "t", "layer"), stack["noise_trace"]),
-         "grad_sq_norm": (("replica", "t", "layer"), stack["grad_sq_norm"]),
-         "loss": (("replica", "t"), stack["loss"]),
-         "ratio_bounds": (("replica", "t", "bound"), stack["ratio_bounds"]),
-         "neuron_bounds": (("replica", "t", "neuron", "bound"), stack["neuron_bounds"]),
-         "neuron_ratio": (("replica", "t", "neuron"), stack["neuron_ratio"]),
-         "diverged": (("replica",), np.asarray(diverged))},
-        coords={"replica": np.arange(replicas), "t": rec * lr, "step": ("t", rec), "layer": [1, 2],
-                "bound": ["lower", "upper"], "neuron": np.arange(task.hidden)})
-    settings = {"lr": lr, "batch_size": int(batch_size), "temperature": conventions.temperature(lr, batch_size),
-                "steps": int(steps), "replicas": int(replicas), "seed": int(seed), "scale1": scale1, "scale2": scale2,
-                "n_mc": int(n_mc), "divergence_threshold": divergence_threshold}
-    ds.attrs.update({"task": json.dumps(asdict(task)), "settings": json.dumps(settings), **settings,
-                     "conventions": "loss 1/2|f(x)-y|^2; t = lr*step; T = lr/(2B); layer 1 = W1 (incoming)",
-                     "n_diverged": int(np.sum(diverged)), "wall_time_s": time.perf_counter() - wall0})
-    return ds

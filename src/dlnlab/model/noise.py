@@ -11,10 +11,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..rng import normal
 from .gradients import layer_maps
 from .network import end_to_end, prefix_products, suffix_products
 from .problem import Problem
-from .rng import normal
 
 
 def wick_PQ(weights, problem: Problem, label_noise):

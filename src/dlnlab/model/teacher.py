@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Config
+from ..config import Config
 
 
 def spectrum(family: str, rank: int, s_max: float = 1.0, exponent: float = 1.0, ratio: float = 0.5,
@@ -43,7 +43,7 @@ class Teacher:
     s: np.ndarray  # (n_modes,) singular values, zero-padded to min(d_in, d_out)
     U: np.ndarray  # (d_out, d_out)
     V: np.ndarray  # (d_in, d_in)
-    input_var: np.ndarray  # (d_in,) λ along the columns of V
+    input_variance: np.ndarray  # (d_in,) λ along the columns of V
 
     @property
     def d_in(self) -> int:
@@ -64,16 +64,16 @@ class Teacher:
 
     @property
     def input_cov(self) -> np.ndarray:
-        return (self.V * self.input_var) @ self.V.T
+        return (self.V * self.input_variance) @ self.V.T
 
     @property
     def input_cov_sqrt(self) -> np.ndarray:
-        return (self.V * np.sqrt(self.input_var)) @ self.V.T
+        return (self.V * np.sqrt(self.input_variance)) @ self.V.T
 
     @property
-    def mode_input_var(self) -> np.ndarray:
+    def mode_input_variance(self) -> np.ndarray:
         """λ_α for the ``n_modes`` teacher modes."""
-        return self.input_var[: self.n_modes]
+        return self.input_variance[: self.n_modes]
 
     @classmethod
     def from_config(cls, c: Config) -> Teacher:
@@ -90,7 +90,7 @@ class Teacher:
             rng = np.random.default_rng(t.seed)
             U, V = random_orthogonal(rng, t.d_out), random_orthogonal(rng, t.d_in)
         lam = np.broadcast_to(np.asarray(t.input_variance, dtype=np.float64), (t.d_in,)).copy()
-        return cls(s=s, U=U, V=V, input_var=lam)
+        return cls(s=s, U=U, V=V, input_variance=lam)
 
 
 def completion_mask(d_out: int, d_in: int, fraction: float, seed: int) -> np.ndarray:

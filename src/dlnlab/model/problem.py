@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .rng import normal
+from ..rng import normal
 from .teacher import Dataset, Teacher
 
 
@@ -59,7 +59,7 @@ class Problem(NamedTuple):
         a = lambda x: jnp.asarray(x, dtype)
         return cls(
             M=a(teacher.M), input_cov=a(teacher.input_cov), input_cov_sqrt=a(teacher.input_cov_sqrt),
-            U=a(teacher.U), V=a(teacher.V), s=a(teacher.s), lam=a(teacher.mode_input_var),
+            U=a(teacher.U), V=a(teacher.V), s=a(teacher.s), lam=a(teacher.mode_input_variance),
             X=None if dataset is None else a(dataset.X), Y=None if dataset is None else a(dataset.Y),
             mask=None if mask is None else a(mask),
         )

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..errors import ConfigError
 from .gradients import end_to_end_gradient, full_gradient
 from .network import balancedness as _balancedness
 from .network import end_to_end
@@ -149,7 +150,7 @@ def resolve(names, extra=None) -> list[Observable]:
     seen = set()
     for o in obs:
         if o.name in seen:
-            raise ValueError(f"observable {o.name!r} given twice")
+            raise ConfigError("observables", o.name, "observables with distinct names (this one is given twice)")
         seen.add(o.name)
     return [*obs, FINITE]
 
@@ -164,3 +165,40 @@ def observe_fn(observables: list[Observable]):
         return out
 
     return observe
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Observables of the alignment with the teacher's modes (not recorded by default: pass them to simulate)
+
+
+def _mode_imbalance(weights, problem, params):
+    f = problem.V_k
+    out, rel = [], []
+    for l in range(len(weights) - 1):
+        f = weights[l] @ f  # W_{≤l} v_α: hidden representation of input mode α after layer l
+        n = f / jnp.linalg.norm(f, axis=0)
+        up = jnp.sum((weights[l + 1] @ n) ** 2, axis=0)
+        down = jnp.sum((weights[l].T @ n) ** 2, axis=0)
+        out.append(up - down)
+        rel.append((up - down) / (up + down))
+    if not out:
+        z = jnp.zeros((0, problem.s.shape[0]), problem.M.dtype)
+        return {"mode_imbalance": z, "mode_imbalance_rel": z}
+    return {"mode_imbalance": jnp.stack(out), "mode_imbalance_rel": jnp.stack(rel)}
+
+
+def _offdiag_max(weights, problem, params):
+    full = problem.U.T @ end_to_end(weights) @ problem.V
+    n = min(full.shape)
+    mask = jnp.ones_like(full).at[jnp.arange(n), jnp.arange(n)].set(0.0)
+    return {"offdiag_max": jnp.max(jnp.abs(full * mask))}
+
+
+#: Per-mode layer imbalance ``‖W_{l+1}n‖² − ‖W_lᵀn‖²`` along the hidden direction ``n ∝ W_l⋯W_1 v_α`` of mode ``α``
+#: (``mode_imbalance``, dims ``layer_pair, mode``) and its ratio to ``‖W_{l+1}n‖² + ‖W_lᵀn‖²``
+#: (``mode_imbalance_rel``). On the aligned manifold it is ``a_{l+1,α}² − a_{l,α}²``, the quantity whose decay
+#: ``sgd_noise.md`` §5.5 predicts; before a mode is learned ``n`` is dominated by the random init.
+MODE_IMBALANCE = Observable("mode_imbalance", _mode_imbalance,
+                            {"mode_imbalance": ("layer_pair", "mode"), "mode_imbalance_rel": ("layer_pair", "mode")})
+#: The largest off-diagonal entry ``max_{i≠j} |(UᵀWV)_{ij}|`` (checks.md S11's misalignment measure).
+OFFDIAG_MAX = Observable("offdiag_max", _offdiag_max, {"offdiag_max": ()})

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import Config
+from ..config import Config
+from ..errors import ConfigError
 from .teacher import Teacher
 
 Weights = tuple  # tuple[jax.Array, ...]
@@ -155,8 +156,6 @@ class Initializer:
         return tuple((bases[l + 1][:, :k] * a[l]) @ bases[l][:, :k].T for l in range(L))
 
     def _load_file(self, path):
-        from .config import ConfigError
-
         try:
             with np.load(path, allow_pickle=False) as f:
                 ws = [np.asarray(f[f"W{l + 1}"], dtype=np.float64) for l in range(len(self.dims) - 1)]

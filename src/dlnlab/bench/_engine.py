@@ -11,7 +11,7 @@ from ..errors import ConfigError
 
 
 def whole_run(config):
-    """``(run, program)``: ``run()`` advances :meth:`Program.init`'s state through every record of ``config`` in one
+    """``(run, program)``: ``run()`` advances :meth:`~dlnlab.engines.Program.init`'s state through every record of ``config`` in one
     compiled call and returns ``(state, observations)`` (records after t = 0, ``(replica, record, …)``)."""
     program = build(config)
     if program.grid.per_replica:

@@ -56,7 +56,7 @@ approach is ``O(λ²)`` at fixed ``m₀`` (measured in the tests).
 **Tangent kernel** (derived). For ``f(x) = W₂W₁x`` the NTK is ``Θ(x, x') = (xᵀx') W₂W₂ᵀ + (xᵀW₁ᵀW₁x') I_{d_out}``;
 on whitened population data it acts on the error matrix as ``K[E] = W₂W₂ᵀE + EW₁ᵀW₁``, i.e.
 ``K = W₂W₂ᵀ ⊗ I_{d_in} + I_{d_out} ⊗ W₁ᵀW₁`` on row-major ``vec E``. Both depend on the weights only through the
-representations, hence are closed forms along the exact solution (:func:`kernel_change`).
+representations, hence are closed forms along the exact solution (:func:`relative_kernel_change`).
 
 Caveats. Sign: Dominé et al. (and the reference code found for them) define λ by ``W₂ᵀW₂ − W₁W₁ᵀ = λI``, the
 negative of ours. Precision: relative accuracy is set by round-off in the QR (~1e−13) and, for the layers, by the

@@ -16,6 +16,10 @@ Modules (each name says what it holds; the most used names are re-exported here)
 * :mod:`~dlnlab.theory.diagonal_stationary_forms` and :mod:`~dlnlab.theory.diagonal_stationary` — [Z]'s
   stationary laws of diagonal linear networks, in closed forms and normalised (by quadrature);
 * :mod:`~dlnlab.theory.discrete_collapse` — the collapse threshold of discrete SGD.
+* :mod:`~dlnlab.theory.lambda_balanced` — exact two-layer gradient flow from a λ-balanced init (matrix Riccati),
+  its lazy (NTK) and rich limits, the tangent kernel;
+* :mod:`~dlnlab.theory.sparse_regression` — diagonal networks for sparse regression: the α → 0 saddle-to-saddle
+  oracle, the implicit bias at any α and its ℓ₁ / ℓ₂ limits.
 
 The quadrature engine both stationary laws use is the private ``_quadrature`` module.
 """
@@ -27,11 +31,13 @@ from . import (
     discrete_collapse,
     gradient_flow,
     gradient_noise,
+    lambda_balanced,
     mode_fokker_planck,
     mode_sde,
     mode_stationary,
     mode_stationary_forms,
     saddle_sequence,
+    sparse_regression,
 )
 from .balance import (
     DataConstants,
@@ -51,6 +57,17 @@ from .diagonal_stationary_forms import (
 )
 from .gradient_flow import mode_flow_fn, mode_time, mode_trajectory
 from .gradient_noise import total_noise_trace, wick_covariance_matrix
+from .lambda_balanced import (
+    BalancedFlowState,
+    balance_constant,
+    lambda_balanced_factors,
+    lambda_balanced_flow_fn,
+    lambda_balanced_init,
+    lambda_mode_trajectory,
+    linearised_flow_fn,
+    relative_kernel_change,
+    tangent_kernel,
+)
 from .mode_fokker_planck import FokkerPlanckSolution, ModeFokkerPlanck, broadie_glasserman_shift, first_passage_law
 from .mode_sde import (
     ModeSDE,
@@ -120,8 +137,19 @@ from .saddle_sequence import (
     saddle_map,
     time_ratios,
 )
+from .sparse_regression import (
+    SaddleSequence,
+    implicit_bias_solution,
+    implicit_regulariser,
+    min_l1_interpolator,
+    min_l2_interpolator,
+    primal_from_dual,
+    saddle_to_saddle,
+    time_scale,
+)
 
 __all__ = [
+    "BalancedFlowState",
     "DataConstants",
     "DiagonalStationaryLaw",
     "FokkerPlanckSolution",
@@ -129,9 +157,11 @@ __all__ = [
     "ModeFokkerPlanck",
     "ModeSDE",
     "PointMass",
+    "SaddleSequence",
     "StationaryLaw",
     "asymptotic_moments",
     "balance",
+    "balance_constant",
     "balanced_layer_diffusion",
     "balanced_layer_drift",
     "best_rank_k",
@@ -162,9 +192,16 @@ __all__ = [
     "gradient_noise",
     "greedy_low_rank",
     "greedy_sequence",
+    "implicit_bias_solution",
+    "implicit_regulariser",
     "ito_drift",
     "ito_drift_layers",
     "ks_between",
+    "lambda_balanced",
+    "lambda_balanced_factors",
+    "lambda_balanced_flow_fn",
+    "lambda_balanced_init",
+    "lambda_mode_trajectory",
     "layer_balance_drift",
     "layer_drift",
     "layer_noise_amplitude",
@@ -172,6 +209,7 @@ __all__ = [
     "layer_noise_traces",
     "learning_order",
     "learning_time",
+    "linearised_flow_fn",
     "log_density_depth1",
     "log_density_depth2",
     "log_density_general",
@@ -181,6 +219,8 @@ __all__ = [
     "log_density_unnormalised",
     "log_layer_drift",
     "mean_shift",
+    "min_l1_interpolator",
+    "min_l2_interpolator",
     "minima_distance_lower_bound",
     "minimal_norm_to_fit",
     "mode_depth2",
@@ -201,17 +241,23 @@ __all__ = [
     "peak_strength",
     "peak_time",
     "plateau_times",
+    "primal_from_dual",
+    "relative_kernel_change",
     "saddle_distance_expected",
     "saddle_distance_exponent",
     "saddle_loss",
     "saddle_losses",
     "saddle_map",
     "saddle_sequence",
+    "saddle_to_saddle",
     "sgd_step_variance",
+    "sparse_regression",
     "stationary_law",
     "step_imbalance_change",
     "t_star",
+    "tangent_kernel",
     "time_ratios",
+    "time_scale",
     "total_noise_trace",
     "wick_covariance_matrix",
 ]

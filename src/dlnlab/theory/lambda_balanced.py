@@ -20,9 +20,11 @@ and ``P = QQᵀ`` obeys the Riccati equation ``Ṗ = AP + PA − P²``. Its solu
 
 (Linear-fractional substitution ``P = YX⁻¹``, ``Ẏ = AY``, ``Ẋ = −AX + Y``, then the push-through identity.) ``G``
 is positive definite for ``t > 0``, so ``B`` is always invertible: no invertibility assumption is needed in this
-form. The papers diagonalise ``F`` and factor ``e^{2Ft}``; their ``B``-matrix (built from the initial weights'
-components along the growing and decaying eigenvectors) must be invertible — it fails on the measure-zero set of
-inits whose growing component is singular (e.g. a mode started anti-aligned), where this form still holds.
+form. As we recall them (the papers' full texts were not available here; only their abstracts and a reference
+code's opening were), the papers diagonalise ``F`` and factor ``e^{2Ft}``, with a ``B``-matrix built from the
+initial weights' components along the growing and decaying eigenvectors that must be invertible — failing on the
+measure-zero set of inits whose growing component is singular (e.g. a mode started anti-aligned), where the form
+above still holds. Everything below is derived and checked numerically, not transcribed.
 The blocks of ``P`` are ``W₁ᵀW₁`` (input representation), ``Wᵀ``, ``W`` and ``W₂W₂ᵀ`` (output representation):
 the end-to-end map, both representations and the tangent kernel are closed forms.
 

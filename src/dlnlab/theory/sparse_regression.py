@@ -13,14 +13,15 @@ coordinate evolves as a function of its dual variable ``s_i(t) = −∫₀ᵗ �
 ``p = D/(D − 2)``. So ``β(t) = ∇φ*(s(t))`` with ``s(t) ∈ range(Xᵀ)``: a mirror flow, whose limit is the
 **implicit-bias solution** ``argmin φ_α(β)`` subject to ``Xβ = y`` at *every* α (:func:`implicit_bias_solution`,
 solved through its ``n``-dimensional convex dual; ``φ_α`` is Woodworth's ``Q_α`` — for power ``D = 2``,
-``φ = (α²/4) Σ q(β_i/α²)`` with ``q(z) = 2 − √(4 + z²) + z arcsinh(z/2)`` (paper), see :func:`implicit_regulariser`).
+``φ = (α²/4) Σ q(β_i/α²)`` with ``q(z) = 2 − √(4 + z²) + z arcsinh(z/2)`` (paper, as recalled; rederived), see :func:`implicit_regulariser`).
 Its limits (paper: Woodworth et al. 2020): α → ∞ the minimum-ℓ₂ interpolator (:func:`min_l2_interpolator`,
 pseudo-inverse; deviation ``O(α^{−4})`` at depth 2, derived); α → 0 the minimum-ℓ₁ interpolator
 (:func:`min_l1_interpolator`, LP by HiGHS). The α → 0 approach is slow: off the ℓ₁ support
 ``|β_i| ~ α^{2(1 − |ŝ_i|)}`` (product kind; derived), ``ŝ`` the ℓ₁ dual certificate.
 
-**Saddle to saddle** (paper: Pesme & Flammarion 2023, Algorithm 1 and Theorem 2, for the product kind;
-implemented from its statement). In the rescaled time ``t̃ = t / κ(α)`` (:func:`time_scale`: ``κ = ln(1/α)`` for the
+**Saddle to saddle** (paper: Pesme & Flammarion 2023, for the product kind: the limit, its LARS-like recursion,
+the jump to the minimum-ℓ₁ solution; their Algorithm 1's text was not available here, so the steps below are derived
+from the mirror form and checked against the flow — derived). In the rescaled time ``t̃ = t / κ(α)`` (:func:`time_scale`: ``κ = ln(1/α)`` for the
 product, ``½ ln(1/α)`` for power ``D = 2``, ``α^{2−D}/(D(D − 2))`` for ``D ≥ 3``, so that ``β_i = O(1)`` needs
 ``|s_i| ≈ κ``), the rescaled dual ``s̃ = s/κ`` is confined to ``[−1, 1]^d`` and β is piecewise constant as α → 0:
 starting from ``β = 0``, ``s̃ = 0``, repeat

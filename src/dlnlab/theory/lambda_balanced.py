@@ -3,7 +3,7 @@
 Setting (dlnlab's conventions): whitened inputs ``Σx = I``, ``W₁ ∈ ℝ^{w×d_in}``, ``W₂ ∈ ℝ^{d_out×w}``, loss
 ``𝓛 = ½‖W₂W₁ − M‖²_F``, time ``t`` of ``θ̇ = −∇𝓛``, i.e. ``Ẇ₁ = W₂ᵀ(M − W)``, ``Ẇ₂ = (M − W)W₁ᵀ``, ``W = W₂W₁``.
 
-**λ-balance** (paper: Dominé et al. 2025, "From lazy to rich"; they write the opposite sign, see below). The
+**λ-balance** (paper: Dominé et al. 2025, "From lazy to rich"; possibly with the opposite sign, see below). The
 imbalance ``C = W₁W₁ᵀ − W₂ᵀW₂`` is conserved by the flow. The initialisation is λ-balanced when
 ``C = λI_w``. Since ``W₁W₁ᵀ`` has rank ``≤ d_in``, ``C = λI_w`` needs ``w ≤ d_in`` for ``λ > 0`` and ``w ≤ d_out``
 for ``λ < 0``; for wider layers (and for ``λ = 0`` whenever ``w > min(d_in, d_out)``) the condition used here is
@@ -60,8 +60,8 @@ on whitened population data it acts on the error matrix as ``K[E] = W₂W₂ᵀE
 ``K = W₂W₂ᵀ ⊗ I_{d_in} + I_{d_out} ⊗ W₁ᵀW₁`` on row-major ``vec E``. Both depend on the weights only through the
 representations, hence are closed forms along the exact solution (:func:`relative_kernel_change`).
 
-Caveats. Sign: Dominé et al. (and the reference code found for them) define λ by ``W₂ᵀW₂ − W₁W₁ᵀ = λI``, the
-negative of ours. Precision: relative accuracy is set by round-off in the QR (~1e−13) and, for the layers, by the
+Caveats. Sign: the reference code found for Dominé et al. computes λ as ``W₂ᵀW₂ − W₁W₁ᵀ``, the negative of ours
+(issue 16's convention); convert with λ → −λ when comparing. Precision: relative accuracy is set by round-off in the QR (~1e−13) and, for the layers, by the
 DOP853 tolerance ``rtol`` of the rotation; near a saddle the problem itself is ill-conditioned (perturbations grow
 like ``e^{μt}``), as for any integrator.
 """

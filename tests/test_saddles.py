@@ -593,7 +593,7 @@ def test_origin_hessian_G4(s):
     from dlnlab.model.teacher import random_orthogonal
 
     teacher = Teacher(s=np.array(s), U=random_orthogonal(rng, 2), V=random_orthogonal(rng, 3),
-                      input_var=np.array([1.5, 0.8, 1.1]))
+                      input_variance=np.array([1.5, 0.8, 1.1]))
     w, d0, dL = 4, 3, 2
     H, loss, flat = _origin_hessian(teacher, (d0, w, dL))
     sig = np.linalg.svd(teacher.M @ teacher.input_cov, compute_uv=False)

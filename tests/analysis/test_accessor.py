@@ -81,7 +81,7 @@ def test_flow_summary_against_closed_form(flow):
 def test_flow_plateaus_sit_at_the_saddle_levels(flow):
     _, ds = flow
     tab = ds.dln.plateaus()
-    levels = saddle_losses(ds["s"].values, ds["input_var"].values)  # ½ Σ_{i>k} s_i²: 2.5, 0.5, 0
+    levels = saddle_losses(ds["s"].values, ds["input_variance"].values)  # ½ Σ_{i>k} s_i²: 2.5, 0.5, 0
     np.testing.assert_allclose(levels, [2.5, 0.5, 0.0])
     for _, g in tab.groupby("replica"):
         g = g.sort_values("plateau")

@@ -108,10 +108,10 @@ class DlnAccessor:
         """The loss with the saddle levels ``½ Σ_{i>k} λ_i s_i² (+ ½ d_out σ_ε²)`` of the staircase (dotted; modes
         in learning order, :func:`dlnlab.theory.saddle_sequence.saddle_losses`)."""
         ds = self._ds
-        if "s" not in ds.coords or "input_var" not in ds.coords:
-            raise ValueError("plot_staircase needs the teacher's mode coordinates 's' and 'input_var' (datasets of "
+        if "s" not in ds.coords or "input_variance" not in ds.coords:
+            raise ValueError("plot_staircase needs the teacher's mode coordinates 's' and 'input_variance' (datasets of "
                              "dlnlab.simulate); this dataset has none")
-        levels = saddle_losses(ds["s"].values, ds["input_var"].values, *self._label_noise_floor())
+        levels = saddle_losses(ds["s"].values, ds["input_variance"].values, *self._label_noise_floor())
         ax = self.plot_loss(ax, quantiles=quantiles, xscale=xscale, yscale=yscale)
         for k, level in enumerate(levels):
             if level > 0 or yscale != "log":

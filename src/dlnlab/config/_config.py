@@ -11,24 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from . import _sections as schema
 from ._rules import apply_rules
-from ._sections import (
-    FIELDS,
-    MODEL_SECTIONS,
-    SECTIONS,
-    SHARED_SECTIONS,
-    STACKABLE,
-    DataConfig,
-    DiagonalConfig,
-    DynamicsConfig,
-    EnsembleConfig,
-    InitConfig,
-    ModesConfig,
-    NetworkConfig,
-    RecordConfig,
-    ReluConfig,
-    TeacherConfig,
-)
+from ._sections import FIELDS, MODEL_SECTIONS, SECTIONS, SHARED_SECTIONS, STACKABLE
 
 
 def _section(name: str, values) -> Any:
@@ -63,16 +48,16 @@ class Config:
     ``init``), ``"modes"``, ``"diagonal"`` or ``"relu"`` (the section of that name); ``dynamics``, ``record`` and
     ``ensemble`` are shared."""
 
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    init: InitConfig = field(default_factory=InitConfig)
-    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
-    record: RecordConfig = field(default_factory=RecordConfig)
-    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
-    modes: ModesConfig | None = None
-    diagonal: DiagonalConfig | None = None
-    relu: ReluConfig | None = None
+    teacher: schema.TeacherConfig = field(default_factory=schema.TeacherConfig)
+    data: schema.DataConfig = field(default_factory=schema.DataConfig)
+    network: schema.NetworkConfig = field(default_factory=schema.NetworkConfig)
+    init: schema.InitConfig = field(default_factory=schema.InitConfig)
+    dynamics: schema.DynamicsConfig = field(default_factory=schema.DynamicsConfig)
+    record: schema.RecordConfig = field(default_factory=schema.RecordConfig)
+    ensemble: schema.EnsembleConfig = field(default_factory=schema.EnsembleConfig)
+    modes: schema.ModesConfig | None = None
+    diagonal: schema.DiagonalConfig | None = None
+    relu: schema.ReluConfig | None = None
 
     @property
     def model(self) -> str:

@@ -326,7 +326,9 @@ def reduce_to_modes(config: Config, scheme: str | None = None) -> Config:
     d["record"].pop("observables", None)
     if scheme is not None:
         d["dynamics"]["scheme"] = scheme
-    d["modes"] = {"singular_values": teacher.s, "input_variance": teacher.mode_input_variance,
+    lam = config.teacher.input_variance
+    d["modes"] = {"singular_values": teacher.s,
+                  "input_variance": teacher.mode_input_variance if isinstance(lam, tuple) else lam,
                   "label_noise": config.teacher.label_noise, "depth": config.network.depth, "m0": i.scale,
                   "strength": i.strength, "layer_values": i.layer_values}
     return Config.from_dict(_plain(d))

@@ -1,6 +1,31 @@
 """Stiff gradient flow: an L-stable Rosenbrock solver (Rodas5P) on the exact Jacobian, and ``t_max = "auto"``.
 
-DRAFT
+For ``θ̇ = f(θ)`` (default ``f = −∇𝓛``, any pytree field with a JAX Jacobian), batched over replicas, float64:
+
+* ``method = "implicit"``: Rodas5P (Steinebach 2023; 8 stages, order 5(4), stiffly accurate, L-stable) with the
+  dense Jacobian ``jax.jacfwd(f)`` (the Hessian of 𝓛) and one LU per attempt — for small P (the Jacobian is
+  P×P; HVP + Krylov solves for large P are not implemented);
+* ``"explicit"``: Dopri5 (Dormand–Prince 5(4)), stability-limited at ``hρ ≈ 3.3`` once a mode is learned;
+* ``"auto"`` (default): Dopri5 until its step is at the stability bound, then Rodas5P until its step is small
+  enough for Dopri5 again (per replica; ρ by warm-started power iteration, a JVP per explicit attempt).
+
+Accuracy contract (as the engine's flow): per-entry relative error per step, max over entries of
+``|err_i| / (atol + rtol·max(|θ_i|, |θ₁_i|))`` ≤ 1 (default ``atol = rtol·1e-3·max|θ(0)|``), plus, for the implicit
+steps, a round-off floor ``NOISE_MARGIN·h·ν_i`` with ``ν`` the field's rounding level (:func:`_noise`). Why the
+floor: on long plateaus (L = 4 from σ = 1e-6: t ~ 1e10–1e11) the entries of a learned channel along the network's
+symmetry directions (zero Hessian eigenvalues) see only rounding in f (~1e-17), which a step of size h turns into
+an "error" h·1e-17 that no step size can remove (the drift is the computed field's own); without the floor the
+step stalls at h ~ 1e4 (10⁶ steps per plateau). The floor is ≤ NOISE_MARGIN·ε = 2e-12 relative to a step's genuine
+change, so keep ``rtol ≥ 1e-11``. Measured (tests/test_stiff_flow.py, rtol = 1e-10): aligned init m₀ = 1e-8,
+mode strengths vs the hypergeometric closed form ≤ 1.1e-9 relative at every record (L = 3, 4); random σ = 1e-6
+plateau levels within 1.3e-15 relative of ½Σ_{i>k}s_i² (L = 4 at rtol 1e-8), final loss ≤ 1.5e-31. At rtol ≤ 1e-9 from σ = 1e-6 at
+L = 4 the noise-dominated error estimate still makes ~50 % of implicit attempts fail (1e-9: 4e4 attempts, 44 s;
+1e-8: 2.6e3, 19 s on this machine).
+
+Records: a common log grid, ``records_per_decade`` per decade, landing exactly on each record (no
+interpolation); ``t_max = "auto"`` stops each replica by :class:`AutoStop` and holds it while others run.
+Engine use: :func:`prepare` once, then :func:`decades` yields ``(ts, loss, obs, carry)`` per decade; checkpoint
+the :class:`Carry` (a pytree of arrays) and pass it back to resume; :func:`flow_program` is the compiled chunk.
 """
 
 from __future__ import annotations
@@ -258,31 +283,36 @@ def advance(fun, st: FlowState, ts, rtol, atol, active, method="auto", max_steps
 class AutoStop(NamedTuple):
     """The stopping rule of ``t_max = "auto"``.
 
-    Records are log-spaced, ``records_per_decade`` per decade, from the time origin ``t_min``. At the end ``t`` of
-    each decade ``[t/10, t]`` a replica stops when both hold:
+    Records are log-spaced, ``records_per_decade`` per decade, from the time origin ``t_min`` (default
+    :func:`time_origin`, 10⁻³ of the initial relative rate's time). From the end of decade ``min_decades`` on
+    (t ≥ 10⁴ t_min, i.e. ten times the initial time scale), a replica stops at the end ``t`` of a decade
+    ``[t/10, t]`` when both hold:
 
-    * **nothing grows**: no entry's magnitude grew by more than a factor ``exp(growth)`` over the decade
-      (``max_i ln((|θ_i(t)| + g)/(|θ_i(t/10)| + g)) ≤ growth``, default ``10·rtol``, with ``g = atol/rtol``
-      (default 1e-3·max|θ(0)|): below g an entry's solver error, up to atol, is not below rtol of it), and
+    * **nothing grows**: no entry's magnitude grew by more than a factor ``exp(growth)`` over the decade,
+      ``max_i ln((|θ_i(t)| + g)/(|θ_i(t/10)| + g)) ≤ growth`` with ``g = atol/rtol`` (default 1e-3·max|θ(0)|;
+      below g an entry's solver error, up to atol, is not below rtol of it), and
     * **the loss has settled**: ``|𝓛(t) − 𝓛(t/10)| ≤ rtol·|𝓛(t)| + loss_atol`` (default ``loss_atol =
       rtol²·|𝓛(θ₀)|``: the loss is determined to O(rtol²) near a minimum, where its gradient vanishes).
 
-    Why growth and not the loss alone: on a plateau the loss is flat to O(σ^L) for decades, while the
-    entries that will escape grow, by ≈ 0.9 t/t* (L = 3) or 0.45 t/t* (L = 4) over the decade ending at t before
-    the blow-up time t*; decaying entries (modes with s = 0, which decay as a power of t) do not count. An escape
-    later than ~t/growth would be missed; with growth = 10·rtol = 1e-9 that is 10⁹ times the current time. A
-    replica whose run fails (``ok`` false) stops too; ``max_decades`` caps the run.
+    Why growth and not the loss alone: on a plateau the loss is flat to O(σ^L) for decades, while the entries
+    that will escape grow, by ≈ 0.9 t/t* (L = 3) or 0.45 t/t* (L = 4) over the decade ending at t before the
+    blow-up time t*; decaying entries do not count. So an escape later than ~t/growth (10³ t by default) after
+    a settled decade would be missed: plateaus whose escape-time ratio t_{k+1}/t_k ≈ λ_k s_k/(λ_{k+1} s_{k+1})
+    exceeds ~10³ need a smaller ``growth``. (Much smaller values, ~rtol, keep runs going for decades after
+    convergence: entries of the s = 0 modes drift by power laws, relatively ≫ rtol per decade.) A replica whose
+    run fails (``ok`` false) stops too; ``max_decades`` caps the run.
     """
 
     records_per_decade: int = 20
-    growth: float | None = None
+    growth: float = 1e-3
     loss_atol: float | None = None
+    min_decades: int = 4
     max_decades: int = 40
 
 
 def _settled(rule: AutoStop, rtol, atol, y_prev, y, loss_prev, loss, loss0):
     """The rule of :class:`AutoStop` for one replica at the end of a decade."""
-    growth = 10.0 * rtol if rule.growth is None else rule.growth
+    growth = rule.growth
     loss_atol = rtol**2 * jnp.abs(loss0) if rule.loss_atol is None else rule.loss_atol
     g = atol / rtol
     grew = jnp.max(jnp.log((jnp.abs(y) + g) / (jnp.abs(y_prev) + g)))
@@ -367,7 +397,7 @@ def decades(program, carry: Carry, args, atol, loss0, t_min, rtol, rule: AutoSto
         active = ~carry.stopped & np.asarray(st0.ok)
         st, loss, obs = program(st0, jnp.asarray(ts), args, atol, jnp.asarray(active))
         stop = ~active | ~np.asarray(st.ok)
-        if auto:
+        if auto and carry.decades + 1 >= rule.min_decades:
             stop |= np.asarray(settled(atol, carry.y_prev, st.y, carry.loss_prev, loss[:, -1], loss0))
         t_stop = np.where(stop & ~carry.stopped & np.asarray(st.ok) & auto, ts[-1], carry.t_stop)
         carry = Carry(st, st.y, loss[:, -1], carry.stopped | stop, t_stop, carry.decades + 1)
@@ -441,3 +471,99 @@ def run(p: Prepared) -> FlowSolution:
 def solve(loss, y0, args=None, **options) -> FlowSolution:
     """``run(prepare(loss, y0, args, **options))``: see :func:`prepare`."""
     return run(prepare(loss, y0, args, **options))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Benchmark (issue 15 item 4: B4 extended)
+
+
+def _b4_problem(L, m0, s):
+    """Whitened identity-basis teacher ``s``, width ``len(s)``, aligned balanced init ``m_α(0) = m0``."""
+    from .model import Problem, Teacher
+    from .model.gradients import full_gradient
+    from .model.network import end_to_end
+
+    k = len(s)
+    problem = Problem.build(Teacher(s=np.asarray(s, float), U=np.eye(k), V=np.eye(k), input_variance=np.ones(k)))
+    w0 = tuple(jnp.asarray(m0 ** (1.0 / L) * np.eye(k))[None] for _ in range(L))
+
+    def loss(w, p):
+        E = end_to_end(w) - p.M
+        return 0.5 * jnp.sum((E @ p.input_cov) * E)
+
+    return problem, w0, loss, lambda w, p: tuple(-g for g in full_gradient(w, p)), lambda w, p: jnp.diag(end_to_end(w))
+
+
+def _timed(fn):
+    import time
+
+    fn()  # compile
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def _dopri5_today(fun, y0, ts, rtol, atol, max_steps):
+    """Today's engine solver (diffrax Dopri5, PID controller, max norm) through ``ts``: ``(states at ts, steps)``;
+    states not reached are non-finite."""
+    import diffrax
+
+    term = diffrax.ODETerm(lambda t, y, a: fun(y))
+    ctrl = diffrax.PIDController(rtol=rtol, atol=atol, norm=lambda x: jnp.max(jnp.abs(x)))
+    sol = diffrax.diffeqsolve(term, diffrax.Dopri5(), 0.0, ts[-1], None, y0, saveat=diffrax.SaveAt(ts=ts),
+                              stepsize_controller=ctrl, max_steps=max_steps, throw=False)
+    return sol.ys, sol.stats["num_steps"]
+
+
+def _explicit_today(fun, y0, y_end, t, rtol, atol, cap, ref, modes):
+    """Today's explicit solver from ``y0`` through the records ``t[1:]``, capped at ``cap`` steps and extrapolated
+    past the cap from its stability-bounded step rate at the converged state ``y_end`` (see :func:`benchmark`)."""
+    (ys, n), wall = _timed(jax.jit(lambda: _dopri5_today(fun, y0, jnp.asarray(t[1:]), rtol, atol, cap)))
+    reached = np.isfinite(np.asarray(ys[:, 0]))
+    t_reached = float(t[1:][reached][-1]) if reached.any() else 0.0
+    rho = float(jnp.max(jnp.abs(jnp.linalg.eigvalsh(jax.jacfwd(fun)(y_end)))))
+    window = 2000 * DOPRI5_STABILITY / rho
+    n_win = jax.jit(lambda: _dopri5_today(fun, y_end, jnp.asarray([window]), rtol, atol, 10**6))()[1]
+    rate = int(n_win) / window
+    steps = int(n) + (0.0 if reached.all() else rate * (t[-1] - t_reached))
+    m, pred = np.asarray(jax.vmap(modes)(ys[np.flatnonzero(reached)])), ref(t[1:][reached])
+    return {"steps_run": int(n), "t_reached": t_reached, "t_end": float(t[-1]), "completed": bool(reached.all()),
+            "extrapolated": not bool(reached.all()), "stiff_steps_per_time": rate, "rho_hessian": rho,
+            "steps": steps, "gradient_evaluations": 6 * steps + 1, "wall_s": wall / max(int(n), 1) * steps,
+            "max_rel_error_reached": float(np.max(np.abs(m - pred) / pred)) if reached.any() else None}
+
+
+def _b4_depth(L, m0, s, rtol, explicit_cap):
+    from .theory import mode_flow_fn
+
+    problem, w0, loss, field, modes = _b4_problem(L, m0, s)
+    ref = mode_flow_fn([m0] * len(s), list(s), 1.0, L)
+    row = {}
+    for method in ("implicit", "auto"):
+        p = prepare(loss, w0, problem, field=field, observe=modes, rtol=rtol, method=method)
+        sol, wall = _timed(lambda p=p: run(p))
+        st = jax.tree_util.tree_map(lambda a: int(np.asarray(a)[0]), sol.state.stats)
+        pred = ref(sol.t)
+        row[method] = {**st._asdict(), "wall_s": wall, "t_stop": float(sol.t_stop[0]), "records": len(sol.t),
+                       "max_rel_error": float(np.max(np.abs(np.asarray(sol.obs)[0] - pred) / pred))}
+    y0, unravel = ravel_pytree(jax.tree_util.tree_map(lambda x: x[0], w0))
+    fun = lambda y: ravel_pytree(field(unravel(y), problem))[0]
+    atol = float(default_atol(y0[None], rtol)[0])
+    row["explicit_today"] = _explicit_today(fun, y0, sol.state.y[0], sol.t, rtol, atol, explicit_cap, ref,
+                                            lambda y: modes(unravel(y), problem))
+    return row
+
+
+def benchmark(depths=(3, 4), m0=1e-8, s=(1.0, 0.5, 0.25, 0.125), rtol=1e-10, explicit_cap=200_000) -> dict:
+    """Gradient flow through every plateau from an aligned ``m₀`` (``t_max = "auto"``) at ``rtol``: for each depth,
+    work and wall time (second run, compilation excluded) of ``implicit``, ``auto`` and today's explicit solver
+    (the engine's diffrax Dopri5, 6 gradients per step), and each one's max relative error against the closed form
+    (whitened identity-basis teacher ``s``, width ``len(s)``).
+
+    The explicit run is capped at ``explicit_cap`` steps; past the cap its step count is **extrapolated**:
+    ``steps(0 → t_reached) + rate·(t_end − t_reached)``, ``rate`` its measured steps per unit time over 2000
+    stability-bounded steps from the converged state (where its step is ≈ 3.3/ρ(H)), and its wall time as
+    steps × its measured time per step."""
+    runs = {f"L{L}": _b4_depth(L, m0, s, rtol, explicit_cap) for L in depths}
+    return {"params": {"depths": list(depths), "m0": m0, "s": list(s), "rtol": rtol, "explicit_cap": explicit_cap},
+            "runs": runs}

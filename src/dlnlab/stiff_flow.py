@@ -18,9 +18,9 @@ an "error" h·1e-17 that no step size can remove (the drift is the computed fiel
 step stalls at h ~ 1e4 (10⁶ steps per plateau). The floor is ≤ NOISE_MARGIN·ε = 2e-12 relative to a step's genuine
 change, so keep ``rtol ≥ 1e-11``. Measured (tests/test_stiff_flow.py, rtol = 1e-10): aligned init m₀ = 1e-8,
 mode strengths vs the hypergeometric closed form ≤ 1.1e-9 relative at every record (L = 3, 4); random σ = 1e-6
-plateau levels within 1.3e-15 relative of ½Σ_{i>k}s_i² (L = 4 at rtol 1e-8), final loss ≤ 1.5e-31. At rtol ≤ 1e-9 from σ = 1e-6 at
-L = 4 the noise-dominated error estimate still makes ~50 % of implicit attempts fail (1e-9: 4e4 attempts, 44 s;
-1e-8: 2.6e3, 19 s on this machine).
+plateau levels within 1.3e-15 relative of ½Σ_{i>k}s_i² (L = 4 at rtol 1e-8), final loss ≤ 1.5e-31. At
+rtol ≤ 1e-9 from σ = 1e-6 at L = 4 the noise-dominated error estimate still rejects ~50 % of the implicit
+attempts (rtol 1e-10: ~1e5 attempts, ~100 s; 1e-9: 4e4, 44 s; 1e-8: 2.6e3, 3–6 s on this machine).
 
 Records: a common log grid, ``records_per_decade`` per decade, landing exactly on each record (no
 interpolation); ``t_max = "auto"`` stops each replica by :class:`AutoStop` and holds it while others run.
@@ -110,8 +110,9 @@ def _power(matvec, v):
 
 
 def _dopri_attempt(fun, y, f, h, v):
-    """One Dopri5 step: ``(y₁, f(y₁), error estimate, 0, ρ, v)`` (no noise floor: see :func:`_rodas_attempt`), ρ the spectral radius of the Jacobian from one
-    power iteration (a Jacobian-vector product) warm-started at the carried direction ``v``."""
+    """One Dopri5 step: ``(y₁, f(y₁), error estimate, 0, ρ, v)`` (no noise floor: its steps stay below the
+    stability bound, where h·ν is negligible), ρ the spectral radius of the Jacobian from one power iteration
+    (a Jacobian-vector product) warm-started at the carried direction ``v``."""
     ks = [f]
     for a in _DP_A:
         ks.append(fun(y + h * _combine(a, ks)))
@@ -140,7 +141,8 @@ def _rodas_attempt(fun, jac, y, f, h, v):
 
 
 class FlowStats(NamedTuple):
-    """Work counters of one replica: accepted and rejected steps, vector-field (gradient) evaluations,
+    """Work counters of one replica: accepted and rejected steps, vector-field (gradient) evaluations (per
+    attempt: Dopri5 6; Rodas5P 10 = 7 stages, f(y₁) and 2 for the round-off level),
     Jacobian-vector (Hessian-vector) products of the explicit method's stiffness estimate, and Jacobian
     (Hessian) evaluations (one per implicit attempt)."""
 
@@ -260,8 +262,9 @@ def advance(fun, st: FlowState, ts, rtol, atol, active, method="auto", max_steps
         t1 = jnp.where(acc, jnp.where(land, target, st.t + h), st.t)
         switched = _switch(st, h, rho, acc, step) if method == "auto" else (st.stiff, st.count, st.misses)
         s, exp_step = st.stats, step & ~st.stiff
-        stats = FlowStats(s.steps + acc, s.rejected + (step & ~acc), s.field_evals + jnp.where(step, 6 + 4 * st.stiff, 0),
-                          s.hvps + exp_step, s.jacobians + (step & st.stiff))
+        evals = jnp.where(step, 6 + 4 * st.stiff, 0)  # Dopri5: 6; Rodas5P: 7 stages, f(y₁), 2 for the noise level
+        stats = FlowStats(s.steps + acc, s.rejected + (step & ~acc), s.field_evals + evals, s.hvps + exp_step,
+                          s.jacobians + (step & st.stiff))
         ok = st.ok & ~(step & (h_new <= 1e-14 * jnp.maximum(jnp.abs(t1), 1e-300)))
         acc2 = acc[:, None]
         new = FlowState(t1, jnp.where(acc2, y1, st.y), jnp.where(acc2, f1, st.f), h_new, *switched,

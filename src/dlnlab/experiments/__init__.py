@@ -1,8 +1,21 @@
 """Registered experiments (``dlnlab list`` / ``dlnlab run NAME``)."""
 
-from .base import PAPERS, REGISTRY, VERDICTS, Claim, Experiment, ExperimentResult, Figure, get, register, verdict
+from .base import (
+    PAPERS,
+    REGISTRY,
+    VERDICTS,
+    Claim,
+    Experiment,
+    ExperimentResult,
+    Figure,
+    Perturbation,
+    get,
+    register,
+    verdict,
+)
 
-__all__ = ["PAPERS", "REGISTRY", "VERDICTS", "Claim", "Experiment", "ExperimentResult", "Figure", "get", "register", "verdict"]
+__all__ = ["PAPERS", "REGISTRY", "VERDICTS", "Claim", "Experiment", "ExperimentResult", "Figure", "Perturbation", "get",
+           "register", "verdict"]
 
 from . import (
     discrete_collapse,  # noqa: F401  (registers the [Z] discrete_collapse experiment, checks.md Z16)

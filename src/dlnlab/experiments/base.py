@@ -87,13 +87,29 @@ def _json_default(x):
 
 
 @dataclass(frozen=True)
+class Perturbation:
+    """A theory input evaluated off its true value, for the power test (issue 14 item 5): the experiment computes
+    its theory values with ``input`` multiplied by ``factor`` (the simulation is unchanged), and every measured
+    row that holds at the true input and whose theory value moves must then fail."""
+
+    input: str  # the name of the theory input, a key of the experiment's ``perturb`` parameter (e.g. "s", "T")
+    factor: float  # e.g. 1.05 or 1.2
+    description: str  # e.g. "teacher singular values × 1.05 in the theory only"
+
+
+@dataclass(frozen=True)
 class Experiment:
+    """A registered experiment. ``presets``: ``quick``, ``full`` and ``smoke`` (a reduced preset, used by the tests,
+    at which the measured rows' verdicts are stable); every preset has a ``seed`` (``dlnlab reproduce --seed K``
+    shifts it) and a ``perturb`` mapping (theory input → factor; ``{}``: the true theory)."""
+
     name: str
     paper: str
     claim: str  # the claim it reproduces, in one line
     fn: Callable
-    presets: dict  # {"quick": {...}, "full": {...}}
+    presets: dict  # {"quick": {...}, "full": {...}, "smoke": {...}}
     cost: str  # rough wall time of the quick preset on 2 cores
+    perturbations: tuple[Perturbation, ...] = ()
 
     def params(self, preset: str, overrides: list[str] | None = None) -> dict:
         if preset not in self.presets:
@@ -130,13 +146,23 @@ def _flat_override(item: str):
 REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full: dict):
-    """Decorator registering ``fn(params, out) -> ExperimentResult`` as an experiment."""
+def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full: dict, smoke: dict | None = None,
+             perturbations: tuple[Perturbation, ...] = ()):
+    """Decorator registering ``fn(params, out) -> ExperimentResult`` as an experiment.
+
+    ``smoke`` defaults to ``quick``. Every preset gains ``perturb = {}`` (see :class:`Experiment`) unless given;
+    every preset should have a ``seed`` (checked over the registry by the tests)."""
 
     def deco(fn):
         if name in REGISTRY:
             raise ValueError(f"experiment {name!r} registered twice")
-        REGISTRY[name] = Experiment(name, paper, claim, fn, {"quick": quick, "full": full}, cost)
+        presets = {"quick": dict(quick), "full": dict(full), "smoke": {**quick, **(smoke or {})}}
+        for preset in presets.values():
+            preset.setdefault("perturb", {})
+        for pert in perturbations:
+            if not isinstance(pert, Perturbation):
+                raise TypeError(f"experiment {name!r}: perturbations must be Perturbation objects, got {pert!r}")
+        REGISTRY[name] = Experiment(name, paper, claim, fn, presets, cost, tuple(perturbations))
         return fn
 
     return deco

@@ -81,6 +81,7 @@ fig.tight_layout()
 # %%
 ax = sgd.dln.plot_staircase(xscale="log")
 ax.set_title("SGD: loss through the saddles")
+plt.show()
 
 # %% [markdown]
 # `ds.dln.plateaus()` segments every replica into plateaus and jumps: one row per replica and plateau, with its

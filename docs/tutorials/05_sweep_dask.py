@@ -94,3 +94,4 @@ row = table.sort_values(["network.width", "init.gamma"]).iloc[-1]
 ds = result.dataset(row.run_id)
 ax = ds.where(ds.init_gamma == row["init.gamma"], drop=True).dln.plot_loss(xscale="log")
 ax.set_title(f"width {row['network.width']}, γ = {row['init.gamma']:g}")
+plt.show()

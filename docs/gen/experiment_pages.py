@@ -33,12 +33,13 @@ def value(v) -> str:
 
 
 def preset_lines(exp) -> list[str]:
-    quick, full = exp.presets["quick"], exp.presets["full"]
-    keys = list(dict.fromkeys([*quick, *full]))
-    lines = ["## Presets", "", "`dlnlab run " + exp.name + " --quick` (default) or `--full`; "
-             f"`--set KEY=VALUE` changes one parameter (`dlnlab reproduce --set {exp.name}.KEY=VALUE`).", "",
-             "| parameter | quick | full |", "|---|---|---|"]
-    lines += [f"| `{k}` | {value(quick[k]) if k in quick else '—'} | {value(full[k]) if k in full else '—'} |"
+    """Every preset the experiment declares, one column each."""
+    presets = exp.presets
+    keys = list(dict.fromkeys(k for p in presets.values() for k in p))
+    lines = ["## Presets", "", ("`dlnlab run " + exp.name + " --quick` (default) or `--full`; "
+             f"`--set KEY=VALUE` changes one parameter (`dlnlab reproduce --set {exp.name}.KEY=VALUE`)."), "",
+             "| parameter | " + " | ".join(presets) + " |", "|---|" + "---|" * len(presets)]
+    lines += [f"| `{k}` | " + " | ".join(value(p[k]) if k in p else "—" for p in presets.values()) + " |"
               for k in keys]
     return lines + [""]
 

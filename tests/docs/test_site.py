@@ -103,7 +103,7 @@ def test_cli_and_experiment_pages_follow_their_sources(site):
     for name, exp in REGISTRY.items():
         page = (site / "experiments" / name / "index.html").read_text()
         assert f'<h1 id="{name}"><code>{name}</code>' in page, name
-        for key in {**exp.presets["quick"], **exp.presets["full"]}:
+        for key in {k for preset in exp.presets.values() for k in preset}:
             assert f"<td><code>{key}</code></td>" in page, (name, key)
 
 

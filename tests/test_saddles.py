@@ -513,7 +513,7 @@ def test_experiments_registered():
     assert names <= set(REGISTRY)
     for n in names:
         e = REGISTRY[n]
-        assert e.paper == "J" and set(e.presets) == {"quick", "full"}
+        assert e.paper == "J" and set(e.presets) == {"quick", "full", "smoke"}
 
 
 def _sweep_runs(out):

@@ -1,7 +1,10 @@
-"""`dlnlab reproduce`: claims table, HTML report rendered in headless Chromium, and resume."""
+"""`dlnlab reproduce`: claims table, seeds, resume, and the HTML report (escaping, counts by kind, sections, the
+full table's filters in headless Chromium, the notebook view)."""
 
 import csv
+import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -9,10 +12,49 @@ import pytest
 from typer.testing import CliRunner
 
 from dlnlab import reproduce as reproduce_mod
+from dlnlab.analysis import stats
 from dlnlab.cli import app
-from dlnlab.experiments import REGISTRY, Claim, Experiment, ExperimentResult
+from dlnlab.experiments import REGISTRY, VERDICTS, Experiment, ExperimentResult, Figure
+from dlnlab.experiments.claims import Claim, Tolerance, setting
+from dlnlab.report import rows_of
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+EVIL = "<script>alert('x')</script>&\"'"
+
+
+def _row(exp, key, value, se=0.01, *, kind="measured", paper="C", theory=1.0, note="", claim="a claim"):
+    return Claim(experiment=exp, key=key, setting=setting(depth=2, T=0.1), paper=paper, claim=claim,
+                 quantity=f"quantity {key}", theory=theory, estimate=stats.Estimate.student(value, se, 19),
+                 tolerance=Tolerance.within(relative=0.05, why="test budget"), kind=kind, source="derived", note=note)
+
+
+def _synthetic(params, out):
+    """Rows of every kind and verdict, a figure, and user strings that need escaping."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, params["seed"]])
+    fig.savefig(out / "fig.png")
+    plt.close(fig)
+    name = params["name"]
+    claims = [_row(name, "holds", 1.01), _row(name, "fails", 1.3), _row(name, "noisy", 1.0, se=0.2),
+              _row(name, "self", 1.0, kind="theory"), _row(name, "past", 1.0, kind="beyond"),
+              _row(name, "evil", 1.0, note=EVIL, claim=EVIL)]
+    return ExperimentResult(name, claims=claims, figures=[Figure("fig.png", f"caption {EVIL}")])
+
+
+@pytest.fixture
+def synthetic(monkeypatch):
+    """Two registered fake experiments ([C] and [S]) writing the rows of :func:`_synthetic`."""
+    for name, paper in (("zz_fake_c", "C"), ("zz_fake_s", "S")):
+        presets = {p: {"seed": 5, "name": name, "label": EVIL, "perturb": {}} for p in ("quick", "full", "smoke")}
+        monkeypatch.setitem(REGISTRY, name, Experiment(name, paper, f"fake claim {EVIL}", _synthetic, presets, "0 s"))
+    return ["zz_fake_c", "zz_fake_s"]
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +67,36 @@ def saxe_run(tmp_path_factory):
 
 def test_claims_table_has_finite_rows(saxe_run):
     with open(saxe_run / "claims.csv") as fh:
-        rows = list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames[:5] == ["id", "experiment", "paper", "kind", "source"]
+    assert {"alpha", "tolerance", "verdict", "note"} <= set(reader.fieldnames)
     assert {r["experiment"] for r in rows} == {"saxe"}
     for r in rows:
-        assert r["verdict"] in ("holds", "fails", "not applicable")
+        assert r["verdict"] in VERDICTS
         assert math.isfinite(float(r["value"])) and math.isfinite(float(r["uncertainty"]))
+
+
+def test_seed_shifts_every_experiment(synthetic, tmp_path):
+    """``--seed K`` adds K to each experiment's seed (recorded in its parameters and the manifest); the default out
+    directory names the shift; a finished run at another seed is recomputed, not reused."""
+    res = reproduce_mod.reproduce(tmp_path / "a", "quick", names=synthetic, progress=False, seed=3)
+    assert [r.params["seed"] for r in res] == [8, 8]
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["seed_shift"] == 3
+    assert "seeds shifted by 3" in (tmp_path / "a" / "report.html").read_text()
+    res = reproduce_mod.reproduce(tmp_path / "a", "quick", names=synthetic, progress=False)
+    assert [r.params["seed"] for r in res] == [5, 5]
+    out = CliRunner().invoke(app, ["run", "zz_fake_c", "--smoke", "--seed", "2", "--out", str(tmp_path / "r")])
+    assert out.exit_code == 0, out.output
+    assert json.loads((tmp_path / "r" / "result.json").read_text())["params"] == {
+        "preset": "smoke", "seed": 7, "name": "zz_fake_c", "label": EVIL, "perturb": {}}
+
+
+def test_seed_shift_needs_a_seed_parameter(monkeypatch, tmp_path):
+    monkeypatch.setitem(REGISTRY, "zz_noseed", Experiment("zz_noseed", "S", "x", _synthetic, {"quick": {}}, "0 s"))
+    out = CliRunner().invoke(app, ["run", "zz_noseed", "--seed", "1", "--out", str(tmp_path / "r")])
+    assert out.exit_code == 2 and "zz_noseed.seed" in out.output and "--seed" in out.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_interrupted_reproduce_resumes_without_recomputing(saxe_run, monkeypatch, tmp_path):
@@ -43,8 +110,7 @@ def test_interrupted_reproduce_resumes_without_recomputing(saxe_run, monkeypatch
         (out / "scratch.txt").write_text("partial")
         if len(calls) == 1:
             raise KeyboardInterrupt  # Ctrl-C in the middle of the second experiment
-        return ExperimentResult("zz_second", claims=[Claim("S", "dummy", "zz_second", "x", 1.0, 1.0, 0.0, "exact",
-                                                           "holds")])
+        return ExperimentResult("zz_second", claims=[_row("zz_second", "dummy", 1.0, paper="S")])
 
     monkeypatch.setitem(REGISTRY, "zz_second", Experiment("zz_second", "S", "dummy", second, {"quick": {}}, "0 s"))
     original_run = Experiment.run
@@ -61,23 +127,74 @@ def test_interrupted_reproduce_resumes_without_recomputing(saxe_run, monkeypatch
     assert ran == ["zz_second", "zz_second"]  # both finished now: nothing recomputed
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
-def test_report_renders_in_chromium(saxe_run, tmp_path):
+@pytest.fixture
+def synthetic_run(synthetic, tmp_path):
+    reproduce_mod.reproduce(tmp_path, "quick", names=synthetic, progress=False)
+    return tmp_path
+
+
+def test_report_escapes_user_strings_and_is_self_contained(synthetic_run):
+    html = (synthetic_run / "report.html").read_text()
+    assert EVIL not in html and "<script>alert" not in html
+    assert html.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;&quot;&#x27;") >= 5  # claim, note, …
+    assert len(re.findall(r"<script\b", html)) == 1  # the filters' inline script, nothing else
+    assert not re.search(r"""(?:src|href)=['"](?:https?:)?//""", html)  # nothing fetched
+    assert re.search(r"<img alt='fig.png' src='data:image/png;base64,", html)
+
+
+def test_report_counts_by_kind_and_lists_inconclusive_rows(synthetic_run):
+    """Only measured rows count in "N of M hold"; Σα over the judged measured rows; theory self-checks apart; each
+    row's α shown; the inconclusive rows listed with links; source explained."""
+    html = (synthetic_run / "report.html").read_text()
+    assert "Measured rows: 4 of 8 hold, 2 fail, 2 inconclusive." in html  # holds, fails, noisy, evil × 2 experiments
+    assert "Σα = 0.08" in html
+    assert "theory self-checks: 2 of 2 hold" in html and "beyond the papers: 2 of 2 hold" in html
+    theory = html[html.index("<h2 id='theory'>"):html.index("<h2 id='inconclusive'>")]
+    assert theory.count("quantity self") == 2 and "quantity holds" not in theory
+    inconclusive = html[html.index("<h2 id='inconclusive'>"):html.index("<h2 id='table'>")]
+    assert inconclusive.count("<li>") == 2 and "href='#row-zz_fake_c_noisy_depth_2_T_0.1'" in inconclusive
+    assert "id='row-zz_fake_c_noisy_depth_2_T_0.1'" in html
+    assert "<i>derived</i>" in html and "<i>paper</i>" in html
+    for section in ("paper-C", "paper-S", "exp-zz_fake_c", "exp-zz_fake_s", "table", "provenance"):
+        assert f"id='{section}'" in html, section
+    # papers first, then experiments, then the full table
+    assert html.index("id='paper-C'") < html.index("id='exp-zz_fake_c'") < html.index("id='full'")
+
+
+def test_result_html_for_notebooks(synthetic, tmp_path):
+    res = REGISTRY["zz_fake_c"].run("smoke", tmp_path)
+    html = res._repr_html_()
+    assert html.startswith("<div class='dlnlab'><style>") and EVIL not in html
+    for verdict in ("holds", "fails", "inconclusive"):
+        assert f"class='v v-{verdict}'" in html
+    assert html.count("<tr><td class='v v-") == len(rows_of(res.claims)) == 6  # theory rows included here
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (installed by .ci/run)")
+def test_report_renders_and_filters_in_chromium(synthetic_run, saxe_run):
+    """Figures load, no console errors, the page fits 1280 px, and the full table's filters hide what they
+    should (the count follows)."""
     playwright = pytest.importorskip("playwright.sync_api")
     errors = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((saxe_run / "report.html").resolve().as_uri())
-        page.wait_for_load_state("load")
-        rendered = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-        shot = Path(tmp_path) / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
+        shown = {}
+        for run in (synthetic_run, saxe_run):
+            page.goto((run / "report.html").resolve().as_uri())
+            page.wait_for_load_state("load")
+            assert all(page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"))
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        page.goto((synthetic_run / "report.html").resolve().as_uri())
+        for name, value in (("verdict", "inconclusive"), ("experiment", "zz_fake_s"), ("kind", "theory")):
+            page.select_option(f"#filters select[name={name}]", value)
+            shown[name] = (page.inner_text("#nshown"),
+                           page.evaluate("Array.from(document.querySelectorAll('#full tbody tr:not(.g)'))"
+                                         ".filter(r => !r.hidden).map(r => r.dataset.verdict + '/' + r.dataset.kind)"))
         browser.close()
     assert errors == []
-    assert rendered and all(rendered)
-    assert shot.stat().st_size > 10_000
+    assert shown["verdict"] == ("2", ["inconclusive/measured"] * 2)
+    assert shown["experiment"] == ("1", ["inconclusive/measured"])
+    assert shown["kind"] == ("0", [])

@@ -149,30 +149,44 @@ def _experiment_or_fail(name):
         _fail(exc)
 
 
+def _preset(quick: bool, smoke: bool) -> str:
+    return "smoke" if smoke else "quick" if quick else "full"
+
+
+SMOKE_HELP = "the reduced preset the tests use (overrides --quick/--full)"
+SEED_HELP = "add K to every experiment's seed parameter (another independent draw)"
+
+
 @app.command()
 def run(
     name: Annotated[str, typer.Argument(help="experiment name (see dlnlab list)")],
     quick: Annotated[bool, typer.Option("--quick/--full", help="quick (default) or full preset")] = True,
+    smoke: Annotated[bool, typer.Option("--smoke", help=SMOKE_HELP)] = False,
+    seed: Annotated[int, typer.Option("--seed", metavar="K", help=SEED_HELP)] = 0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a preset parameter, e.g. --set replicas=64")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
 ):
     """Run one experiment: data, figures, claims (claims.csv, result.json)."""
     exp = _experiment_or_fail(name)
-    preset = "quick" if quick else "full"
+    preset = _preset(quick, smoke)
     try:
-        exp.params(preset, set_ or [])
+        exp.params(preset, set_ or [], seed)
     except ConfigError as exc:
         _fail(exc)
     out = out or _default_out(name)
-    res = exp.run(preset, out, set_ or [])
+    res = exp.run(preset, out, set_ or [], seed)
     for c in res.claims:
-        typer.echo(f"[{c.verdict:>5}] {c.quantity}: theory {c.theory:.4g}, simulation {c.value:.4g} ± {c.uncertainty:.2g}")
+        kind = getattr(c, "kind", "old row")
+        typer.echo(f"[{c.verdict:>12}] {kind:<8} {c.quantity}: theory {c.theory:.4g}, "
+                   f"simulation {c.value:.4g} ± {c.uncertainty:.2g}")
     typer.echo(f"results: {out}")
 
 
 @app.command()
 def reproduce(
     quick: Annotated[bool, typer.Option("--quick/--full", help="reduced statistics (default) or full")] = True,
+    smoke: Annotated[bool, typer.Option("--smoke", help=SMOKE_HELP)] = False,
+    seed: Annotated[int, typer.Option("--seed", metavar="K", help=SEED_HELP)] = 0,
     paper: Annotated[list[str] | None, typer.Option("--paper", help="only this paper (J, C, Z, S); repeatable")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output directory (rerun the same to resume)")] = None,
     set_: Annotated[list[str] | None, typer.Option(
@@ -181,21 +195,20 @@ def reproduce(
     """Run every registered experiment, write the claims table and the HTML report. Rerunning with the
     same --out resumes: finished experiments are not recomputed."""
     from .experiments import PAPERS
+    from .report import summary
     from .reproduce import reproduce as run_all
     from .reproduce import split_overrides
 
     for p in paper or []:
         if p not in PAPERS:
             _fail(ConfigError("--paper", p, "one of " + ", ".join(PAPERS)))
-    out = out or Path("dlnlab-runs") / f"reproduce-{'quick' if quick else 'full'}"
+    preset = _preset(quick, smoke)
+    out = out or Path("dlnlab-runs") / f"reproduce-{preset}{f'-seed{seed}' if seed else ''}"
     try:
-        results = run_all(out, "quick" if quick else "full", papers=paper or None, overrides=split_overrides(set_))
+        results = run_all(out, preset, papers=paper or None, overrides=split_overrides(set_), seed=seed)
     except ConfigError as exc:
         _fail(exc)
-    claims = [c for r in results for c in r.claims]
-    n_hold = sum(c.verdict == "holds" for c in claims)
-    n_fail = sum(c.verdict == "fails" for c in claims)
-    typer.echo(f"{len(results)} experiments, {len(claims)} claims: {n_hold} hold, {n_fail} fail")
+    typer.echo(f"{len(results)} experiments. {summary([c for r in results for c in r.claims])}")
     typer.echo(f"claims table: {out}/claims.csv\nreport:       {out}/report.html")
 
 

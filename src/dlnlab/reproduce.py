@@ -4,12 +4,15 @@ Layout of a reproduction directory::
 
     OUT/experiments/NAME/   one per experiment: result.json, claims.csv, figures (PNG+PDF), data (zarr)
     OUT/claims.csv          every claim of every experiment
-    OUT/manifest.json       preset, versions, machine, per-experiment timings
+    OUT/manifest.json       preset, seed shift, versions, machine, per-experiment timings
     OUT/report.html         self-contained report (figures embedded)
 
 Resuming: an experiment is written to a temporary directory and renamed into place when it finishes,
 so a rerun of the same command skips finished experiments (same preset and parameters) and restarts an
 unfinished one from scratch.
+
+Seeds: ``seed=K`` adds K to every experiment's ``seed`` parameter (``dlnlab reproduce --seed K``), for another
+independent draw of every row (``benchmarks/flip_table.py`` reruns the quick presets at several).
 """
 
 from __future__ import annotations
@@ -58,11 +61,12 @@ def split_overrides(items: list[str] | None) -> dict[str, list[str]]:
 
 def reproduce(out: Path | str, preset: str = "quick", papers: list[str] | None = None,
               names: list[str] | None = None, progress: bool = True,
-              overrides: dict[str, list[str]] | None = None) -> list[ExperimentResult]:
+              overrides: dict[str, list[str]] | None = None, seed: int = 0) -> list[ExperimentResult]:
     """Run (or resume) the selected experiments into ``out``; write claims.csv, manifest.json, report.html.
 
-    ``overrides`` maps an experiment name to ``key=value`` changes of its preset (as ``dlnlab run --set``); an
-    experiment finished with other parameters is recomputed. Every override is validated before anything runs."""
+    ``preset``: ``quick``, ``full`` or ``smoke``. ``overrides`` maps an experiment name to ``key=value`` changes of
+    its preset (as ``dlnlab run --set``); ``seed`` is added to every experiment's ``seed``. An experiment finished
+    with other parameters is recomputed. Every override is validated before anything runs."""
     from tqdm.auto import tqdm
 
     from .report import write_report
@@ -72,7 +76,7 @@ def reproduce(out: Path | str, preset: str = "quick", papers: list[str] | None =
     (out / "experiments").mkdir(parents=True, exist_ok=True)
     exps = select(papers, names)
     overrides = overrides or {}
-    params_of = {exp.name: exp.params(preset, overrides.get(exp.name)) for exp in exps}  # validates first
+    params_of = {exp.name: exp.params(preset, overrides.get(exp.name), seed) for exp in exps}  # validates first
     results = []
     with tqdm(total=len(exps), desc="reproduce", unit="exp", disable=not progress) as bar:
         for exp in exps:
@@ -82,7 +86,7 @@ def reproduce(out: Path | str, preset: str = "quick", papers: list[str] | None =
                 bar.set_postfix_str(exp.name)
                 tmp = out / "experiments" / f".{exp.name}.partial"
                 shutil.rmtree(tmp, ignore_errors=True)
-                res = exp.run(preset, tmp, overrides.get(exp.name))
+                res = exp.run(preset, tmp, overrides.get(exp.name), seed)
                 shutil.rmtree(final, ignore_errors=True)
                 tmp.rename(final)
             results.append(res)
@@ -90,6 +94,7 @@ def reproduce(out: Path | str, preset: str = "quick", papers: list[str] | None =
     write_claims_csv([c for r in results for c in r.claims], out / "claims.csv")
     manifest = {
         "preset": preset,
+        "seed_shift": seed,
         "experiments": {r.name: {"wall_time_s": r.wall_time_s, "params": r.params} for r in results},
         "versions": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},

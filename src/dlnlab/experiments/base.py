@@ -68,6 +68,12 @@ class ExperimentResult:
              "wall_time_s": self.wall_time_s}
         return json.dumps(d, indent=1, default=_json_default)
 
+    def _repr_html_(self) -> str:
+        """The claims table with verdict colours, for notebooks."""
+        from ..report import result_html
+
+        return result_html(self)
+
     @classmethod
     def from_json(cls, text: str) -> ExperimentResult:
         d = json.loads(text)
@@ -111,7 +117,8 @@ class Experiment:
     cost: str  # rough wall time of the quick preset on 2 cores
     perturbations: tuple[Perturbation, ...] = ()
 
-    def params(self, preset: str, overrides: list[str] | None = None) -> dict:
+    def params(self, preset: str, overrides: list[str] | None = None, seed: int = 0) -> dict:
+        """The preset's parameters, changed by ``overrides`` (``key=value``), then ``seed`` added to its ``seed``."""
         if preset not in self.presets:
             raise ConfigError("preset", preset, "one of " + ", ".join(self.presets))
         p = dict(self.presets[preset])
@@ -120,12 +127,20 @@ class Experiment:
             if key not in p:
                 raise ConfigError(f"{self.name}.{key}", value, "a parameter among " + ", ".join(sorted(p)))
             p[key] = value
+        if seed:
+            if not isinstance(p.get("seed"), int) or isinstance(p["seed"], bool):
+                raise ConfigError(f"{self.name}.seed", p.get("seed", "(missing)"), "an integer seed parameter in "
+                                  f"the {preset!r} preset, which --seed shifts (the experiment contract)")
+            p["seed"] += seed
         return p
 
-    def run(self, preset: str = "quick", out: Path | str = "dlnlab-runs/exp", overrides=None) -> ExperimentResult:
+    def run(self, preset: str = "quick", out: Path | str = "dlnlab-runs/exp", overrides=None,
+            seed: int = 0) -> ExperimentResult:
+        """Run the preset (changed by ``overrides``, its ``seed`` shifted by ``seed``) into ``out``: the result,
+        ``result.json`` and ``claims.csv``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        params = self.params(preset, overrides)
+        params = self.params(preset, overrides, seed)
         t0 = time.perf_counter()
         result = self.fn(params, out)
         result.params = {"preset": preset, **params}
@@ -174,10 +189,16 @@ def get(name: str) -> Experiment:
     return REGISTRY[name]
 
 
+# the leading columns of claims.csv; the other fields of a computed claim's row follow (blank for old rows)
+CSV_COLUMNS = ("id", "experiment", "paper", "kind", "source", "claim", "quantity", "setting", "theory", "value",
+               "uncertainty", "alpha", "tolerance", "verdict", "note")
+
+
 def write_claims_csv(claims: list, path: Path) -> None:
-    """One row per claim; the columns of :class:`Claim`, then those only computed claims have (blank elsewhere)."""
+    """One row per claim: :data:`CSV_COLUMNS`, then the rest of a computed claim's :meth:`~claims.Claim.to_dict`
+    (the evidence, to judge it again); an old :class:`Claim` row leaves the columns it lacks blank."""
     rows = [_claim_row(c) for c in claims]
-    cols = list(dict.fromkeys([f.name for f in dataclasses.fields(Claim)] + [k for r in rows for k in r]))
+    cols = list(dict.fromkeys([*CSV_COLUMNS, *(k for r in rows for k in r)]))
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()

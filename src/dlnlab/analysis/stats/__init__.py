@@ -13,6 +13,8 @@ Conventions (``checks.md`` §0 and Errata 1):
 * **Agreement is equivalence** (:func:`equivalence`): a claim holds only if the whole confidence interval lies
   in the tolerance band; it fails only in a way a correct theory would with probability ``≤ α``; otherwise it is
   inconclusive (the smallest detectable difference exceeds the tolerance).
+* **Tail indices** (:func:`hill_index`): the Hill estimator above a fixed threshold, batch means over replicas,
+  against the theory law's index at that threshold (:func:`hill_index_of`), not its asymptote.
 * **First-hit times** (:func:`first_hit_time`): ``NaN`` means never hit within the record, counted separately
   (``FirstHit.n_never``); medians of such times treat ``NaN`` as right-censored
   (``bootstrap_quantile(..., censored=True)``), never drop them.
@@ -32,6 +34,7 @@ from ._estimate import (
 from ._estimators import bootstrap_quantile, group_estimate, wilson
 from ._hits import FirstHit, first_hit_time
 from ._ks import EXACT_MAX_N, KSTest, ks_1samp, ks_2samp, ks_critical
+from ._tails import hill_index, hill_index_of
 
 __all__ = [
     "EXACT_MAX_N",
@@ -52,6 +55,8 @@ __all__ = [
     "evidence",
     "first_hit_time",
     "group_estimate",
+    "hill_index",
+    "hill_index_of",
     "ks_1samp",
     "ks_2samp",
     "ks_critical",

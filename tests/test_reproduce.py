@@ -16,7 +16,7 @@ from dlnlab.analysis import stats
 from dlnlab.cli import app
 from dlnlab.experiments import REGISTRY, VERDICTS, Experiment, ExperimentResult, Figure
 from dlnlab.experiments.claims import Claim, Tolerance, setting
-from dlnlab.report import rows_of
+from dlnlab.experiments.table import rows_of
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -148,7 +148,9 @@ def test_report_counts_by_kind_and_lists_inconclusive_rows(synthetic_run):
     html = (synthetic_run / "report.html").read_text()
     assert "Measured rows: 4 of 8 hold, 2 fail, 2 inconclusive." in html  # holds, fails, noisy, evil × 2 experiments
     assert "Σα = 0.08" in html
-    assert "theory self-checks: 2 of 2 hold" in html and "beyond the papers: 2 of 2 hold" in html
+    by_kind = {k: [int(x) for x in re.findall(r"<td class='num'>(\d+)</td>", cells)]
+               for k, cells in re.findall(r"<b>(\w+)</b></td>((?:<td class='num'>\d+</td>)+)</tr>", html)}
+    assert by_kind == {"measured": [4, 2, 2, 0, 8], "theory": [2, 0, 0, 0, 2], "beyond": [2, 0, 0, 0, 2]}
     theory = html[html.index("<h2 id='theory'>"):html.index("<h2 id='inconclusive'>")]
     assert theory.count("quantity self") == 2 and "quantity holds" not in theory
     inconclusive = html[html.index("<h2 id='inconclusive'>"):html.index("<h2 id='table'>")]

@@ -195,7 +195,7 @@ def reproduce(
     """Run every registered experiment, write the claims table and the HTML report. Rerunning with the
     same --out resumes: finished experiments are not recomputed."""
     from .experiments import PAPERS
-    from .report import summary
+    from .experiments.table import summary
     from .reproduce import reproduce as run_all
     from .reproduce import split_overrides
 

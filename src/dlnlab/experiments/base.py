@@ -70,7 +70,7 @@ class ExperimentResult:
 
     def _repr_html_(self) -> str:
         """The claims table with verdict colours, for notebooks."""
-        from ..report import result_html
+        from .table import result_html
 
         return result_html(self)
 

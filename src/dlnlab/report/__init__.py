@@ -17,8 +17,7 @@ from pathlib import Path
 
 from ..experiments import ExperimentResult
 from ._headlines import HEADLINES, KEY_FIGURE, PAPER_ORDER, Headline
-from ._page import render_page, result_html
-from ._rows import UNMIGRATED, Counts, Row, counts, rows_of, summary
+from ._page import render_page
 
 
 def _load_results(run_dir: Path) -> list[ExperimentResult]:
@@ -43,5 +42,4 @@ def write_report(run_dir: Path | str) -> Path:
     return path
 
 
-__all__ = ["HEADLINES", "KEY_FIGURE", "PAPER_ORDER", "UNMIGRATED", "Counts", "Headline", "Row", "counts", "render",
-           "result_html", "rows_of", "summary", "write_report"]
+__all__ = ["HEADLINES", "KEY_FIGURE", "PAPER_ORDER", "Headline", "render", "write_report"]

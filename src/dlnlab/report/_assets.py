@@ -1,20 +1,6 @@
 """The report's stylesheet and its one small script (the full table's filters); inline, nothing fetched."""
 
-#: the claims-table rules, scoped to ``.dlnlab`` so that a notebook's page keeps its own styles
-TABLE_CSS = """
-.dlnlab table{border-collapse:collapse;width:100%;font-size:.8rem;margin:.4rem 0;table-layout:fixed}
-.dlnlab th,.dlnlab td{border:1px solid #ddd;padding:.2rem .35rem;text-align:left;vertical-align:top;
-overflow-wrap:break-word}
-.dlnlab th{background:#f3f3f3;font-weight:600}
-.dlnlab td.num{text-align:right;font-variant-numeric:tabular-nums}
-.dlnlab tr.g td{background:#fafafa;color:#333;font-style:italic}
-.dlnlab .v{font-weight:600}
-.dlnlab .v-holds{background:#e3f3e6;color:#0f5a25} .dlnlab .v-fails{background:#fbe1e3;color:#9b0c16}
-.dlnlab .v-inconclusive{background:#fff1c7;color:#6d4600} .dlnlab .v-not-applicable{background:#eeeeee;color:#555}
-.dlnlab .v-none{background:#f6f6f6;color:#666}
-.dlnlab .k-unmigrated{color:#9b0c16}
-.dlnlab small{color:#555}
-"""
+from ..experiments.table import TABLE_CSS
 
 PAGE_CSS = TABLE_CSS + """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1b1b1b;line-height:1.4}

@@ -9,10 +9,22 @@ from pathlib import Path
 
 from ..experiments import REGISTRY, ExperimentResult
 from ..experiments.claims import KINDS, PAPERS, VERDICTS
-from ._assets import FILTER_JS, PAGE_CSS, TABLE_CSS
+from ..experiments.table import (
+    UNMIGRATED,
+    Counts,
+    Row,
+    compact_table,
+    counts,
+    filters,
+    full_table,
+    hold_line,
+    rows_of,
+    vclass,
+)
+from ..experiments.table import esc as e
+from ..experiments.table import fmt_num as num
+from ._assets import FILTER_JS, PAGE_CSS
 from ._headlines import HEADLINES, KEY_FIGURE, PAPER_ORDER
-from ._rows import UNMIGRATED, Counts, Row, counts, hold_line, rows_of, summary
-from ._tables import compact_table, e, filters, full_table, num, vclass
 
 KIND_TEXT = {
     "measured": "a simulated quantity against an independent theory value — only these count as reproduced",
@@ -174,9 +186,3 @@ def render_page(run_dir: Path, results: list[ExperimentResult], manifest: dict) 
     ]
     return "\n".join(parts)
 
-
-def result_html(result: ExperimentResult) -> str:
-    """An experiment result as HTML for notebooks: its name, counts and claims table with verdict colours."""
-    rows = rows_of(result.claims)
-    return (f"<div class='dlnlab'><style>{TABLE_CSS}</style><p><b>{e(result.name)}</b> — {e(summary(result.claims))}"
-            f"</p>{compact_table(rows, anchors=False)}</div>")

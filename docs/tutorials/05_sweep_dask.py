@@ -13,6 +13,7 @@
 # (one jump of the rank of W per mode, separated by plateaus that lengthen with γ and with the width).
 
 # %%
+import shutil
 import tempfile
 import warnings
 
@@ -28,8 +29,8 @@ base = dlnlab.Config.from_dict({
     "teacher": {"d_in": 6, "d_out": 6, "singular_values": [3.0, 1.5, 0.75]},
     "network": {"depth": 3, "width": 16},
     "init": {"kind": "gaussian", "gamma": 1.0},
-    "dynamics": {"kind": "sgd", "lr": 0.02, "batch_size": 4, "t_max": 40.0},
-    "record": {"n_times": 80},
+    "dynamics": {"kind": "sgd", "lr": 0.02, "batch_size": 4, "t_max": 30.0},
+    "record": {"n_times": 60},
     "ensemble": {"replicas": 4, "seed": 0},
 })
 grid = {"init.gamma": [0.5, 1.0, 1.5, 2.0, 2.5], "network.width": [8, 16, 32]}
@@ -95,3 +96,9 @@ ds = result.dataset(row.run_id)
 ax = ds.where(ds.init_gamma == row["init.gamma"], drop=True).dln.plot_loss(xscale="log")
 ax.set_title(f"width {row['network.width']}, γ = {row['init.gamma']:g}")
 plt.show()
+
+# %% [markdown]
+# The sweep directory of this tutorial was a temporary one:
+
+# %%
+shutil.rmtree(out)

@@ -73,6 +73,37 @@ def noise_power(weights, problem: Problem, label_noise):
     return per_mode, total
 
 
+def sampled_noise_power(weights, problem: Problem, X, Y, ddof: int = 1):
+    """The *empirical* counterpart of :func:`noise_power`: per-sample gradient-noise variances measured on the
+    samples ``X, Y`` (rows), not computed from the Gaussian (Wick) moments.
+
+    The per-sample layer gradients are the closed form ``∂ℓ_n/∂W_l = W_{>l}ᵀ r_n x_nᵀ W_{<l}ᵀ = b_{l,n} c_{l,n}ᵀ``
+    (``r_n = W x_n − y_n``, ``b = W_{>l}ᵀ r``, ``c = W_{<l} x``), and ``∂m_α/∂W_l = p_{l,α} q_{l,α}ᵀ`` with
+    ``p = W_{>l}ᵀ u_α``, ``q = W_{<l} v_α``; their inner products are ``(p·b)(q·c)``, so no gradient matrix is formed.
+
+    Returns ``(per_mode, per_layer)``, variances over the samples with divisor ``n − ddof``:
+
+    * ``per_mode[α]`` — of ``⟨∇_θ m_α, ∇_θ ℓ_n⟩ = ⟨A_α, G_n⟩`` (function space; ``noise_power``'s quantity:
+      ``(η/B)·per_mode`` is the diffusion of ``m_α`` per unit time);
+    * ``per_layer[l, α]`` — of ``⟨P_{l,α}, ∂ℓ_n/∂W_l⟩`` along the unit layer direction
+      ``P_{l,α} = p qᵀ/(‖p‖‖q‖)`` (parameter space; on an aligned balanced network ``P = o_l o_{l−1}ᵀ`` and the
+      variance is ``m^{2−2/L} D(m)``, ``sgd_noise.md`` §7.1; 0 where the direction vanishes).
+
+    With ``ddof = 1`` and i.i.d. samples both are unbiased: their expectation is the exact variance (for online
+    Gaussian data, ``noise_power``'s per-mode value)."""
+    pre, suf = prefix_products(weights), suffix_products(weights)
+    R = X @ end_to_end(weights).T - Y  # residuals r_n as rows (n, d_out)
+    fun, layer = 0.0, []
+    for l in range(len(weights)):
+        p, q = suf[l].T @ problem.U_k, pre[l] @ problem.V_k  # (d_l, k), (d_{l−1}, k)
+        proj = ((R @ suf[l]) @ p) * ((X @ pre[l].T) @ q)  # (n, k): ⟨p_α q_αᵀ, b_n c_nᵀ⟩
+        fun = fun + proj
+        norm = jnp.linalg.norm(p, axis=0) * jnp.linalg.norm(q, axis=0)
+        unit = proj / jnp.where(norm > 0, norm, 1.0)
+        layer.append(jnp.where(norm > 0, jnp.var(unit, axis=0, ddof=ddof), 0.0))
+    return jnp.var(fun, axis=0, ddof=ddof), jnp.stack(layer)
+
+
 def sample_end_to_end_noise(key, weights, problem: Problem, label_noise, kind: str = "exact"):
     """One draw ``Ψ`` of zero-mean end-to-end gradient noise with the per-sample covariance.
 

@@ -32,12 +32,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from ..errors import ConfigError
 from .gradients import end_to_end_gradient, full_gradient
 from .network import balancedness as _balancedness
 from .network import end_to_end
 from .noise import noise_power as _noise_power
+from .noise import sampled_noise_power
 from .problem import Problem
 
 
@@ -202,3 +204,38 @@ MODE_IMBALANCE = Observable("mode_imbalance", _mode_imbalance,
                             {"mode_imbalance": ("layer_pair", "mode"), "mode_imbalance_rel": ("layer_pair", "mode")})
 #: The largest off-diagonal entry ``max_{i≠j} |(UᵀWV)_{ij}|`` (checks.md S11's misalignment measure).
 OFFDIAG_MAX = Observable("offdiag_max", _offdiag_max, {"offdiag_max": ()})
+
+
+def _weights_key(key, weights):
+    """``key`` folded with a hash of the weights' bit patterns: a different key for every replica and record whose
+    weights differ (an observable gets no key of its own)."""
+    for w in weights:
+        bits = lax.bitcast_convert_type(w, jnp.uint32).ravel()
+        mult = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(1)
+        key = jax.random.fold_in(key, jnp.sum(bits * mult))
+    return key
+
+
+def sampled_noise(n_samples: int, seed: int = 0) -> Observable:
+    """The empirical minibatch-gradient noise along the teacher's modes (:func:`~.noise.sampled_noise_power`):
+    ``sampled_noise_power`` (dims ``mode``; function space, the measured counterpart of ``noise_power``) and
+    ``sampled_layer_noise`` (``layer, mode``; parameter space, along each layer's mode direction).
+
+    Online data: per-sample gradients of ``n_samples`` fresh samples (divisor ``n − 1``: unbiased), drawn from
+    ``fold_in(PRNGKey(seed), hash of the weights)`` — independent of the training draws, fresh for every replica
+    and record whose weights differ (replicas with bitwise-equal weights, e.g. an identity-basis aligned start at
+    ``t = 0``, share a batch). Finite data: the dataset's own per-sample gradients (divisor ``N``: the exact
+    minibatch noise of that dataset; ``n_samples`` unused)."""
+    if not (isinstance(n_samples, int) and n_samples >= 2):
+        raise ConfigError("sampled_noise.n_samples", n_samples, "an integer ≥ 2 (samples per record)")
+    base = jax.random.PRNGKey(seed)
+
+    def fn(weights, problem, params):
+        if problem.finite:
+            per_mode, per_layer = sampled_noise_power(weights, problem, problem.X, problem.Y, ddof=0)
+        else:
+            X, Y = problem.sample(_weights_key(base, weights), n_samples, params.label_noise)
+            per_mode, per_layer = sampled_noise_power(weights, problem, X, Y)
+        return {"sampled_noise_power": per_mode, "sampled_layer_noise": per_layer}
+
+    return Observable("sampled_noise", fn, {"sampled_noise_power": ("mode",), "sampled_layer_noise": ("layer", "mode")})

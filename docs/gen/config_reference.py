@@ -10,9 +10,6 @@ import mkdocs_gen_files
 
 from dlnlab import config as C
 
-MODEL_NAMES = {"network": "deep linear network", "modes": "per-mode reduction", "diagonal": "[Z]'s diagonal network",
-               "relu": "two-layer ReLU network"}
-
 
 def cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
@@ -33,8 +30,8 @@ def section_models(name: str) -> tuple:
 
 def section_lines(name: str, cls) -> list[str]:
     shared = name in C.SHARED_SECTIONS
-    users = "every simulator (a key a simulator does not use must be omitted)" if shared else ", ".join(
-        f"`{m}` ({MODEL_NAMES[m]})" for m in section_models(name))
+    users = ("every simulator (a key a simulator does not use must be omitted)" if shared
+             else "the " + ", ".join(f"`{m}`" for m in section_models(name)) + " simulator")
     doc = (cls.__doc__ or "").strip()
     lines = [f"## `[{name}]`", ""]
     if doc and not doc.startswith(cls.__name__ + "("):  # dataclasses without a docstring get their signature

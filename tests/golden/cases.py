@@ -27,7 +27,10 @@ def _cfg(**sections):
 
 
 def flow():
-    return dlnlab.simulate(_cfg(dynamics={"kind": "flow", "steps": None, "t_max": 3.0, "rtol": 1e-8},
+    """Recorded with the only flow solver then, diffrax's Dopri5: now ``solver = "explicit"`` (the default became
+    ``"auto"``; tests/engines/test_flow.py checks that it agrees with this to the accuracy contract)."""
+    return dlnlab.simulate(_cfg(dynamics={"kind": "flow", "steps": None, "t_max": 3.0, "rtol": 1e-8,
+                                          "solver": "explicit"},
                                 init={"gamma": None, "scale": 0.1}))
 
 

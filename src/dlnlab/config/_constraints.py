@@ -3,7 +3,7 @@ in words what it allows (the text of the :class:`~dlnlab.errors.ConfigError` and
 
 ``Interval(Integral, 1, None, closed="left")`` (an integer ≥ 1), ``Interval(Real, 0, None, closed="neither")`` (a
 finite number > 0), ``Options("log", "linear")``, ``Boolean()``, ``Text()``, ``ListOf(c)`` (a list of values each
-satisfying ``c``), ``OrList(c)`` (one value, or a list of them).
+satisfying ``c``), ``OrList(c)`` (one value, or a list of them), ``AnyOf(a, b)`` (a value satisfying ``a`` or ``b``).
 """
 
 from __future__ import annotations
@@ -129,6 +129,20 @@ class OrList(Constraint):
         if not self.item.accepts(value):
             raise ConfigError(name, value, self.text)
         return self.item.normalise(value)
+
+
+class AnyOf(Constraint):
+    """A value satisfying one of the ``choices`` (the first that accepts it normalises it)."""
+
+    def __init__(self, *choices: Constraint):
+        self.choices = choices
+        self.text = " or ".join(c.text for c in choices)
+
+    def accepts(self, v) -> bool:
+        return any(c.accepts(v) for c in self.choices)
+
+    def normalise(self, v):
+        return next(c for c in self.choices if c.accepts(v)).normalise(v)
 
 
 def as_list(v) -> list[Any]:

@@ -147,6 +147,36 @@ def record_times(c):
             raise ConfigError(key, getattr(c.record, key.split(".")[1]), "omitted when record.times is given")
 
 
+@rule("network")
+def flow_solver(c):
+    """``dynamics.solver`` is for ``dynamics.kind = 'flow'`` only."""
+    if c.dynamics.kind != "flow" and _given(c, "dynamics.solver"):
+        raise ConfigError("dynamics.solver", c.dynamics.solver, "omitted unless dynamics.kind = 'flow'")
+
+
+@rule()
+def auto_duration(c):
+    """``dynamics.t_max = 'auto'`` (run until the loss has settled) is for the network model's flow with the
+    ``auto`` or ``implicit`` solver. Its records are log-spaced by decades, ``record.per_decade`` per decade from
+    ``record.t_min``, one chunk per decade: ``record.n_times``, ``spacing`` and ``chunks`` are omitted, and
+    ``record.per_decade`` is for ``t_max = 'auto'`` only."""
+    dy, r = c.dynamics, c.record
+    if dy.t_max != "auto":
+        if _given(c, "record.per_decade"):
+            raise ConfigError("record.per_decade", r.per_decade, "omitted unless dynamics.t_max = 'auto'")
+        return
+    if c.model != "network" or dy.kind != "flow":
+        raise ConfigError("dynamics.t_max", "auto", "a finite number > 0 ('auto' is for the network model's flow)")
+    if dy.solver == "explicit":
+        raise ConfigError("dynamics.solver", dy.solver, "'auto' or 'implicit' when dynamics.t_max = 'auto' (the "
+                                                        "explicit solver runs to a given t_max)")
+    for key in ("record.n_times", "record.spacing", "record.chunks"):
+        if _given(c, key):
+            raise ConfigError(key, getattr(r, key.split(".")[1]), "omitted when dynamics.t_max = 'auto' "
+                                                                  "(record.per_decade records per decade, a chunk "
+                                                                  "per decade)")
+
+
 @rule()
 def divergence_threshold_default(c):
     """``dynamics.divergence_threshold`` defaults to 1e30 (ReLU simulator: 1e3)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, NamedTuple
 
-from ._constraints import Boolean, Constraint, Interval, ListOf, Options, OrList, Text
+from ._constraints import AnyOf, Boolean, Constraint, Interval, ListOf, Options, OrList, Text
 
 MODELS = ("network", "modes", "diagonal", "relu")
 #: The model sections of each model (a config has those of exactly one model).
@@ -183,6 +183,8 @@ class ReluConfig:
 # Shared sections
 
 _DISCRETE = ("network", "modes", "diagonal")
+#: The solvers of network gradient flow (``dynamics.solver``; :mod:`dlnlab.engines._flow`).
+FLOW_SOLVERS = ("auto", "explicit", "implicit")
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,17 @@ class DynamicsConfig:
     lr: float | tuple = param(0.01, OrList(POSITIVE), "η, the learning rate", stackable=True)
     batch_size: int = param(1, COUNT, "B, samples per step")
     steps: int | None = param(None, COUNT, "number of steps (or give t_max, or record.times)")
-    t_max: float | None = param(None, POSITIVE, "duration t = unit·steps (unit: η; SDE and diagonal flow: dt)")
+    t_max: float | str | None = param(None, AnyOf(POSITIVE, Options("auto")),
+                                      "duration t = unit·steps (unit: η; SDE and diagonal flow: dt); network flow "
+                                      "also 'auto': until the loss has settled (log records by decades)")
     noise: str = param("exact", Options("exact", "label", "isotropic"),
                        "SDE noise: exact covariance | its label-noise part | isotropic c²I", models=_DISCRETE)
     dt: float | None = param(None, POSITIVE, "SDE (diagonal: also flow) time step (default η)", models=_DISCRETE)
     isotropic_scale: float = param(1.0, NONNEGATIVE, "c of the isotropic noise", models=("network", "diagonal"))
+    solver: str = param("auto", Options(*FLOW_SOLVERS),
+                               "flow: auto (Dopri5, per replica switching to Rodas5P on the exact Hessian while the "
+                               "explicit step is stiffness-limited) | explicit (diffrax Dopri5) | implicit "
+                               "(Rodas5P throughout)", models=("network",))
     rtol: float = param(1e-10, POSITIVE, "flow: relative tolerance", models=("network",))
     atol: float | None = param(None, POSITIVE, "flow: absolute tolerance (default rtol·1e-3·max|θ0|)",
                                models=("network",))
@@ -214,7 +222,9 @@ class DynamicsConfig:
 class RecordConfig:
     n_times: int = param(200, Interval(Integral, 2, None, closed="left"), "number of record times (with t = 0)")
     spacing: str = param("log", Options("log", "linear"), "spacing of the record times")
-    t_min: float | None = param(None, POSITIVE, "first time after 0 (log spacing); default one step")
+    t_min: float | None = param(None, POSITIVE, "first time after 0 (log spacing); default one step (flow with "
+                                                "t_max = 'auto': 1e-3 over the fastest initial relative rate)")
+    per_decade: int = param(20, COUNT, "flow with t_max = 'auto': records per decade of time", models=("network",))
     times: tuple | None = param(None, ListOf(NONNEGATIVE), "explicit increasing record times (t = 0 is added); "
                                                            "the run ends at the last one")
     observables: tuple = param(BUILTIN_OBSERVABLES, ListOf(Options(*BUILTIN_OBSERVABLES, *OPTIONAL_OBSERVABLES),

@@ -32,9 +32,10 @@ from ._core import (
     record_grid,
     total_time,
 )
+from ._flow import FlowState, StiffFlowState
 from .diagonal import DiagonalState, diagonal_config, simulate_diagonal
 from .modes import ModesState, as_network, mode_config, reduce_to_modes, simulate_modes
-from .network import DiscreteState, FlowState, make_step
+from .network import DiscreteState, make_step
 from .relu import ReluState, relu_config, simulate_relu
 
 _BUILDERS = {"network": network.build, "modes": modes.build, "diagonal": diagonal.build, "relu": relu.build}
@@ -89,7 +90,7 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
 
 __all__ = [
     "DiagonalState", "DiscreteState", "FlowState", "Interrupted", "ModesState", "Program", "ProgressMeter",
-    "RecordGrid", "ReluState", "Replicas", "TqdmProgress", "as_network", "build", "diagonal_config", "execute",
-    "make_step", "mode_config", "nominal_times", "provenance", "record_grid", "reduce_to_modes", "relu_config",
-    "simulate", "simulate_diagonal", "simulate_modes", "simulate_relu", "total_time",
+    "RecordGrid", "ReluState", "Replicas", "StiffFlowState", "TqdmProgress", "as_network", "build",
+    "diagonal_config", "execute", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
+    "reduce_to_modes", "relu_config", "simulate", "simulate_diagonal", "simulate_modes", "simulate_relu", "total_time",
 ]

@@ -193,7 +193,9 @@ class Program:
 
     ``grid`` gives the record times; ``dims`` the dims of each recorded variable after ``(replica, t)``;
     ``coords`` the replica coordinates; ``dataset(ds)`` adds the simulator's own coordinates; ``name`` labels
-    progress; ``attrs`` are added to the dataset's."""
+    progress; ``attrs`` are added to the dataset's. ``parts``: the chunks of record indices that :func:`execute`
+    runs (default :func:`chunks` of ``record.chunks``); ``finished(state)``: whether the run has ended before the
+    end of its grid (then the dataset stops at the last chunk run; default: never)."""
 
     config: Config
     name: str
@@ -208,10 +210,18 @@ class Program:
     summary: Callable[[Any], dict] = lambda state: {}
     dataset: Callable[[xr.Dataset], xr.Dataset] = lambda ds: ds
     attrs: dict = field(default_factory=dict)
+    parts: list | None = None
+    finished: Callable[[Any], bool] = lambda state: False
 
 
 def to_numpy(tree) -> dict:
     return {name: np.asarray(a) for name, a in tree.items()}
+
+
+def trim_records(obs, n) -> dict:
+    """The first ``n`` records of a (padded) chunk's observations, as NumPy (``finite`` as bool)."""
+    out = to_numpy(obs)
+    return {name: a[:, :n].astype(bool) if name == "finite" else a[:, :n] for name, a in out.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -324,7 +334,7 @@ def execute(program: Program, *, progress=None, checkpoint=None, checkpoint_ever
         resume = ckpt.read()
     state = program.init()
     obs0 = {name: a[:, None] for name, a in program.observe(state).items()}
-    parts = chunks(len(program.grid.t), program.config.record.chunks)
+    parts = program.parts if program.parts is not None else chunks(len(program.grid.t), program.config.record.chunks)
     state, pieces, start = _resume(checkpoint, state, resume, parts, program.R)
     committed = (start, state, len(pieces))  # chunks done, their state and pieces, once progress is reported
     meter.start(len(parts), program.name)
@@ -332,6 +342,8 @@ def execute(program: Program, *, progress=None, checkpoint=None, checkpoint_ever
         if start:
             meter.update(start)
         for c in range(start, len(parts)):
+            if program.finished(state):
+                break
             state, obs = program.run(state, parts[c])
             pieces.append(obs)
             meter.update(1)

@@ -17,8 +17,10 @@ Dynamics (``dynamics.kind``), for one replica with weights θ:
 * every discrete step is guarded: a replica whose weights become non-finite or exceed
   ``dynamics.divergence_threshold`` is frozen at its last good weights where it happens, and marked
   (``diverged``, ``diverged_step``, ``divergence_reason``); the other replicas run on unaffected;
-* ``flow`` — gradient flow ``θ̇ = −∇𝓛`` by an adaptive Dormand–Prince 5(4) (diffrax) with a per-entry
-  relative tolerance (max norm), so that plateaus from tiny initialisations are crossed accurately.
+* ``flow`` — gradient flow ``θ̇ = −∇𝓛`` by an adaptive solver with a per-entry relative tolerance (max norm), so
+  that plateaus from tiny initialisations are crossed accurately: Dopri5 switching to the L-stable Rodas5P
+  where the flow is stiff, Rodas5P alone, or diffrax's Dopri5 (``dynamics.solver``; :mod:`._flow`), to a given
+  ``t_max`` or until the loss has settled (``t_max = "auto"``).
 
 Time is ``t = η · step`` (SDE: ``Δt · step``); the record grid is :func:`~._core.record_grid`'s.
 """
@@ -42,7 +44,8 @@ from ..model.observables import Observable, ReplicaParams, observe_fn, resolve
 from ..model.problem import Problem
 from ..model.teacher import Dataset, Teacher, completion_mask
 from ..runtime import shard_replicas
-from ._core import Program, Replicas, chunk_size, pad_increments, record_grid, time_unit, to_numpy
+from ._core import Program, Replicas, chunk_size, pad_increments, record_grid, time_unit, to_numpy, trim_records
+from ._flow import flow
 
 # ---------------------------------------------------------------------------------------------------------
 # One step of each discrete dynamics. A replica's keys are derived once per run, ``keys = step_keys(key)``:
@@ -126,16 +129,6 @@ class DiscreteState(NamedTuple):
     step: jax.Array
     diverged_step: jax.Array
     divergence_reason: jax.Array
-
-
-class FlowState(NamedTuple):
-    """Gradient-flow state: ``weights``, the time ``t`` reached, and per replica the accumulated ``solver_steps``
-    and whether every solve succeeded (``solver_ok``)."""
-
-    weights: tuple
-    t: np.ndarray
-    solver_steps: np.ndarray
-    solver_ok: np.ndarray
 
 
 def _guarded(step, threshold):
@@ -235,27 +228,6 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
         return state, jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), obs)
 
     return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2))
-
-
-def _flow_program(observe, rtol):
-    import diffrax
-
-    def max_norm(tree):
-        return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree_util.tree_leaves(tree)]))
-
-    def replica(weights, t0, ts, params, atol, problem):
-        term = diffrax.ODETerm(lambda t, y, args: tuple(-g for g in full_gradient(y, problem)))
-        saveat = diffrax.SaveAt(subs=[
-            diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: observe(y, problem, params)),
-            diffrax.SubSaveAt(t1=True),
-        ])
-        ctrl = diffrax.PIDController(rtol=rtol, atol=atol, norm=max_norm)
-        sol = diffrax.diffeqsolve(term, diffrax.Dopri5(), t0, ts[-1], None, weights, saveat=saveat,
-                                  stepsize_controller=ctrl, max_steps=2**22, throw=False)
-        obs, last = sol.ys
-        return tuple(w[0] for w in last), sol.stats["num_steps"], sol.result == diffrax.RESULTS.successful, obs
-
-    return jax.jit(jax.vmap(replica, in_axes=(0, None, None, 0, 0, None)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -359,13 +331,8 @@ def build(config: Config, observables: list[Observable] | None = None, weights=N
     common = {"config": config, "dims": dims, "coords": ens.coords, "observe": observe_state,
               "dataset": _mode_coords(ens.teacher)}
     if config.dynamics.kind == "flow":
-        return _flow(config, ens, observe, common)
+        return flow(config, ens, observe, common)
     return _discrete(config, ens, observe, common)
-
-
-def _trim(obs, n):
-    out = to_numpy(obs)
-    return {name: a[:, :n].astype(bool) if name == "finite" else a[:, :n] for name, a in out.items()}
 
 
 def _discrete(config, ens: _Ensemble, observe, common) -> Program:
@@ -383,7 +350,7 @@ def _discrete(config, ens: _Ensemble, observe, common) -> Program:
         records = np.asarray(records)
         inc = pad_increments(incs[..., records - 1], max(size, len(records)))
         state, obs = prog(state, ens.dyn_keys, ens.params, jnp.asarray(inc), ens.problem)
-        return state, _trim(obs, len(records))
+        return state, trim_records(obs, len(records))
 
     def step(state):
         return guarded(state, jax.vmap(step_keys)(ens.dyn_keys), ens.problem, ens.params)
@@ -397,31 +364,3 @@ def _discrete(config, ens: _Ensemble, observe, common) -> Program:
 
     return Program(name=config.dynamics.kind, grid=grid, R=R, init=init, run=run, step=step, summary=summary,
                    **common)
-
-
-def _flow(config, ens: _Ensemble, observe, common) -> Program:
-    dy, R = config.dynamics, ens.unit.shape[0]
-    grid = record_grid(config, None)
-    prog = _flow_program(observe, dy.rtol)
-    size = chunk_size(config, grid)
-    if dy.atol is not None:
-        atol = jnp.full((R,), dy.atol, ens.dtype)
-    else:  # per replica: rtol·1e-3 times the largest initial entry
-        atol = dy.rtol * 1e-3 * jnp.stack([jnp.max(jnp.abs(w.reshape(R, -1)), axis=1) for w in ens.weights0]).max(0)
-
-    def init():
-        return FlowState(ens.weights0, np.float64(0.0), np.zeros(R, dtype=np.int64), np.ones(R, dtype=bool))
-
-    def run(state, records):
-        t = grid.t[np.asarray(records)]
-        ts = np.concatenate([t, np.full(max(size, len(t)) - len(t), t[-1])])
-        w, ns, good, obs = prog(state.weights, float(state.t), jnp.asarray(ts, ens.dtype), ens.params, atol,
-                                ens.problem)
-        state = FlowState(w, np.float64(t[-1]), state.solver_steps + np.asarray(ns),
-                          state.solver_ok & np.asarray(good))
-        return state, _trim(obs, len(t))
-
-    def summary(state):
-        return {"solver_steps": (("replica",), state.solver_steps), "solver_ok": (("replica",), state.solver_ok)}
-
-    return Program(name="flow", grid=grid, R=R, init=init, run=run, step=None, summary=summary, **common)

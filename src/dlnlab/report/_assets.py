@@ -17,6 +17,7 @@ nav a{margin-right:.8rem}
 @media (max-width:900px){.two,.exp{grid-template-columns:minmax(0,1fr)}}
 figure{margin:0 0 .8rem;border:1px solid #e3e3e3;padding:.4rem;border-radius:6px}
 figure img{max-width:100%;height:auto;display:block;margin:auto}
+.two figure img{max-height:440px;width:auto}
 figcaption{font-size:.82rem;color:#333;margin-top:.3rem}
 pre{background:#f7f7f7;padding:.5rem;overflow-x:auto;font-size:.75rem}
 #filters label{margin-right:.8rem;font-size:.85rem} #filters select{max-width:14rem}

@@ -2,10 +2,11 @@
 
 A config is a nested mapping (TOML on disk). Its sections describe one simulator (its ``model``): the deep linear
 network (``teacher``, ``data``, ``network``, ``init``), the per-mode reduction (``modes``), [Z]'s diagonal network
-(``diagonal``) or the two-layer ReLU network (``relu``), beside the shared ``dynamics``, ``record`` and
-``ensemble``. :data:`FIELDS` declares every key once (default, constraint, doc, the models using it);
-:data:`RULES` are the named cross-field rules. ``Config.from_dict`` checks every key and value against both and
-raises :class:`~dlnlab.errors.ConfigError` naming the field, the value and what is allowed.
+(``diagonal``), the two-layer ReLU network (``relu``) or a diagonal network for sparse regression (``regression``),
+beside the shared ``dynamics``, ``record`` and ``ensemble``. :data:`FIELDS` declares every key once (default,
+constraint, doc, the models using it); :data:`RULES` are the named cross-field rules. ``Config.from_dict`` checks
+every key and value against both and raises :class:`~dlnlab.errors.ConfigError` naming the field, the value and
+what is allowed.
 
 Hyper-parameters that keep array shapes may be given as lists and are *stacked* on the replica axis (the
 product of all lists, each combination with ``ensemble.replicas`` seeds): :data:`STACKABLE`.
@@ -34,6 +35,7 @@ from ._sections import (
     ModesConfig,
     NetworkConfig,
     RecordConfig,
+    RegressionConfig,
     ReluConfig,
     TeacherConfig,
 )
@@ -42,6 +44,6 @@ __all__ = [
     "BUILTIN_OBSERVABLES", "FIELDS", "MODELS", "MODEL_SECTIONS", "OPTIONAL_OBSERVABLES", "RULES", "SECTIONS",
     "SHARED_SECTIONS", "STACKABLE", "Boolean", "Config", "ConfigError", "Constraint", "DataConfig", "DiagonalConfig",
     "DynamicsConfig", "EnsembleConfig", "Field", "InitConfig", "Interval", "ListOf", "ModesConfig", "NetworkConfig",
-    "Options", "OrList", "RecordConfig", "ReluConfig", "Rule", "TeacherConfig", "Text", "apply_overrides",
-    "config_to_toml", "load_config", "parse_override",
+    "Options", "OrList", "RecordConfig", "RegressionConfig", "ReluConfig", "Rule", "TeacherConfig", "Text",
+    "apply_overrides", "config_to_toml", "load_config", "parse_override",
 ]

@@ -45,8 +45,8 @@ class Config:
     """A validated run configuration. Build with :meth:`from_dict`, :meth:`of` or :func:`load_config`.
 
     ``model`` says which simulator it describes: ``"network"`` (sections ``teacher``, ``data``, ``network``,
-    ``init``), ``"modes"``, ``"diagonal"`` or ``"relu"`` (the section of that name); ``dynamics``, ``record`` and
-    ``ensemble`` are shared."""
+    ``init``), ``"modes"``, ``"diagonal"``, ``"relu"`` or ``"regression"`` (the section of that name);
+    ``dynamics``, ``record`` and ``ensemble`` are shared."""
 
     teacher: schema.TeacherConfig = field(default_factory=schema.TeacherConfig)
     data: schema.DataConfig = field(default_factory=schema.DataConfig)
@@ -58,11 +58,12 @@ class Config:
     modes: schema.ModesConfig | None = None
     diagonal: schema.DiagonalConfig | None = None
     relu: schema.ReluConfig | None = None
+    regression: schema.RegressionConfig | None = None
 
     @property
     def model(self) -> str:
-        """The simulator this config describes: ``network``, ``modes``, ``diagonal`` or ``relu``."""
-        for name in ("modes", "diagonal", "relu"):
+        """The simulator this config describes: ``network``, ``modes``, ``diagonal``, ``relu`` or ``regression``."""
+        for name in ("modes", "diagonal", "relu", "regression"):
             if getattr(self, name) is not None:
                 return name
         return "network"

@@ -67,7 +67,7 @@ def _exactly_one(c, keys, allowed):
 # Shared sections
 
 KINDS = {"network": ("flow", "gd", "sgd", "sde"), "modes": ("gd", "sgd", "sde"),
-         "diagonal": ("flow", "gd", "sgd", "sde", "sde_log"), "relu": ("sgd",)}
+         "diagonal": ("flow", "gd", "sgd", "sde", "sde_log"), "relu": ("sgd",), "regression": ("flow", "gd", "sgd")}
 SDE_SCHEMES = {"modes": ("em", "log", "implicit"), "diagonal": ("euler", "tamed", "tamed_sqrt")}
 
 
@@ -420,3 +420,20 @@ def relu_sgd(c):
         raise ConfigError("dynamics.lr", list(c.dynamics.lr), "one number for the relu simulator")
     if c.relu.n_mc % 100:
         raise ConfigError("relu.n_mc", c.relu.n_mc, "a multiple of 100")
+
+
+@rule("regression")
+def regression_task(c):
+    """``sparsity <= d``; a list of ``target`` values has ``sparsity`` entries; ``kind = 'product'`` has depth 2;
+    one learning rate; an SGD minibatch is at most the ``n_samples`` rows."""
+    r, dy = c.regression, c.dynamics
+    if r.sparsity > r.d:
+        raise ConfigError("regression.sparsity", r.sparsity, f"an integer in [1, d = {r.d}]")
+    if isinstance(r.target, tuple) and len(r.target) != r.sparsity:
+        raise ConfigError("regression.target", list(r.target), f"a number or sparsity = {r.sparsity} numbers")
+    if r.kind == "product" and r.depth != 2:
+        raise ConfigError("regression.depth", r.depth, "2 for kind = 'product' (β = u ⊙ v; use kind = 'power')")
+    if isinstance(dy.lr, tuple):
+        raise ConfigError("dynamics.lr", list(dy.lr), "one number for the regression simulator (stack init_scale)")
+    if dy.kind == "sgd" and dy.batch_size > r.n_samples:
+        raise ConfigError("dynamics.batch_size", dy.batch_size, f"an integer in [1, n_samples = {r.n_samples}]")

@@ -6,7 +6,8 @@ Every field is declared once, with its default, its constraint (:mod:`._constrai
 
 Models: ``network`` (the deep linear network of :mod:`dlnlab.engines.network`: sections ``teacher``, ``data``,
 ``network``, ``init``), ``modes`` (the per-mode reduction, section ``modes``), ``diagonal`` ([Z]'s diagonal
-network, section ``diagonal``) and ``relu`` (the two-layer ReLU network, section ``relu``). The sections
+network, section ``diagonal``), ``relu`` (the two-layer ReLU network, section ``relu``) and ``regression`` (a
+diagonal network for sparse regression, section ``regression``). The sections
 ``dynamics``, ``record`` and ``ensemble`` are shared; a shared key that a model does not use must be omitted.
 """
 
@@ -19,16 +20,16 @@ from typing import Any, NamedTuple
 
 from ._constraints import AnyOf, Boolean, Constraint, Interval, ListOf, Options, OrList, Text
 
-MODELS = ("network", "modes", "diagonal", "relu")
+MODELS = ("network", "modes", "diagonal", "relu", "regression")
 #: The model sections of each model (a config has those of exactly one model).
 MODEL_SECTIONS = {"network": ("teacher", "data", "network", "init"), "modes": ("modes",),
-                  "diagonal": ("diagonal",), "relu": ("relu",)}
+                  "diagonal": ("diagonal",), "relu": ("relu",), "regression": ("regression",)}
 SHARED_SECTIONS = ("dynamics", "record", "ensemble")
 
 BUILTIN_OBSERVABLES = ("loss", "singular_values", "mode_strength", "off_diagonal", "balancedness", "layer_norm",
                        "grad_norm", "noise_power", "effective_rank")
 #: Built-in observables recorded only on request (not in the default list): full d_out × d_in matrices.
-OPTIONAL_OBSERVABLES = ("end_to_end", "residual")
+OPTIONAL_OBSERVABLES = ("end_to_end", "residual", "sharpness")
 
 POSITIVE = Interval(Real, 0, None, closed="neither")
 NONNEGATIVE = Interval(Real, 0, None, closed="left")
@@ -179,6 +180,25 @@ class ReluConfig:
     n_bound_records: int = _of("relu", 5, SEED, "records (besides t = 0) at which the §3 bounds are computed")
 
 
+@dataclass(frozen=True)
+class RegressionConfig:
+    """Sparse linear regression ``y = Xβ* + σε`` (``n_samples × d`` Gaussian design, ``sparsity`` non-zero target
+    entries) by a diagonal network ``β = u ⊙ v`` or ``u^D − v^D`` from init scale α
+    (:mod:`dlnlab.engines.regression`)."""
+
+    n_samples: int = _of("regression", 20, COUNT, "n, the rows of the design X (typically n < d)")
+    d: int = _of("regression", 40, COUNT, "d, the dimension of β")
+    sparsity: int = _of("regression", 3, COUNT, "k, the non-zero entries of the target β* (random support)")
+    target: float | tuple = _of("regression", 1.0, OrList(NUMBER), "the non-zero values of β*: a number or k numbers")
+    label_noise: float = _of("regression", 0.0, NONNEGATIVE, "σ: y = Xβ* + σε")
+    seed: int = _of("regression", 0, SEED, "seed of the design, the support and the label noise")
+    depth: int = _of("regression", 2, Interval(Integral, 2, None, closed="left"), "D: β = u^D − v^D (power)")
+    kind: str = _of("regression", "product", Options("product", "power"),
+                    "product: β = u ⊙ v from (√2α, 0) (depth 2) | power: β = u^D − v^D from (α, α)")
+    init_scale: float | tuple = _of("regression", 1e-3, OrList(POSITIVE), "α, the initialisation scale",
+                                    stackable=True)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Shared sections
 
@@ -208,14 +228,14 @@ class DynamicsConfig:
                                "flow: auto (Dopri5, per replica switching to Rodas5P on the exact Hessian while the "
                                "explicit step is stiffness-limited) | explicit (diffrax Dopri5) | implicit "
                                "(Rodas5P throughout)", models=("network",))
-    rtol: float = param(1e-10, POSITIVE, "flow: relative tolerance", models=("network",))
+    rtol: float = param(1e-10, POSITIVE, "flow: relative tolerance", models=("network", "regression"))
     atol: float | None = param(None, POSITIVE, "flow: absolute tolerance (default rtol·1e-3·max|θ0|)",
-                               models=("network",))
+                               models=("network", "regression"))
     precision: str = param("float64", Options("float64", "float32"), "floating-point precision",
                            models=("network", "modes"))
     divergence_threshold: float | None = param(
         None, POSITIVE, "a replica with any |weight| above this is frozen and marked diverged (default 1e30; "
-                        "relu: 1e3)", models=("network", "diagonal", "relu"))
+                        "relu: 1e3)", models=("network", "diagonal", "relu", "regression"))
 
 
 @dataclass(frozen=True)
@@ -243,7 +263,7 @@ class EnsembleConfig:
 
 SECTIONS = {
     "teacher": TeacherConfig, "data": DataConfig, "network": NetworkConfig, "init": InitConfig,
-    "modes": ModesConfig, "diagonal": DiagonalConfig, "relu": ReluConfig,
+    "modes": ModesConfig, "diagonal": DiagonalConfig, "relu": ReluConfig, "regression": RegressionConfig,
     "dynamics": DynamicsConfig, "record": RecordConfig, "ensemble": EnsembleConfig,
 }
 
@@ -261,4 +281,5 @@ def _table() -> dict[str, Field]:
 #: Every config key: dotted name -> :class:`Field`.
 FIELDS: dict[str, Field] = _table()
 #: The stackable keys, in stacking order (the first varies slowest).
-STACKABLE = ("dynamics.lr", "teacher.label_noise", "init.scale", "init.gamma", "modes.label_noise", "modes.m0")
+STACKABLE = ("dynamics.lr", "teacher.label_noise", "init.scale", "init.gamma", "modes.label_noise", "modes.m0",
+             "regression.init_scale")

@@ -1,6 +1,7 @@
 """The simulators, on one engine core (:mod:`._core`): the deep linear network (:mod:`.network`), its per-mode
-reduction (:mod:`.modes`), [Z]'s diagonal network (:mod:`.diagonal`) and the two-layer ReLU network
-(:mod:`.relu`). Each is configured by a :class:`~dlnlab.config.Config` whose model section names it.
+reduction (:mod:`.modes`), [Z]'s diagonal network (:mod:`.diagonal`), the two-layer ReLU network (:mod:`.relu`) and
+the diagonal network for sparse regression (:mod:`.regression`). Each is configured by a
+:class:`~dlnlab.config.Config` whose model section names it.
 
 Public API::
 
@@ -19,7 +20,7 @@ import xarray as xr
 from ..config import Config
 from ..errors import ConfigError, Interrupted
 from ..model.observables import Observable
-from . import diagonal, modes, network, relu
+from . import diagonal, modes, network, regression, relu
 from ._core import (
     Program,
     ProgressMeter,
@@ -36,15 +37,18 @@ from ._flow import FlowState, StiffFlowState
 from .diagonal import DiagonalState, diagonal_config, simulate_diagonal
 from .modes import ModesState, as_network, mode_config, reduce_to_modes, simulate_modes
 from .network import DiscreteState, make_step
+from .regression import RegressionState, regression_config, simulate_regression
 from .relu import ReluState, relu_config, simulate_relu
 
-_BUILDERS = {"network": network.build, "modes": modes.build, "diagonal": diagonal.build, "relu": relu.build}
+_BUILDERS = {"network": network.build, "modes": modes.build, "diagonal": diagonal.build, "relu": relu.build,
+             "regression": regression.build}
 
 
 def build(config: Config, observables: list[Observable] | None = None, weights=None) -> Program:
     """The compiled :class:`Program` of ``config`` (any model). ``observables``: extra user observables (network
     model only); ``weights``: an explicit initial state replacing the config's (network: ``(W_1, …, W_L)``;
-    modes: per-layer values ``(L, n_modes)``; diagonal: factors ``(n_paths, depth)``; relu: ``(W₁, W₂)``; each
+    modes: per-layer values ``(L, n_modes)``; diagonal: factors ``(n_paths, depth)``; relu: ``(W₁, W₂)``;
+    regression: factors ``(2, d)``; each
     either shared or with a leading replica axis)."""
     if not isinstance(config, Config):
         raise ConfigError("config", config, "a dlnlab.Config (Config.from_dict, Config.of or load_config)")
@@ -90,7 +94,8 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
 
 __all__ = [
     "DiagonalState", "DiscreteState", "FlowState", "Interrupted", "ModesState", "Program", "ProgressMeter",
-    "RecordGrid", "ReluState", "Replicas", "StiffFlowState", "TqdmProgress", "as_network", "build",
+    "RecordGrid", "RegressionState", "ReluState", "Replicas", "StiffFlowState", "TqdmProgress", "as_network", "build",
     "diagonal_config", "execute", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
-    "reduce_to_modes", "relu_config", "simulate", "simulate_diagonal", "simulate_modes", "simulate_relu", "total_time",
+    "reduce_to_modes", "regression_config", "relu_config", "simulate", "simulate_diagonal", "simulate_modes",
+    "simulate_regression", "simulate_relu", "total_time",
 ]

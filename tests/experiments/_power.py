@@ -5,7 +5,8 @@
     def test_power(tmp_path):
         assert_power("diffusion_peak", tmp_path)
 
-It runs the experiment's ``smoke`` preset at the true theory, then once per declared
+(the per-paper folder needs an ``__init__.py``, like ``tests/experiments/``, for ``experiments._power`` to import
+whatever the test order). It runs the experiment's ``smoke`` preset at the true theory, then once per declared
 :class:`~dlnlab.experiments.Perturbation` (``perturb={input=factor}``: the theory input off by that factor, the
 simulation unchanged), and asserts the contract of ``experiments.base``:
 

@@ -122,3 +122,47 @@ def test_ci_runs_the_readme_test_command_with_the_slow_tests():
     assert command.endswith("python -m pytest -n 2 --runslow")
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert command in ci and ".ci/check_verdicts" in ci
+
+
+def _flip_table():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flip_table", ROOT / "benchmarks" / "flip_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flip_table_rule():
+    """A correct theory fails a seed with probability ≤ α: at α = 0.01 over 5 seeds one fail is within α (p = 0.049),
+    two are not (p ≈ 0.001); a row failing at every seed is stable; a row missing at a seed has an unstable id."""
+    classify = _flip_table().classify
+    h, f, i = "holds", "fails", "inconclusive"
+    assert classify([h] * 5, 0.01) == (1.0, "stable: holds")
+    assert classify([f] * 5, 0.01)[1] == "stable: fails"
+    p, status = classify([h, h, f, h, h], 0.01)
+    assert status == "flips within α" and p == pytest.approx(1 - 0.99 ** 5)
+    p, status = classify([h, f, f, h, h], 0.01)
+    assert status == "flips more often than α allows" and p == pytest.approx(1 - 0.99 ** 5 - 5 * 0.01 * 0.99 ** 4)
+    assert classify([h, f, h, h, h], 0.2)[1] == "flips within α"
+    assert classify([h, i, h, h, h], 0.01)[1] == "holds/inconclusive mix"
+    assert classify([h, None, h, h, h], 0.01)[1] == "unstable id"
+
+
+def test_flip_table_from_runs(tmp_path):
+    """The table and its Markdown summary from the runs of two seeds (one row flips, one old-style experiment)."""
+    module = _flip_table()
+    for k, verdict in enumerate(("holds", "fails")):
+        d = tmp_path / f"seed-{k}"
+        d.mkdir()
+        (d / "claims.csv").write_text(
+            "id,experiment,paper,kind,alpha,verdict\n"
+            f"e/a,e,C,measured,0.01,holds\ne/b,e,C,measured,0.01,{verdict}\ne/t,e,C,theory,0.01,fails\n"
+            ",old,Z,,,holds\n")
+    per_seed, old = module.read_runs(tmp_path, 2)
+    rows = module.table(per_seed)
+    assert old == {"old"} and [(r["id"], r["status"]) for r in rows] == [("e/a", "stable: holds"),
+                                                                        ("e/b", "flips within α")]
+    md = module.markdown(rows, 2, ["e", "old"], old, ["nos"], {"written": "now", "load": "load 0"})
+    assert "**2 measured rows**" in md and "Writing old rows (not migrated, their rows not judged): old." in md
+    assert "| `e/b` | 0.01 | H F | 0.0199 | flips within α |" in md and "no `seed` parameter): nos." in md

@@ -107,6 +107,15 @@ def test_cli_and_experiment_pages_follow_their_sources(site):
             assert f"<td><code>{key}</code></td>" in page, (name, key)
 
 
+def test_getting_started_has_the_readme_commands():
+    """The two set-up commands of the getting-started page are README's (the test one is what .ci/run runs)."""
+    def commands(path):
+        return re.findall(r"^python3 -m venv .*$", path.read_text(), flags=re.MULTILINE)
+
+    readme = commands(ROOT / "README.md")
+    assert len(readme) == 2 and commands(ROOT / "docs" / "getting-started.md") == readme
+
+
 def _browser(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 

@@ -1,4 +1,7 @@
 """[Z] Ziyin, Li & Ueda — noise balance and stationary distributions of SGD (``noise_balance.md``): one module per
 registered experiment, each simulate → estimate → claims → figures; shared pieces in :mod:`._common`."""
 
-from . import law_of_balance  # noqa: F401
+from . import (
+    law_of_balance,  # noqa: F401
+    noise_balance_dln,  # noqa: F401
+)

@@ -21,6 +21,10 @@ effective_rank effective_rank         exp(entropy of σ_i/Σσ_j) of W (Roy & Ve
 end_to_end     end_to_end (out, in)   the end-to-end map W = W_L ⋯ W_1 (not recorded by default)
 residual       residual (out, in)     −∇_W 𝓛 of the training objective (population: (M − W)Σx; not
                                       recorded by default); its top singular pair is the escape direction
+sharpness      sharpness;             top eigenvalue of the Hessian of the training objective (Lanczos on
+               sharpness_residual     Hessian-vector products, :mod:`.hessian`; not recorded by default) and
+                                      its Ritz residual (an eigenvalue lies within it); GD is stable at a
+                                      minimum only if sharpness ≤ 2/η
 ============== ====================== =========================================================
 """
 
@@ -36,6 +40,7 @@ from jax import lax
 
 from ..errors import ConfigError
 from .gradients import end_to_end_gradient, full_gradient
+from .hessian import sharpness as _sharpness_of
 from .network import balancedness as _balancedness
 from .network import end_to_end
 from .noise import noise_power as _noise_power
@@ -123,6 +128,11 @@ def _residual(weights, problem, params):
     return {"residual": -end_to_end_gradient(weights, problem)}
 
 
+def _sharpness(weights, problem, params):
+    top, resid = _sharpness_of(weights, problem)
+    return {"sharpness": top, "sharpness_residual": resid}
+
+
 BUILTIN = {
     "loss": Observable("loss", _loss, {"loss": (), "train_loss": ()}),
     "singular_values": Observable("singular_values", _svals, {"singular_values": ("sv",)}),
@@ -135,6 +145,7 @@ BUILTIN = {
     "effective_rank": Observable("effective_rank", _eff_rank, {"effective_rank": ()}),
     "end_to_end": Observable("end_to_end", _end_to_end, {"end_to_end": ("out", "in")}),
     "residual": Observable("residual", _residual, {"residual": ("out", "in")}),
+    "sharpness": Observable("sharpness", _sharpness, {"sharpness": (), "sharpness_residual": ()}),
 }
 
 

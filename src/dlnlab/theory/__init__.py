@@ -19,7 +19,9 @@ Modules (each name says what it holds; the most used names are re-exported here)
 * :mod:`~dlnlab.theory.lambda_balanced` — exact two-layer gradient flow from a λ-balanced init (matrix Riccati),
   its lazy (NTK) and rich limits, the tangent kernel;
 * :mod:`~dlnlab.theory.sparse_regression` — diagonal networks for sparse regression: the α → 0 saddle-to-saddle
-  oracle, the implicit bias at any α and its ℓ₁ / ℓ₂ limits.
+  oracle, the implicit bias at any α and its ℓ₁ / ℓ₂ limits;
+* :mod:`~dlnlab.theory.sharpness` — the top Hessian eigenvalue at balanced and λ-balanced global minima (GD
+  stability ``S ≤ 2/η``).
 
 The quadrature engine both stationary laws use is the private ``_quadrature`` module.
 """
@@ -37,6 +39,7 @@ from . import (
     mode_stationary,
     mode_stationary_forms,
     saddle_sequence,
+    sharpness,
     sparse_regression,
 )
 from .balance import (
@@ -137,6 +140,7 @@ from .saddle_sequence import (
     saddle_map,
     time_ratios,
 )
+from .sharpness import balanced_minimum_sharpness, lambda_balanced_minimum_sharpness
 from .sparse_regression import (
     SaddleSequence,
     implicit_bias_solution,
@@ -164,6 +168,7 @@ __all__ = [
     "balance_constant",
     "balanced_layer_diffusion",
     "balanced_layer_drift",
+    "balanced_minimum_sharpness",
     "best_rank_k",
     "boltzmann_error",
     "boltzmann_error_table",
@@ -201,6 +206,7 @@ __all__ = [
     "lambda_balanced_factors",
     "lambda_balanced_flow_fn",
     "lambda_balanced_init",
+    "lambda_balanced_minimum_sharpness",
     "lambda_mode_trajectory",
     "layer_balance_drift",
     "layer_drift",
@@ -251,6 +257,7 @@ __all__ = [
     "saddle_sequence",
     "saddle_to_saddle",
     "sgd_step_variance",
+    "sharpness",
     "sparse_regression",
     "stationary_law",
     "step_imbalance_change",

@@ -2,6 +2,7 @@
 registered experiment, each simulate → estimate → claims → figures; shared pieces in :mod:`._common`."""
 
 from . import (
+    diagonal_stationary,  # noqa: F401
     law_of_balance,  # noqa: F401
     noise_balance_dln,  # noqa: F401
 )

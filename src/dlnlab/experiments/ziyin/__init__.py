@@ -5,4 +5,5 @@ from . import (
     diagonal_stationary,  # noqa: F401
     law_of_balance,  # noqa: F401
     noise_balance_dln,  # noqa: F401
+    phase_diagram,  # noqa: F401
 )

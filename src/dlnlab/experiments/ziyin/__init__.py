@@ -6,4 +6,5 @@ from . import (
     law_of_balance,  # noqa: F401
     noise_balance_dln,  # noqa: F401
     phase_diagram,  # noqa: F401
+    sign_selection,  # noqa: F401
 )

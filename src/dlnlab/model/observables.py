@@ -65,6 +65,26 @@ class Observable:
     dims: dict
 
 
+#: Largest batch of matrices handed to one LAPACK ``gesdd`` call (see :func:`singular_values`).
+SVD_BATCH = 16
+
+
+@jax.custom_batching.custom_vmap
+def singular_values(W):
+    """Singular values of ``W`` (descending). Under ``vmap`` the batch is split into LAPACK calls of at most
+    :data:`SVD_BATCH` matrices (``lax.map``): with the replica axis sharded over two or more CPU devices, one batched
+    ``gesdd`` over ≳ 48 matrices per device never returned (jaxlib 0.10.2, XLA:CPU; ``tests/model/test_observables.py``
+    reproduces the set-up). Each matrix's values are bitwise those of the batched call."""
+    return jnp.linalg.svd(W, compute_uv=False)
+
+
+@singular_values.def_vmap
+def _singular_values_batched(axis_size, in_batched, W):
+    if not in_batched[0]:
+        return singular_values.fun(W), False
+    return lax.map(singular_values.fun, W, batch_size=SVD_BATCH), True
+
+
 def _loss(weights, problem: Problem, params):
     W = end_to_end(weights)
     E = W - problem.M
@@ -77,7 +97,7 @@ def _loss(weights, problem: Problem, params):
 
 
 def _svals(weights, problem, params):
-    return {"singular_values": jnp.linalg.svd(end_to_end(weights), compute_uv=False)}
+    return {"singular_values": singular_values(end_to_end(weights))}
 
 
 def _mode_matrix(weights, problem):
@@ -113,7 +133,7 @@ def _noise(weights, problem, params):
 
 
 def _eff_rank(weights, problem, params):
-    sv = jnp.linalg.svd(end_to_end(weights), compute_uv=False)
+    sv = singular_values(end_to_end(weights))
     total = jnp.sum(sv)
     p = sv / jnp.where(total > 0, total, 1.0)
     ent = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))

@@ -3,6 +3,7 @@ registered experiment, each simulate → estimate → claims → figures; shared
 
 from . import (
     diagonal_stationary,  # noqa: F401
+    fluctuation_inversion,  # noqa: F401
     law_of_balance,  # noqa: F401
     noise_balance_dln,  # noqa: F401
     phase_diagram,  # noqa: F401

@@ -4,8 +4,11 @@
   tableaux are the published ones.
 * ``solver = "auto"`` (the default) agrees with ``"explicit"`` (diffrax Dopri5, the golden case's solver) to the
   accuracy contract on the golden flow case.
+* From a tiny random init (σ = 1e-6, not aligned) at L = 3 and 4, ``t_max = "auto"`` runs through every plateau of
+  a 3-mode teacher at the saddle levels ½Σ_{i>k} s_i², in order, to a final loss < 1e-10.
+* From an aligned balanced init the mode strengths follow the closed form (hypergeometric time) at every record.
 * ``t_max = "auto"``: records by decades, replicas stopped and held, the run ending with the decade where the last
-  replica stopped; resumed bitwise from a checkpoint.
+  replica stopped; resumed bitwise from a checkpoint; a replica does not depend on the others.
 """
 
 import jax
@@ -14,7 +17,11 @@ import numpy as np
 import pytest
 
 import dlnlab
+from dlnlab import theory
 from dlnlab.engines import _rosenbrock as rb
+
+S = (2.5, 1.2, 0.6)
+LEVELS = [0.5 * sum(s**2 for s in S[k:]) for k in range(len(S))]  # saddle k (whitened inputs): ½ Σ_{i>k} s_i²
 
 # ---------------------------------------------------------------------------------------------------------
 # The integrators
@@ -65,9 +72,9 @@ def _golden_flow(**dynamics):
 
 def test_auto_agrees_with_explicit_on_the_golden_case():
     """The default solver changed from diffrax's Dopri5 (now ``"explicit"``) to ``"auto"``: on the golden case
-    (rtol 1e-8, every record, every weight-derived observable) they agree to the accuracy contract. Measured:
-    relative ≤ 4e-8 over the loss and the singular values (a few rtol of global error each; both solvers
-    control the same per-entry error)."""
+    (rtol 1e-8, every record) they agree to the accuracy contract. Measured: ≤ 4e-10 relative to each replica's
+    largest value over the loss, singular values, mode strengths and layer norms (both solvers control the same
+    per-entry error)."""
     auto, explicit = _golden_flow(), _golden_flow(solver="explicit")
     assert auto.attrs["config"] != explicit.attrs["config"]
     np.testing.assert_array_equal(auto.t, explicit.t)
@@ -75,19 +82,69 @@ def test_auto_agrees_with_explicit_on_the_golden_case():
     for name in ("loss", "singular_values", "mode_strength", "layer_norm"):
         a, e = auto[name].values, explicit[name].values
         scale = np.max(np.abs(e), axis=tuple(range(1, e.ndim)), keepdims=True)  # per replica
-        assert np.max(np.abs(a - e) / scale) < 1e-6, name
+        assert np.max(np.abs(a - e) / scale) < 100 * 1e-8, name  # 100 rtol
 
 
-def _auto_run(checkpoint=None, progress=False, **record):
-    """L = 3 from two init scales (σ = 1e-2 and 1e-1 per entry, so products 1e-6 and 1e-3): ``t_max = "auto"``."""
-    cfg = dlnlab.Config.from_dict({
+def _three_modes(L, init, observables):
+    """d = 5 → 5, width 6, teacher ``S`` in a random basis, ``t_max = "auto"`` at the default rtol 1e-10."""
+    return dlnlab.simulate(dlnlab.Config.from_dict({
+        "teacher": {"d_in": 5, "d_out": 5, "singular_values": list(S), "seed": 3},
+        "network": {"depth": L, "width": 6}, "init": init,
+        "dynamics": {"kind": "flow", "t_max": "auto"},
+        "record": {"observables": list(observables)},
+    }), progress=False)
+
+
+@pytest.mark.parametrize("L", [3, 4])
+def test_random_init_crosses_every_plateau(L):
+    """σ = 1e-6 Gaussian entries (not aligned): the plateau table (``ds.dln.plateaus()``) has the three saddles and
+    the minimum, the modes learned in order, each plateau's loss within 0.5 % of ½Σ_{i>k} s_i² (measured: ≤ 9e-16
+    relative), final loss < 1e-10 (measured 6e-32), and the run stops by itself (``t_stop``) within a few decades
+    of the last escape (measured: 30× and 15× the start of the last plateau, L = 3 and 4). (At L = 4 from σ = 1e-6 the third escape time itself is set by the float64 rounding of the
+    gradient, ~1e-17·t over the plateaus, against entries ~σ: it varies ×4 with the solver's settings, while the
+    levels and the order do not; see :mod:`dlnlab.engines._flow`.)"""
+    ds = _three_modes(L, {"kind": "gaussian", "scale": 1e-6}, ("loss", "singular_values", "mode_strength"))
+    assert bool(ds.solver_ok.all()) and np.isfinite(float(ds.t_stop[0]))
+    table = ds.dln.plateaus()
+    assert list(table.plateau) == [0, 1, 2, 3] and table.learned_mode[:3].tolist() == [1, 2, 3]
+    for k, level in enumerate(LEVELS):
+        assert abs(table.loss[k] - level) <= 5e-3 * level, (k, table.loss[k], level)
+        assert table.t_start[k] < table.t_end[k]
+    assert float(ds.loss[0, -1]) < 1e-10 and table.loss[3] < 1e-10
+    assert float(ds.t[-1]) == float(ds.t_stop[0]) <= 1e3 * table.t_start[3]
+
+
+@pytest.mark.parametrize("L", [3, 4])
+def test_aligned_init_follows_the_closed_form(L):
+    """Aligned balanced init m_α(0) = 1e-8 (random hidden bases): every mode strength at every record within
+    relative 1e-6 of the hypergeometric closed form (``theory.mode_flow_fn``); measured max 8.5e-10 (L = 3) and
+    9.7e-10 (L = 4) at rtol 1e-10, i.e. ~10 rtol of global error."""
+    m0 = 1e-8
+    ds = _three_modes(L, {"kind": "aligned", "scale": m0}, ("loss", "mode_strength"))
+    assert bool(ds.solver_ok.all())
+    m = ds.mode_strength.values[0, :, : len(S)]
+    pred = theory.mode_flow_fn([m0] * len(S), list(S), 1.0, L)(ds.t.values)
+    rel = np.abs(m - pred) / np.abs(pred)
+    assert rel.max() < 1e-6, f"max relative error {rel.max():.3e} at t = {float(ds.t[np.argmax(rel.max(1))]):.4g}"
+    assert np.abs(m[-1] - np.array(S)).max() < 1e-9 * S[0]
+    mid = (m[:, 0] > S[0] / 2) & (m[:, 2] < 1e-3 * S[2])  # the comparison covers a plateau
+    assert mid.sum() >= 3
+
+
+def _auto_config(**record):
+    """L = 3 from two init scales (σ = 1e-2 and 1e-1 per entry): ``t_max = "auto"``, records from t = 1e-2."""
+    return {
         "teacher": {"d_in": 4, "d_out": 4, "singular_values": [2.0, 1.0]},
         "network": {"depth": 3, "width": 4},
         "init": {"kind": "gaussian", "scale": [0.01, 0.1]},
         "dynamics": {"kind": "flow", "t_max": "auto"},
-        "record": {"observables": ["loss", "singular_values"], **record},
-    })
-    return dlnlab.simulate(cfg, progress=progress, checkpoint=checkpoint, checkpoint_every=0)
+        "record": {"observables": ["loss", "singular_values"], "t_min": 1e-2, **record},
+    }
+
+
+def _auto_run(checkpoint=None, progress=False):
+    return dlnlab.simulate(dlnlab.Config.from_dict(_auto_config()), progress=progress, checkpoint=checkpoint,
+                           checkpoint_every=0)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +180,16 @@ def test_auto_duration_resumes_bitwise(auto_run, tmp_path, interrupt_after):
     resumed = _auto_run(checkpoint=ck)
     for name in auto_run.variables:
         np.testing.assert_array_equal(resumed[name].values, auto_run[name].values, err_msg=name)
+
+
+def test_a_replica_does_not_depend_on_the_others(auto_run):
+    """The σ = 1e-2 replica alone follows the trajectory it has beside σ = 1e-1 (each replica takes its own steps and
+    methods; the batch only decides which method's batch is computed) and stops at the same time. Not bitwise
+    (kernels batched over 1 or 2 replicas round differently): measured ≤ 1.6e-14 absolute, 4e-14 relative on the
+    singular values above 1e-3 (the small ones are ~1e-14-level rounding of W once a mode is learned)."""
+    cfg = dlnlab.Config.from_dict({**_auto_config(), "init": {"kind": "gaussian", "scale": 0.01}})
+    alone = dlnlab.simulate(cfg, progress=False)
+    n = alone.sizes["t"]
+    np.testing.assert_array_equal(alone.t, auto_run.t[:n])
+    np.testing.assert_allclose(alone.singular_values[0], auto_run.singular_values[0, :n], rtol=1e-12, atol=1e-13)
+    assert float(alone.t_stop[0]) == float(auto_run.t_stop[0])

@@ -100,9 +100,9 @@ def test_random_init_crosses_every_plateau(L):
     """σ = 1e-6 Gaussian entries (not aligned): the plateau table (``ds.dln.plateaus()``) has the three saddles and
     the minimum, the modes learned in order, each plateau's loss within 0.5 % of ½Σ_{i>k} s_i² (measured: ≤ 9e-16
     relative), final loss < 1e-10 (measured 6e-32), and the run stops by itself (``t_stop``) within a few decades
-    of the last escape (measured: 30× and 15× the start of the last plateau, L = 3 and 4). (At L = 4 from σ = 1e-6 the third escape time itself is set by the float64 rounding of the
-    gradient, ~1e-17·t over the plateaus, against entries ~σ: it varies ×4 with the solver's settings, while the
-    levels and the order do not; see :mod:`dlnlab.engines._flow`.)"""
+    of the last escape (measured: 30× and 15× the start of the last plateau, L = 3 and 4). (At L = 4 from σ = 1e-6 the later escape times themselves are set by the float64 rounding of the
+    gradient, ~1e-17·t over the plateaus, against entries ~σ: the third varies ×4 with the solver's settings,
+    while the levels and the order do not; see :mod:`dlnlab.engines._flow`.)"""
     ds = _three_modes(L, {"kind": "gaussian", "scale": 1e-6}, ("loss", "singular_values", "mode_strength"))
     assert bool(ds.solver_ok.all()) and np.isfinite(float(ds.t_stop[0]))
     table = ds.dln.plateaus()

@@ -22,8 +22,9 @@ Limit of float64, not of the solver: once a mode is learned the gradient carries
 ~1e-17·t; when that is not ≪ σ their escape is set by the rounding rather than by the initial condition. Measured
 on the problem above: escape times reproducible to the record spacing across rtol 1e-10–1e-12 and 20 or 40
 records per decade down to σ = 1e-8 at L = 3 (t ∝ 1/σ exactly) and down to σ = 1e-5 at L = 4 (t ∝ σ⁻²); at L = 4
-from σ = 1e-6 the first two escapes still follow (6.0e10, 1.4–1.5e11) but the third moved between 1.7e11 and
-6.8e11 with the solver's settings (σ⁻² predicts 3.3e11), the levels and the order unchanged.
+from σ = 1e-6 the first escape still follows (6.0e10), but with the solver's settings (rtol down to 1e-12, margin,
+records) the second moved between 1.3e11 and 1.7e11 (σ⁻² predicts 1.5e11) and the third between 1.7e11 and
+6.8e11 (3.4e11), the levels and the order unchanged.
 
 Record times: with a number ``t_max`` (or ``steps``, ``record.times``) those of every engine. With
 ``t_max = "auto"`` a common log grid, ``record.per_decade`` records per decade from ``record.t_min`` (default

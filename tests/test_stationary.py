@@ -8,11 +8,10 @@ Tolerances follow checks.md §0:
 * statistical checks use fixed seeds, replicas as the independent unit, group SEs over 20 groups of replicas
   and 4 SE (two-sided false-failure rate 6e-5 for a Gaussian estimator); KS distances against a known law use
   the α = 0.001 critical value 1.95/√n plus the discretisation budget 0.3h of checks.md §0 (h = ηLλs^{2−2/L};
-  for Euler–Maruyama, h of its step Δt);
-* every engine run is a ``1 × 1`` network of width 1 with an aligned init, on which online SGD is exactly the
-  per-mode recursion of §5.4 and ``kind = "sde"`` is Euler–Maruyama of the per-layer SDE §5.2.
+  for Euler–Maruyama, h of its step Δt).
 
-The long statistical versions (all six rows of S8 at n = 2e5; a 4× larger SDE ensemble) are ``@slow``.
+The simulations (S7, S8 with per-mode SGD; the FP solver against SDE ensembles) are the experiments' tests:
+``tests/experiments/corlouer/test_stationary.py`` and ``test_fokker_planck.py``.
 """
 
 from __future__ import annotations
@@ -22,22 +21,12 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, stats
+from scipy import integrate
 
-from dlnlab.conventions import step_ratio
-from dlnlab.analysis.stats import first_hit_time
-from dlnlab.experiments.stationary import (
-    ks_lattice,
-    row_stats,
-    run_mode,
-    stationary_runs,
-)
 from dlnlab.theory import mode_fokker_planck as fpk
 from dlnlab.theory import mode_sde as msde
 from dlnlab.theory import mode_stationary as st
 from dlnlab.theory import mode_stationary_forms as stf
-
-KS_C, KS_H, Z = 1.95, 0.3, 4.0
 
 # checks.md S8 rows (L, s, λ, σ_ε, η, B) with the exact mean and variance printed there
 S8_ROWS = [
@@ -294,75 +283,6 @@ def test_boltzmann_error_scales_with_temperature():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# S7 and S8 with the main engine (per-mode SGD = SGD on a 1×1 network)
-
-
-@pytest.fixture(scope="module")
-def s8_default():
-    """S8 rows (2,1,1,0.5,0.01,1) and (3,1,1,0.5,0.01,1) at n = 4e4 (R = 2000 replicas × 20 samples, burn-in
-    30/h, thinning 10/h steps), and, in the same engine calls (label noise stacked), the S7 runs without label
-    noise from m0 = 0.01 for t ≥ 60 (L = 2) and t ≥ 120 (L = 3), R = 2000."""
-    out = {}
-    for L, t_min, seed in ((2, 60.0, 11), (3, 120.0, 12)):
-        runs, t, info = stationary_runs(L, 1.0, 1.0, 1, [0.01], [0.5, 0.0], m0_of=lambda se: 1.0 if se > 0 else 0.01,
-                                        replicas=2000, n_per=20, t_min=t_min, seed=seed)
-        out[L] = (runs, t, info)
-    return out
-
-
-@pytest.mark.parametrize("L", [2, 3])
-def test_s8_stationary_law_with_label_noise(s8_default, L):
-    """checks.md S8 at n = 4e4. Tolerances (S8): KS ≤ 1.95/√n + 0.3h; mean within 4 group-SE of the exact mean;
-    mean shift s − m̄ within 4 SE of (L−1)T_ε s^{1−2/L} (the Itô correction; at this n the SE is ~2.5e-4 against
-    a shift of 1.25e-3 (L=2) / 2.5e-3 (L=3)); |v̂/v − 1| ≤ 4 SE_rel + 0.7h; KS(SGD, Gauss) within
-    ±(1.95/√n + 0.3h) of the deterministic KS(exact, Gauss); KS(SGD, label law) ≤ KS(exact, label law) +
-    1.95/√n + 0.3h."""
-    runs, _, info = s8_default[L]
-    x = runs[(0.01, 0.5)][:, -20:]
-    assert info["diverged"] == 0 and np.all(np.isfinite(x))
-    h = step_ratio(0.01, L, 1.0, 1.0)
-    assert min(info["thin_steps"][0.01]) >= 5 / h and info["burn_steps"][0.01] >= 10 / h  # S8's requirements
-    r = row_stats(x, L, 1.0, 1.0, 0.5, 0.01, 1)
-    assert r["n"] == 40000
-    assert r["ks"] <= r["ks_bound"], (r["ks"], r["ks_bound"])
-    assert abs(r["mean"] - r["mean_exact"]) <= Z * r["mean_se"]
-    assert abs(r["shift"] - r["shift_theory"]) <= Z * r["mean_se"]
-    assert abs(r["var"] / r["var_exact"] - 1) <= Z * r["var_rel_se"] + 0.7 * h
-    assert abs(r["ks_gauss_sgd"] - r["ks_gauss_exact"]) <= r["ks_bound"]
-    assert r["ks_label_sgd"] <= r["ks_label_exact"] + r["ks_bound"]
-
-
-@pytest.mark.parametrize("L,t_check", [(2, 60.0), (3, 120.0)])
-def test_s7_no_label_noise_converges_to_s(s8_default, L, t_check):
-    # checks.md S7: recursion §5.4, η = 0.01, m0 = 0.01, B = 1, λ = s = 1, 2000 replicas; max |m − s| ≤ 1e-6 at
-    # t = 60 (L = 2), 120 (L = 3) (observed 4e-16). The law is the point mass δ(m − s) of §9.3.
-    runs, t, _ = s8_default[L]
-    m = runs[(0.01, 0.0)]
-    assert m.shape[0] == 2000 and np.allclose(m[:, 0], 0.01, rtol=1e-12)
-    j = int(np.argmin(np.abs(t - t_check)))
-    assert abs(t[j] - t_check) < 1e-9
-    assert np.all(np.isfinite(m)) and float(np.max(np.abs(m[:, j] - 1.0))) <= 1e-6
-    assert isinstance(st.stationary_law(L, 1.0, 1.0, 0.0, 0.005), st.PointMass)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("group", [(2, 1.0, 1.0, 1, [0.005, 0.01, 0.02], 0.5), (3, 1.0, 1.0, 1, [0.005, 0.01], 0.5),
-                                   (4, 1.0, 1.0, 2, [0.01], 0.3)], ids=["L2", "L3", "L4"])
-def test_s8_all_rows_large_n(group):
-    # checks.md S8, every row at n = 2e5 (R = 2e4 × 10 samples), same tolerances as the default version.
-    L, s, lam, B, lrs, se = group
-    runs, _, info = stationary_runs(L, s, lam, B, lrs, [se], replicas=20000, n_per=10, seed=21 + L)
-    assert info["diverged"] == 0
-    for lr in lrs:
-        h = step_ratio(lr, L, lam, s)
-        r = row_stats(runs[(lr, se)][:, -10:], L, s, lam, se, lr, B)
-        assert r["ks"] <= r["ks_bound"], (lr, r["ks"], r["ks_bound"])
-        assert abs(r["mean"] - r["mean_exact"]) <= Z * r["mean_se"], lr
-        assert abs(r["shift"] - r["shift_theory"]) <= Z * r["mean_se"], lr
-        assert abs(r["var"] / r["var_exact"] - 1) <= Z * r["var_rel_se"] + 0.7 * h, lr
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The Fokker–Planck solver
 
 FP_SETTING = {"depth": 2, "s": 1.0, "input_variance": 1.0, "label_noise": 0.5}
@@ -429,66 +349,3 @@ def test_fp_time_stepping_is_second_order():
             for dt in (8e-3, 4e-3, 2e-3)]
     d1, d2 = np.max(np.abs(cdfs[0] - cdfs[1])), np.max(np.abs(cdfs[1] - cdfs[2]))
     assert 3.5 <= d1 / d2 <= 4.5, (d1, d2)
-
-
-SDE_DT, SDE_REC, SDE_T = 2e-3, 0.01, 5.0
-
-
-@pytest.fixture(scope="module")
-def sde_ensemble():
-    """Per-mode SDE (Euler–Maruyama of §5.2, Δt = 2e-3; the engine's kind="sde" on a 1×1 network) with L = 2,
-    λ = s = 1, σ_ε = 0.5, η/B = 0.05, from m0 = 0.01; R = 1e4 replicas recorded every 0.01 up to t = 5."""
-    every = round(SDE_REC / SDE_DT)
-    n_rec = round(SDE_T / SDE_REC) + 1
-    t, _, m, div = run_mode(**FP_SETTING, lr=FP_LR, batch_size=1, m0=FP_M0, steps=(n_rec - 1) * every,
-                            replicas=10000, n_times=n_rec, kind="sde", dt=SDE_DT, seed=31)
-    assert div == 0
-    return t, m
-
-
-def test_fp_matches_the_sde_histogram(sde_ensemble):
-    # KS(SDE m(t), FP) at t = 1 (escape), 2.5 (mid-learning) and 4 (near stationarity): ≤ 1.95/√R + 0.3 h_Δt
-    # with h_Δt = Δt Lλs^{2−2/L} = 0.004 (the checks.md §0 budget for a weak-order-1 scheme, applied to the EM
-    # step; changing Δt from 1e-3 to 4e-3 moved the mean of m(t) by < 3e-3 and KS by < 0.01 in a validation run).
-    t, m = sde_ensemble
-    R = m.shape[0]
-    times = [1.0, 2.5, 4.0]
-    sol = _fp().solve(FP_M0, times, dt=2e-3)
-    bound = KS_C / math.sqrt(R) + KS_H * step_ratio(SDE_DT, 2, 1.0, 1.0)
-    for k, tk in enumerate(times):
-        j = int(np.argmin(np.abs(t - tk)))
-        assert abs(t[j] - tk) < 1e-9
-        ks = stats.kstest(m[:, j], lambda v, k=k: sol.cdf(v, k)).statistic
-        assert ks <= bound, (tk, ks, bound)
-
-
-@pytest.mark.parametrize("theta", [0.5, 0.99])
-def test_learning_time_distribution_matches_the_sde(sde_ensemble, theta):
-    # The law of τ = inf{t : m ≥ θs} from the absorbing FP against the first record time of the SDE paths.
-    # Paths are observed every 0.01, so the FP barrier is raised by the Broadie–Glasserman continuity correction
-    # 0.5826·sqrt(b(y*)·0.01) in ln m (without it the KS distance is 2–4× the bound). The statistic compares the
-    # CDFs on the record grid (τ lives on it); paths that never reach θs by t = 5 count as τ > 5.
-    # Tolerance: 1.95/√R + 0.3 h_Δt, as above; the o(√Δt) remainder of the correction is not budgeted.
-    t, m = sde_ensemble
-    R = m.shape[0]
-    tau = first_hit_time(t, m, theta).time
-    res = fpk.first_passage_law(**FP_SETTING, temperature=FP_LR / 2, m0=FP_M0, target=theta,
-                            times=np.linspace(0, SDE_T, 2001), n_cells=2000, monitor_dt=SDE_REC)
-    ks = ks_lattice(tau, lambda v: np.interp(v, res["times"], res["cdf"]), t)
-    bound = KS_C / math.sqrt(R) + KS_H * step_ratio(SDE_DT, 2, 1.0, 1.0)
-    assert ks <= bound, (ks, bound)
-
-
-@pytest.mark.slow
-def test_fp_matches_a_large_sde_ensemble():
-    # As test_fp_matches_the_sde_histogram with R = 4e4 and Δt = 1e-3 (bound 0.0097 + 0.0006).
-    t, _, m, div = run_mode(**FP_SETTING, lr=FP_LR, batch_size=1, m0=FP_M0, steps=4000, replicas=40000, n_times=9,
-                            kind="sde", dt=1e-3, seed=32)
-    assert div == 0
-    times = [1.0, 2.0, 2.5, 3.0, 4.0]
-    sol = _fp(4000).solve(FP_M0, times, dt=1e-3)
-    bound = KS_C / math.sqrt(m.shape[0]) + KS_H * step_ratio(1e-3, 2, 1.0, 1.0)
-    for k, tk in enumerate(times):
-        j = int(np.argmin(np.abs(t - tk)))
-        ks = stats.kstest(m[:, j], lambda v, k=k: sol.cdf(v, k)).statistic
-        assert ks <= bound, (tk, ks, bound)

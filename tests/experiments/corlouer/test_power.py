@@ -1,0 +1,15 @@
+"""Power of the [C] experiments (issue 14 item 5): at each declared perturbation of a theory input (the simulation
+unchanged) every measured row that holds at the true theory and that the perturbation moves now fails, and every
+holding measured row is moved by one (``tests/experiments/_power.py``). Each runs the smoke preset 2–3 times."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments._power import assert_power
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stationary", "fokker_planck", "mode_agreement", "diffusion_peak", "unaligned"])
+def test_power(name, tmp_path):
+    assert_power(name, tmp_path)

@@ -12,10 +12,11 @@ once (warm-up), then timed over a few repeats, and the best time is kept. Worklo
 * **B3** per-mode SDE ensemble (10 modes × 1024 replicas × 10⁴ Euler–Maruyama steps,
   :func:`dlnlab.engines.simulate_modes`): against vectorised NumPy EM and against diffrax ``Euler`` with an
   ``UnsafeBrownianPath``. Target ≥ 1× both.
-* **B4** gradient flow through 4 plateaus from m₀ = 1e-6 (L = 3): gradient evaluations and wall time of the
-  adaptive Dopri5 engine against fixed-step Euler on the same population gradient, with its step chosen to
-  just reach the same maximum error (1e-4) on the mode strengths against the closed form. Target ≥ 50×
-  fewer evaluations.
+* **B4** gradient flow through every plateau (4 modes) from m₀ = 1e-8 at L = 3 and 4 (issue 15): the default
+  ``auto`` solver (Dopri5 switching to Rodas5P on the exact Hessian) against the explicit Dopri5 solver of earlier
+  versions at the same ``rtol``, as gradient / Hessian evaluations and wall time, with each one's error against
+  the closed form; the explicit run is capped and extrapolated from its measured step rate (stated in the result;
+  :mod:`._gradient_flow`). Targets ≥ 1× (L = 3) and ≥ 10× (L = 4) in wall time.
 * **B5** memory: 10⁶ steps × 1024 replicas × 10 modes with observables at 200 log-spaced times, peak RSS
   measured in a subprocess at two step counts. Target < 1 GiB and no growth with the number of steps.
 * **B6** wall time of ``dlnlab reproduce --quick`` in a subprocess. Target < 10 minutes.
@@ -29,11 +30,12 @@ prints it for a saved result).
 
 Modules: :mod:`._spec` (schema, targets, sizes), :mod:`._machine` (machine, versions, timing), :mod:`._engine`
 (the engine's compiled programs), :mod:`._baselines` (the hand-written alternatives), :mod:`._flops` (FLOP
-counts and rates), :mod:`._workloads` (B1–B6), :mod:`._suite` (:func:`run_suite`) and :mod:`._report` (tables).
+counts and rates), :mod:`._workloads` (B1–B3, B5, B6), :mod:`._gradient_flow` (B4), :mod:`._suite` (:func:`run_suite`) and :mod:`._report` (tables).
 """
 
-from ._baselines import diffrax_mode_em, euler_program, numpy_batched_sgd, numpy_mode_em, torch_loop_sgd
+from ._baselines import diffrax_mode_em, numpy_batched_sgd, numpy_mode_em, torch_loop_sgd
 from ._flops import gemm_rate, product_ceiling, product_flops, sgd_step_flops, sgd_step_products
+from ._gradient_flow import B4_M0, B4_S, b4_config, b4_flow_solvers
 from ._machine import have, machine_info, timed, versions
 from ._report import UNITS, format_table, markdown_table, write_json
 from ._spec import SCHEMA, SIZES, TARGETS, check
@@ -43,15 +45,14 @@ from ._workloads import (
     b1_small_sgd,
     b2_compute_bound,
     b3_mode_sde,
-    b4_flow_vs_euler,
     b5_child,
     b5_memory,
     b6_reproduce,
 )
 
 __all__ = [
-    "SCHEMA", "SIZES", "TARGETS", "UNITS", "WORKLOADS", "b1_small_sgd", "b2_compute_bound", "b3_mode_sde",
-    "b4_flow_vs_euler", "b5_child", "b5_memory", "b6_reproduce", "check", "diffrax_mode_em", "euler_program",
+    "B4_M0", "B4_S", "SCHEMA", "SIZES", "TARGETS", "UNITS", "WORKLOADS", "b1_small_sgd", "b2_compute_bound",
+    "b3_mode_sde", "b4_config", "b4_flow_solvers", "b5_child", "b5_memory", "b6_reproduce", "check", "diffrax_mode_em",
     "format_table", "gemm_rate", "have", "machine_info", "markdown_table", "numpy_batched_sgd", "numpy_mode_em",
     "product_ceiling", "product_flops", "run_suite", "sgd_step_flops", "sgd_step_products", "timed",
     "torch_loop_sgd", "versions", "write_json",

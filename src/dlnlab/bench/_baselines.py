@@ -1,7 +1,7 @@
 """The hand-written alternatives dlnlab is compared with: what a researcher would write instead.
 
 Hand-batched NumPy SGD with closed-form gradients and a per-replica PyTorch loop (B1), vectorised NumPy and
-diffrax Euler–Maruyama of the per-mode SDE (B3), fixed-step Euler of the population gradient flow (B4)."""
+diffrax Euler–Maruyama of the per-mode SDE (B3)."""
 
 from __future__ import annotations
 
@@ -180,25 +180,3 @@ def diffrax_mode_em(a0, s, input_variance, label_noise, lr, batch_size, dt, step
     keys = jax.random.split(jax.random.PRNGKey(seed), a0.shape[0])
     prog = jax.jit(jax.vmap(solve))
     return lambda: prog(a0, keys)
-
-
-def euler_program(problem, n_records):
-    """Fixed-step Euler of population gradient flow, ``θ ← θ − h ∇𝓛(θ)`` (the engine's ``full_gradient``),
-    recording the mode strengths every ``k`` steps: ``prog(w0, h, k) -> (n_records, n_modes)``."""
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
-    from ..model.gradients import full_gradient
-    from ..model.network import end_to_end
-
-    @jax.jit
-    def prog(w0, h, k):
-        def interval(w, _):
-            w = lax.fori_loop(0, k, lambda _, w: tuple(a - h * g for a, g in zip(w, full_gradient(w, problem))), w)
-            return w, jnp.diagonal(problem.U_k.T @ end_to_end(w) @ problem.V_k)
-
-        return lax.scan(interval, w0, None, length=n_records)[1]
-
-    return prog
-

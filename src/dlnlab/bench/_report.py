@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import cli_startup
 from ._spec import TARGETS
 
 
@@ -15,7 +16,7 @@ def _fmt(v):
 
 
 UNITS = {"vs_torch_loop": "×", "vs_numpy_batched": "×", "fraction_of_gemm": "", "vs_numpy_em": "×",
-         "vs_diffrax_euler": "×", "fewer_evaluations": "×", "peak_rss_gib": " GiB", "rss_growth": "",
+         "vs_diffrax_euler": "×", "vs_explicit_L3": "×", "vs_explicit_L4": "×", "peak_rss_gib": " GiB", "rss_growth": "",
          "wall_minutes": " min"}
 
 
@@ -84,7 +85,7 @@ def _target(wid, name):
 def _row(res, wid, name, workload, ours, alternative, unit="×"):
     """A table row of check ``name`` of workload result ``res``; a continuation row has ``workload`` None."""
     ratio, verdict = _cells(res.get("checks", {}).get(name), unit)
-    cells = ("", "", "") if workload is None else (wid, workload, ours)
+    cells = ("", "", ours or "") if workload is None else (wid, workload, ours)
     return f"| {' | '.join(cells)} | {alternative} | {ratio} | {_target(wid, name)} | {verdict} |"
 
 
@@ -123,16 +124,24 @@ def _b3_rows(res, p):
 
 
 def _b4_rows(res, p):
-    fl, eu = res["dlnlab_flow"], res["euler"]
-    euler = (f"fixed-step Euler (h = {_sci(eu['step'], 2)}): {_num(eu['gradient_evaluations'])} evaluations, "
-             f"{_num(eu['wall_s'], ' s')}" if "step" in eu else f"fixed-step Euler: {eu.get('skipped')}")
-    check = res["checks"]["fewer_evaluations"]
-    ratio = "—" if check.get("skipped") else (f"{_num(check['value'], '×')} fewer evaluations "
-                                               f"({_num(res['wall_ratio'], '×')} less time)")
-    verdict = "—" if check.get("skipped") else ("met" if check["passed"] else "not met")
-    return [(f"| B4 | gradient flow through 4 plateaus from m₀ = {_sci(p['m0'])}, L = {p['depth']}, max "
-            f"error {_sci(p['tol'])} on m_α | Dopri5: {_num(fl['gradient_evaluations'])} gradient evaluations, "
-            f"{_num(fl['best_s'], ' s')} | {euler} | {ratio} | {_target('B4', 'fewer_evaluations')} | {verdict} |")]
+    lines = []
+    for depth in (3, 4):
+        name = f"vs_explicit_L{depth}"
+        r = res.get("depths", {}).get(str(depth))
+        first = not lines
+        if r is None:
+            lines.append(_row(res, "B4", name, "gradient flow" if first else None, f"L = {depth}: not run", ""))
+            continue
+        a, e = r["auto"], r["explicit"]
+        ours = (f"L = {depth}, auto: {_num(a['gradient_evaluations'])} gradient + {_num(a['hessian_evaluations'])} "
+                f"Hessian evaluations, {_num(a['best_s'], ' s')}, error {_sci(a['max_rel_error'], 2)}")
+        capped = f", extrapolated from {_num(e['measured_steps'])} steps" if e["capped"] else ""
+        alt = (f"explicit Dopri5: {_num(e['gradient_evaluations'])} gradient evaluations, {_num(e['best_s'], ' s')}"
+               f"{capped}, error {_sci(e['max_rel_error'], 2)}")
+        workload = (f"gradient flow through 4 plateaus from m₀ = {_sci(p['m0'])}, rtol {_sci(p['rtol'])}"
+                    if first else None)
+        lines.append(_row(res, "B4", name, workload, ours, alt))
+    return lines
 
 
 def _b5_rows(res, p):
@@ -158,7 +167,8 @@ def _b6_rows(res, p):
 
 
 #: The README table's rows of each workload: ``fn(result, params) -> lines``.
-_ROWS = {"B1": _b1_rows, "B2": _b2_rows, "B3": _b3_rows, "B4": _b4_rows, "B5": _b5_rows, "B6": _b6_rows}
+_ROWS = {"B1": _b1_rows, "B2": _b2_rows, "B3": _b3_rows, "B4": _b4_rows, "B5": _b5_rows, "B6": _b6_rows,
+         "B7": cli_startup.markdown_rows}
 
 
 def markdown_table(result: dict) -> str:

@@ -1,10 +1,9 @@
-"""The workloads B1–B6: each builds its problem, times dlnlab and its alternatives on it, and checks the figures
+"""The workloads B1–B3, B5, B6 (B4: :mod:`._gradient_flow`): each builds its problem, times dlnlab and its alternatives on it, and checks the figures
 against their targets (:data:`TARGETS`)."""
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -13,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._baselines import diffrax_mode_em, euler_program, numpy_batched_sgd, numpy_mode_em, torch_loop_sgd
+from ._baselines import diffrax_mode_em, numpy_batched_sgd, numpy_mode_em, torch_loop_sgd
 from ._engine import whole_run
 from ._flops import gemm_rate, product_ceiling, sgd_step_flops
-from ._machine import block, have, machine_info, timed
+from ._gradient_flow import b4_flow_solvers
+from ._machine import have, machine_info, timed
 from ._spec import TARGETS, check
+from .cli_startup import b7_cli_startup
 
 
 def _b1_config(replicas, steps, seed=0):
@@ -159,139 +160,6 @@ def b3_mode_sde(size: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# B4: adaptive gradient flow against fixed-step Euler at the same accuracy
-
-B4_S = (1.0, 0.5, 0.25, 0.125)
-B4_M0 = 1e-6
-B4_DEPTH = 3
-#: Gradient evaluations of one diffrax Dopri5 solve: 6 per attempted (accepted or rejected) step (7 stages,
-#: first-same-as-last) plus 1 initial evaluation. Checked by counting vector-field calls (``jax.debug.callback``)
-#: on the B4 problem at rtol 1e-6 with diffrax 0.7.2: 6457 calls for 1076 steps.
-DOPRI5_EVALS_PER_STEP, DOPRI5_EVALS_PER_SOLVE = 6, 1
-
-
-def _b4_config(points, rtol=None):
-    from ..config import Config
-    from ..theory import mode_time
-
-    t_max = 1.2 * mode_time(0.999 * B4_S[-1], B4_M0, B4_S[-1], 1.0, B4_DEPTH)
-    k = len(B4_S)
-    dyn = {"kind": "flow", "t_max": float(t_max)}
-    if rtol is not None:
-        dyn["rtol"] = rtol
-    return Config.from_dict({
-        "teacher": {"d_in": k, "d_out": k, "singular_values": list(B4_S), "basis": "identity"},
-        "network": {"depth": B4_DEPTH, "width": k},
-        "init": {"kind": "aligned", "scale": B4_M0, "hidden_basis": "identity"},
-        "dynamics": dyn,
-        "record": {"n_times": points + 1, "spacing": "linear", "observables": ["mode_strength"], "chunks": 1},
-        "ensemble": {"replicas": 1},
-    })
-
-
-def _euler_to_tolerance(w0, problem, T, points, ref, tol) -> list[dict]:
-    """Fixed-step Euler of the B4 flow (from ``w0``, one replica, up to ``T``) at ``k`` steps per record interval,
-    ``k`` ×4 until the error against ``ref`` reaches ``tol`` (or first-order convergence shows), then first-order
-    steps towards the target, each verified. Returns every trial: steps, max error, wall and CPU time."""
-    import jax
-
-    prog = euler_program(problem, points)
-
-    def euler_error(k):
-        c0, t0 = time.process_time(), time.perf_counter()
-        m = np.asarray(block(prog(w0, T / (points * k), k)))
-        return float(np.max(np.abs(m - ref))), time.perf_counter() - t0, time.process_time() - c0
-
-    jax.block_until_ready(prog(w0, T / points, 1))  # compile
-    history = []
-
-    def trial(k):
-        err, wall, cpu = euler_error(k)
-        history.append({"steps_per_record": k, "steps": points * k, "max_error": err if math.isfinite(err) else math.inf,
-                        "wall_s": wall, "cpu_s": cpu})
-        return history[-1]["max_error"]
-
-    k = 1
-    while True:  # ×4 until the target is reached or first-order convergence (error ∝ h) is visible
-        err = trial(k)
-        if err <= tol:
-            break
-        if len(history) >= 2 and 3.0 < history[-2]["max_error"] / err < 5.0 and err < 100 * tol:
-            break
-        if points * k > 2**34:
-            break
-        k *= 4
-    for _ in range(4):  # first-order step from the largest failing k towards the target; verify
-        fail = [h for h in history if h["max_error"] > tol]
-        good = [h for h in history if h["max_error"] <= tol]
-        if not fail:
-            break
-        lo = max(fail, key=lambda h: h["steps"])
-        hi = min(good, key=lambda h: h["steps"]) if good else None
-        cand = math.ceil(lo["steps_per_record"] * lo["max_error"] / tol * 1.02)
-        if hi is not None and (cand >= hi["steps_per_record"] or hi["steps"] <= 1.1 * lo["steps"]):
-            break
-        trial(max(cand, lo["steps_per_record"] + 1))
-    return history
-
-
-def b4_flow_vs_euler(size: dict) -> dict:
-    import jax.numpy as jnp
-
-    from ..model import Problem, Teacher
-    from ..theory import mode_flow_fn
-
-    tol, points, reps = size["b4_tol"], size["b4_points"], size["repeats"]
-    cfg = _b4_config(points)
-    run, program = whole_run(cfg)
-    t, w0 = program.grid.t, tuple(w[0] for w in program.init().weights)
-    t_flow, (state, obs) = timed(run, reps)
-    nsteps, ok = state.solver_steps, state.solver_ok
-    ref = mode_flow_fn([B4_M0] * len(B4_S), list(B4_S), 1.0, B4_DEPTH)(t[1:])
-    err_flow = float(np.max(np.abs(np.asarray(obs["mode_strength"])[0] - ref)))
-    n_steps = int(np.asarray(nsteps)[0])
-    evals_flow = DOPRI5_EVALS_PER_STEP * n_steps + DOPRI5_EVALS_PER_SOLVE
-    res = {"params": {"s": list(B4_S), "m0": B4_M0, "depth": B4_DEPTH, "t_max": float(t[-1]), "tol": tol,
-                      "error": f"max |m - closed form| over modes and {points} equally spaced times",
-                      "rtol": cfg.dynamics.rtol},
-           "dlnlab_flow": {**t_flow, "solver_steps": n_steps, "gradient_evaluations": evals_flow,
-                           "max_error": err_flow, "ok": bool(np.asarray(ok)[0]),
-                           "evaluation_count": f"{DOPRI5_EVALS_PER_STEP}·steps + {DOPRI5_EVALS_PER_SOLVE} (Dopri5, FSAL)"}}
-    ladder = []
-    for rtol in size["b4_rtols"]:  # the loosest tolerance that still reaches the error target
-        r2, _ = whole_run(_b4_config(points, rtol))
-        tb, (st2, ob2) = timed(r2, reps)
-        ns2 = st2.solver_steps
-        e2 = float(np.max(np.abs(np.asarray(ob2["mode_strength"])[0] - ref)))
-        ladder.append({"rtol": rtol, "solver_steps": int(np.asarray(ns2)[0]), "max_error": e2, "best_s": tb["best_s"],
-                       "gradient_evaluations": DOPRI5_EVALS_PER_STEP * int(np.asarray(ns2)[0]) + DOPRI5_EVALS_PER_SOLVE})
-    res["dlnlab_flow_rtol_ladder"] = ladder
-    # fixed-step Euler: k steps per record interval, h = t_max / (points k)
-    T = float(t[-1])
-    history = _euler_to_tolerance(w0, Problem.build(Teacher.from_config(cfg), None, jnp.float64), T, points, ref, tol)
-    good = [h for h in history if h["max_error"] <= tol]
-    best = min(good, key=lambda h: h["steps"]) if good else None
-    res["euler"] = {"history": history, "evaluation_count": "1 per step"}
-    if best is None:
-        res["euler"]["skipped"] = "did not reach the error target"
-        res["checks"] = {"fewer_evaluations": check(None, TARGETS["B4"]["fewer_evaluations"], "Euler did not converge")}
-        return res
-    tighter = [h for h in history if h["max_error"] > tol and h["steps"] < best["steps"]]
-    res["euler"].update({"steps": best["steps"], "gradient_evaluations": best["steps"], "max_error": best["max_error"],
-                         "step": T / best["steps"], "wall_s": best["wall_s"], "cpu_s": best["cpu_s"],
-                         "largest_failing_steps": max((h["steps"] for h in tighter), default=None)})
-    res["wall_ratio"] = best["wall_s"] / t_flow["best_s"]
-    res["cpu_ratio"] = best["cpu_s"] / t_flow["cpu_s"]
-    meeting = [x for x in ladder if x["max_error"] <= tol]
-    if meeting:  # informative: the adaptive solver at the loosest listed rtol that still meets the tolerance
-        loose = max(meeting, key=lambda x: x["rtol"])
-        res["loosest_rtol"] = {**loose, "fewer_evaluations": best["steps"] / loose["gradient_evaluations"],
-                               "wall_ratio": best["wall_s"] / loose["best_s"]}
-    res["checks"] = {"fewer_evaluations": check(best["steps"] / evals_flow, TARGETS["B4"]["fewer_evaluations"])}
-    return res
-
-
-# ---------------------------------------------------------------------------------------------------------
 # B5: memory (peak RSS in a subprocess, at two step counts)
 
 
@@ -370,8 +238,9 @@ WORKLOADS = {
     "B1": ("small ensemble SGD vs PyTorch loop and batched NumPy", b1_small_sgd),
     "B2": ("compute-bound ensemble SGD vs machine GEMM rate", b2_compute_bound),
     "B3": ("per-mode SDE ensemble vs NumPy EM and diffrax Euler", b3_mode_sde),
-    "B4": ("gradient flow: adaptive Dopri5 vs fixed-step Euler", b4_flow_vs_euler),
+    "B4": ("gradient flow through every plateau from m0 = 1e-8, L = 3, 4: auto vs explicit solver", b4_flow_solvers),
     "B5": ("memory: peak RSS at two step counts", b5_memory),
     "B6": ("main job: dlnlab reproduce --quick", b6_reproduce),
+    "B7": ("CLI start-up: dlnlab --help, list, COMMAND --help vs import jax", b7_cli_startup),
 }
 

@@ -1,4 +1,8 @@
-"""Command-line interface: ``dlnlab train | info | list | run | reproduce | report | bench | analyze``.
+"""Command-line interface: ``dlnlab train | info | list | run | reproduce | report | sweep | bench | analyze``.
+
+It answers at once: this module imports only Typer and :mod:`dlnlab.errors`; each command imports what it uses
+when it runs, so ``--help``, ``dlnlab list`` (from :mod:`dlnlab.experiments.index`) and shell completion
+(``dlnlab --install-completion``) never import JAX or start a backend (``tests/test_cli.py`` checks it).
 
 Invalid input (config values, overrides, paths) exits with code 2 and a one-line message naming the
 field, the value and what is allowed; no traceback.
@@ -9,13 +13,17 @@ from __future__ import annotations
 import datetime
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .config import Config, ConfigError, config_to_toml, load_config
+from .errors import ConfigError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+if TYPE_CHECKING:
+    from .config import Config
+
+# rich_markup_mode=None: help texts are plain text (Rich markup would swallow "[teacher]"-style section names)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                   help="dlnlab: learning dynamics of deep linear networks (GF, GD, SGD, SGD-SDE).")
 
 
@@ -54,6 +62,7 @@ def run_config(config: Config, out: Path, progress: bool = True, checkpoint_ever
     seconds; if it exists at the start (a killed run of the same config) the run resumes from it. It is
     removed once the dataset is saved."""
     from . import checkpoint, storage
+    from .config import config_to_toml
     from .engines import simulate
     from .errors import Interrupted
 
@@ -105,6 +114,8 @@ def train(
 
     The run checkpoints into OUT; rerun the same command after a crash or kill to resume (the result is
     identical to an uninterrupted run)."""
+    from .config import load_config
+
     try:
         if not (checkpoint_every >= 0 and checkpoint_every < float("inf")):
             raise ConfigError("--checkpoint-every", checkpoint_every, "a finite number of seconds >= 0")
@@ -122,6 +133,7 @@ def info():
     """Print versions, JAX backend, devices and precision."""
     import jax
 
+    from . import conventions  # noqa: F401  (the JAX set-up a run gets: float64)
     from .runtime import package_versions
 
     for k, v in package_versions().items():
@@ -133,11 +145,27 @@ def info():
 
 @app.command("list")
 def list_():
-    """List the registered experiments: name, paper, claim, cost of the quick preset."""
-    from .experiments import REGISTRY
+    """List the registered experiments (plugins included): name, paper, claim, cost of the quick preset."""
+    from .experiments.index import index
 
-    for e in sorted(REGISTRY.values(), key=lambda e: (e.paper, e.name)):
-        typer.echo(f"{e.name:<22} [{e.paper}] {e.cost:>8}  {e.claim}")
+    idx = index()
+    for e in idx.experiments:
+        typer.echo(f"{e.name:<22} [{e.paper}] {e.cost:>8}  {e.claim}" + (f"  (plugin {e.plugin})" if e.plugin else ""))
+    plugin_papers = {e.paper for e in idx.experiments if e.plugin}
+    for key in sorted(plugin_papers):
+        typer.echo(f"[{key}] {idx.papers.get(key, '?')}")
+
+
+def _complete_experiment(incomplete: str) -> list[str]:
+    from .experiments.index import index
+
+    return [e.name for e in index().experiments if e.name.startswith(incomplete)]
+
+
+def _complete_paper(incomplete: str) -> list[tuple[str, str]]:
+    from .experiments.index import index
+
+    return [(k, v[:60]) for k, v in index().papers.items() if k.startswith(incomplete)]  # short: zsh wraps lines
 
 
 def _experiment_or_fail(name):
@@ -159,7 +187,7 @@ SEED_HELP = "add K to every experiment's seed parameter (another independent dra
 
 @app.command()
 def run(
-    name: Annotated[str, typer.Argument(help="experiment name (see dlnlab list)")],
+    name: Annotated[str, typer.Argument(help="experiment name (see dlnlab list)", autocompletion=_complete_experiment)],
     quick: Annotated[bool, typer.Option("--quick/--full", help="quick (default) or full preset")] = True,
     smoke: Annotated[bool, typer.Option("--smoke", help=SMOKE_HELP)] = False,
     seed: Annotated[int, typer.Option("--seed", metavar="K", help=SEED_HELP)] = 0,
@@ -187,21 +215,24 @@ def reproduce(
     quick: Annotated[bool, typer.Option("--quick/--full", help="reduced statistics (default) or full")] = True,
     smoke: Annotated[bool, typer.Option("--smoke", help=SMOKE_HELP)] = False,
     seed: Annotated[int, typer.Option("--seed", metavar="K", help=SEED_HELP)] = 0,
-    paper: Annotated[list[str] | None, typer.Option("--paper", help="only this paper (J, C, Z, S); repeatable")] = None,
+    paper: Annotated[list[str] | None, typer.Option("--paper", help="only this paper (J, C, Z, S, or a plugin's; see "
+                                                    "dlnlab list); repeatable", autocompletion=_complete_paper)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output directory (rerun the same to resume)")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="change one experiment's preset, e.g. --set mode_agreement.replicas=4000; repeatable")] = None,
 ):
     """Run every registered experiment, write the claims table and the HTML report. Rerunning with the
     same --out resumes: finished experiments are not recomputed."""
-    from .experiments import PAPERS
+    from .experiments.index import index
+
+    papers = index().papers
+    for p in paper or []:
+        if p not in papers:
+            _fail(ConfigError("--paper", p, "one of " + ", ".join(papers)))
     from .experiments.table import summary
     from .reproduce import reproduce as run_all
     from .reproduce import split_overrides
 
-    for p in paper or []:
-        if p not in PAPERS:
-            _fail(ConfigError("--paper", p, "one of " + ", ".join(PAPERS)))
     preset = _preset(quick, smoke)
     out = out or Path("dlnlab-runs") / f"reproduce-{preset}{f'-seed{seed}' if seed else ''}"
     try:
@@ -257,7 +288,7 @@ def sweep(
     """Run CONFIG over a grid of values: one dataset per run and OUT/results.parquet (a row per grid point).
     Grid axes over dynamics.lr, teacher.label_noise, init.scale, init.gamma are vectorised on the replica axis
     of one run; the others make separate runs. `dlnlab sweep status DIR` shows a sweep's progress."""
-    from .config import parse_override
+    from .config import load_config, parse_override
     from .sweep import check_grid
     from .sweep import sweep as run_sweep
 

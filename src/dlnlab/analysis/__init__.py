@@ -1,5 +1,6 @@
 """Analysis of recorded trajectories (``xarray.Dataset`` from :func:`dlnlab.simulate`)."""
 
+from .. import conventions, runtime  # noqa: F401  (first: the JAX set-up, see dlnlab/__init__)
 from .saddles import (
     crossover,
     escape_vectors,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from .. import conventions, runtime  # noqa: F401  (first: the JAX set-up, see dlnlab/__init__)
 from ..config import Config
 from ..errors import ConfigError, Interrupted
 from ..model.observables import Observable

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
+import importlib.metadata
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,7 +160,55 @@ def _flat_override(item: str):
     return (key.strip(),), value
 
 
-REGISTRY: dict[str, Experiment] = {}
+#: the entry-point group through which other packages register experiments (``docs/plugins.md``): each entry point
+#: names a module whose import registers them (with :func:`register`, and their paper with :func:`register_paper`)
+ENTRY_POINTS = "dlnlab.experiments"
+
+
+class Registry(Mapping):
+    """The registered experiments by name, loaded on first use: the built-in modules (``experiments/_builtin.py``),
+    then every module of the entry-point group :data:`ENTRY_POINTS`. ``plugins`` maps a plugin experiment's name
+    to its entry point ``"NAME = VALUE (DISTRIBUTION)"``."""
+
+    def __init__(self):
+        self._experiments: dict[str, Experiment] = {}
+        self.plugins: dict[str, str] = {}
+        self._loaded = False
+
+    def add(self, exp: Experiment) -> None:
+        if exp.name in self._experiments:
+            raise ValueError(f"experiment {exp.name!r} registered twice")
+        self._experiments[exp.name] = exp
+
+    def load(self) -> Registry:
+        """Import the built-in experiment modules and the plugins (once); a plugin that fails to import raises
+        an ``ImportError`` naming it."""
+        if self._loaded:
+            return self
+        self._loaded = True  # before the imports: they register into this registry
+        importlib.import_module("._builtin", __package__)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
+            before = set(self._experiments)
+            where = f"{ep.name} = {ep.value} ({ep.dist.name if ep.dist else 'unknown distribution'})"
+            try:
+                ep.load()
+            except Exception as exc:
+                raise ImportError(f"the dlnlab plugin {where} (entry-point group {ENTRY_POINTS}) failed to load: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            self.plugins.update(dict.fromkeys(sorted(set(self._experiments) - before), where))
+        return self
+
+    def __getitem__(self, name: str) -> Experiment:
+        return self.load()._experiments[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.load()._experiments)
+
+    def __len__(self) -> int:
+        return len(self.load()._experiments)
+
+
+REGISTRY = Registry()
 
 
 def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full: dict, smoke: dict | None = None,
@@ -166,21 +216,36 @@ def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full:
     """Decorator registering ``fn(params, out) -> ExperimentResult`` as an experiment.
 
     ``smoke`` defaults to ``quick``. Every preset gains ``perturb = {}`` (see :class:`Experiment`) unless given;
-    every preset should have a ``seed`` (checked over the registry by the tests)."""
+    every preset should have a ``seed`` (checked over the registry by the tests). ``paper``: a key of
+    :data:`~dlnlab.experiments.claims.PAPERS` (a plugin adds its own with :func:`register_paper` first)."""
 
     def deco(fn):
-        if name in REGISTRY:
-            raise ValueError(f"experiment {name!r} registered twice")
+        if paper not in PAPERS:
+            raise ValueError(f"experiment {name!r}: paper {paper!r} is not one of {', '.join(PAPERS)} "
+                             "(register it first with register_paper)")
         presets = {"quick": dict(quick), "full": dict(full), "smoke": {**quick, **(smoke or {})}}
         for preset in presets.values():
             preset.setdefault("perturb", {})
         for pert in perturbations:
             if not isinstance(pert, Perturbation):
                 raise TypeError(f"experiment {name!r}: perturbations must be Perturbation objects, got {pert!r}")
-        REGISTRY[name] = Experiment(name, paper, claim, fn, presets, cost, tuple(perturbations))
+        REGISTRY.add(Experiment(name, paper, claim, fn, presets, cost, tuple(perturbations)))
         return fn
 
     return deco
+
+
+def register_paper(key: str, title: str) -> None:
+    """Add a paper to :data:`~dlnlab.experiments.claims.PAPERS` (for a plugin's experiments and claims rows):
+    ``key`` a short tag such as ``"K"`` (``dlnlab reproduce --paper K``), ``title`` "Authors (year) — title".
+    Registering the same key again with the same title does nothing; with another title it raises."""
+    if not (isinstance(key, str) and key.isidentifier() and len(key) <= 16):
+        raise ValueError(f"paper key {key!r}: a short identifier such as 'K' or 'Kim25'")
+    if not (isinstance(title, str) and title.strip()):
+        raise ValueError(f"paper {key!r}: the title must be a non-empty string")
+    if PAPERS.get(key, title) != title:
+        raise ValueError(f"paper {key!r} is already registered as {PAPERS[key]!r}")
+    PAPERS[key] = title
 
 
 def get(name: str) -> Experiment:

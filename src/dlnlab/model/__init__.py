@@ -4,6 +4,7 @@ networks, their gradients, gradient noise and observables; [Z]'s diagonal networ
 Pure functions and small frozen objects; no simulation loop (that is :mod:`dlnlab.engines`).
 """
 
+from .. import conventions, runtime  # noqa: F401  (first: the JAX set-up, see dlnlab/__init__)
 from .diagonal import DataConstants, DiagonalModel, balanced_factors
 from .network import Initializer, balancedness, end_to_end
 from .observables import MODE_IMBALANCE, OFFDIAG_MAX, Observable, ReplicaParams

@@ -26,6 +26,7 @@ Modules (each name says what it holds; the most used names are re-exported here)
 The quadrature engine both stationary laws use is the private ``_quadrature`` module.
 """
 
+from .. import conventions, runtime  # noqa: F401  (first: the JAX set-up, see dlnlab/__init__)
 from . import (
     balance,
     diagonal_stationary,

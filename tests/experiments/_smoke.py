@@ -31,9 +31,6 @@ SMOKE = {
     "power_law_tails": ["replicas=200", "steps=20000"],
     "noise_balance_dln": ["t_max=30.0", "n_times=301"],
     "fluctuation_inversion": ["replicas=100"],
-    "relu_balance": ["steps=300", "replicas=3", "n_mc=500", "n_records=11"],
-    "width_independence": ["replicas=300", "t_burn=20.0", "t_max=40.0"],
-    "discrete_collapse": ["replicas=4000", "steps=100", "fate_replicas=50", "fate_steps=500"],
 }
 
 

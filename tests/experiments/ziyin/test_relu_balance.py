@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlnlab.engines import relu_config, simulate_relu
-from dlnlab.experiments.relu_balance import balance_summary
+from dlnlab.experiments.ziyin.relu_balance import balance_summary
 from dlnlab.model.relu import (
     ReluTask,
     gradient_moments,

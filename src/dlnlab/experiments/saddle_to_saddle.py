@@ -2,17 +2,12 @@
 
 Experiments (each writes its datasets or tables, figures as PNG + PDF, and a claims table):
 
-* ``staircase`` — from small random init, the loss falls in steps to the saddle levels
-  ``½ Σ_{i>k} s_i²`` and the singular values of ``W`` are learned one at a time; gradient flow and online SGD
-  side by side; the plateau detector (:func:`dlnlab.analysis.plateau_table`) finds the jumps.
 * ``phase_transition`` — distance from the init to the saddle at 0 (exact) and to the global minima (GD
   displacement: an upper bound; §5.2: a lower bound) over ``γ ∈ [0, 3]`` and widths up to 1024 and beyond;
   the two cross at ``γ ≈ 1`` and the crossing sharpens with ``w``; ``d_sad ∝ w^{(1−γ)/2}``; for ``γ < 1`` the GD
   displacement shrinks as ``w^{−min(γ,1−γ)/2}`` (L = 2, §5.3, checks.md G10).
 * ``escape_times`` — the time to leave each saddle against the init scale ``σ`` over several decades:
   slope ``1/(λ_k s_k)`` in ``ln(1/σ)`` for ``L = 2``, exponent ``−(L − 2)`` for ``L ≥ 3`` (§4, §6.3).
-* ``sparsity`` — matrix completion (an under-determined cost) from small and large init: small init reaches a
-  low-rank solution with low test error, large init a full-rank interpolant (§7, checks.md G13).
 * ``escape_directions`` — the direction taken at each jump against the top singular pair of the residual
   ``−∇_W 𝓛`` at the saddle (§6.1–6.2), in gradient flow and SGD, with whitened and non-whitened inputs
   (where the residual's top pair is *not* the teacher's top singular pair, checks.md G11); and the autodiff
@@ -52,14 +47,14 @@ from ..engines import simulate
 from ..model.network import Initializer
 from ..model.observables import Observable
 from ..model.problem import Problem
-from ..model.teacher import Teacher, completion_mask
+from ..model.teacher import Teacher
 from ..storage import save
 from ..sweep import summarize, sweep, sweep_function
 from ..theory import saddle_sequence as th
+from . import jacot  # noqa: F401  (registers the [J] experiments moved to experiments/jacot/ so far)
 from .base import Claim, ExperimentResult, Figure, register, verdict
 
 PAPER = "J"
-G6_TOL = "|L̂ − L_k| ≤ 0.005 + 1% L_k (checks.md G6: residual mass in unlearned modes, incomplete convergence)"
 
 
 def _claim(exp, claim, quantity, theory, value, unc, tol, ok):
@@ -126,114 +121,6 @@ def _jump_matrix(tab: pd.DataFrame, R: int, K: int, col: str = "t_end") -> np.nd
         vals = g[col].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[:-1][:K]
         out[int(r), :len(vals)] = vals
     return out
-
-
-# ---------------------------------------------------------------------------------------------------------
-# staircase
-
-
-def _sgd_plateau_excess(s, lam, L, lr, B, k):
-    """Derived first-order SGD excess of the loss at saddle k, relative: ``T Σ_{learned} λ_i s_i^{2−2/L}``.
-
-    On the plateau the per-sample gradient has zero-mean noise ``−s_j (v_j·x)(v_i·x)`` in the (u_j, v_i) block of
-    W (j unlearned, i learned), restored at rate ``λ_i s_i^{2−2/L}`` through the learned channel; the stationary
-    OU variance costs ``½λ_i Var`` each, which sums to ``T L_k Σ_i λ_i s_i^{2−2/L}`` with ``T = η/(2B)``."""
-    order = th.learning_order(s, lam)[:k]
-    s, lam = np.asarray(s, float), np.broadcast_to(np.asarray(lam, float), np.shape(s))
-    return lr / (2 * B) * float(np.sum(lam[order] * s[order] ** (2 - 2.0 / L)))
-
-
-@register("staircase", paper=PAPER, cost="~30 s",
-          claim="From small init, gradient flow and SGD visit saddles of increasing rank: the loss drops in "
-                "steps to ½Σ_{i>k}s_i² and W's singular values are learned one at a time",
-          quick={"depth": 3, "d": 5, "width": 30, "s": [4.0, 2.0, 1.0, 0.5], "sigma": 1e-2, "t_max": 100.0,
-                 "lr": 0.01, "batch_size": 8, "gf_replicas": 2, "sgd_replicas": 8, "n_times": 300, "seed": 0},
-          full={"depth": 3, "d": 5, "width": 50, "s": [4.0, 2.0, 1.0, 0.5], "sigma": 1e-3, "t_max": 900.0,
-                "lr": 0.005, "batch_size": 8, "gf_replicas": 8, "sgd_replicas": 64, "n_times": 600, "seed": 0})
-def staircase(p, out):
-    L, s = int(p["depth"]), np.asarray(p["s"], float)
-    K = int(np.sum(s > 0))
-    levels = th.saddle_losses(s, 1.0, 0.0, p["d"])
-    obs = ["loss", "singular_values", "mode_strength", "end_to_end", "residual"]
-    common = {**_base(p), "init": {"kind": "gaussian", "scale": float(p["sigma"])},
-              "record": {"n_times": int(p["n_times"]), "observables": obs}}
-    gf, sgd = _flow_and_sgd(p, common, out, p["gf_replicas"])
-    tabs = {"gradient flow": plateau_table(gf), "SGD": plateau_table(sgd)}
-    tabs["gradient flow"].to_csv(out / "plateaus_gradient_flow.csv", index=False)
-    tabs["SGD"].to_csv(out / "plateaus_sgd.csv", index=False)
-
-    claims = []
-    order = list(th.learning_order(s) + 1)
-    for name, tab in tabs.items():
-        R = int(tab["replica"].max()) + 1
-        jumps = [list(g.sort_values("plateau")["learned_mode"].iloc[:-1]) for _, g in tab.groupby("replica")]
-        right = float(np.mean([j == order for j in jumps]))
-        claims.append(_claim("staircase", f"{name}: exactly rank(M) jumps, learning the modes in order of λs",
-                             "fraction of replicas with jumps = learned modes " + " ".join(map(str, order)),
-                             1.0, right, 0.0, "all replicas (exact)", right == 1.0))
-        L_hat = np.full((R, K + 1), np.nan)
-        for r, g in tab.groupby("replica"):
-            g = g.sort_values("plateau")
-            if len(g) == K + 1:
-                L_hat[int(r)] = g["loss"].to_numpy()
-        med = np.nanmedian(L_hat, axis=0)
-        se = np.nanstd(L_hat, axis=0) / np.sqrt(max(R, 1))
-        if name == "gradient flow":
-            tol = 0.005 + 0.01 * levels
-            tol_text = G6_TOL
-        else:
-            excess = np.array([_sgd_plateau_excess(s, 1.0, L, p["lr"], p["batch_size"], k) for k in range(K + 1)])
-            tol = 0.005 + 0.01 * levels + excess * levels + 4 * se
-            tol_text = ("G6 budget + derived SGD excess T·Σ_learned λs^{2−2/L}·L_k (T = η/2B) + 4 SE over replicas")
-        dev = np.abs(med - levels)
-        worst = int(np.nanargmax(dev[:K] / tol[:K]))
-        ok = bool(np.all(dev[:K] <= tol[:K])) and np.all(np.isfinite(med[:K]))
-        claims.append(_claim("staircase", f"{name}: plateau losses equal the saddle losses ½Σ_(i>k) s_i²",
-                             f"median plateau loss at saddle {worst} (worst of {K}; all must hold)", levels[worst],
-                             med[worst], se[worst], tol_text, ok))
-        ranks = np.full((R, K + 1), -1)
-        for r, g in tab.groupby("replica"):
-            g = g.sort_values("plateau")
-            ranks[int(r), :min(len(g), K + 1)] = g["rank"].to_numpy()[:K + 1]
-        frac = np.mean(np.all(ranks == np.arange(K + 1), axis=1))
-        claims.append(_claim("staircase", f"{name}: rank of W on plateau k is k (rank staircase)",
-                             "fraction of replicas with rank = 0, 1, …, K on successive plateaus (σ_i > s_min/10)",
-                             1.0, frac, 0.0, "all replicas (checks.md G7)", frac == 1.0))
-
-    fig, axes = figures.subplots(2, 2, figsize=(10, 6.4), sharex="col")
-    for c, (name, ds) in enumerate([("gradient flow", gf), ("SGD", sgd)]):
-        t = ds.t.values[1:]
-        ax = axes[0, c]
-        for r in range(ds.sizes["replica"]):
-            ax.plot(t, ds.loss.values[r, 1:], lw=1.6 if name == "gradient flow" else 0.7, alpha=0.8 if r == 0 else 0.4,
-                    color="C0", label="simulation" if r == 0 else None)
-        for k, lv in enumerate(levels[:K]):
-            ax.axhline(lv, color="k", ls="--", lw=0.8)
-            ax.text(t[0] * 1.5, lv * 1.12, f"saddle {k}: {lv:g}", fontsize=7)
-        tj = np.nanmedian(_jump_matrix(tabs[name], ds.sizes["replica"], K), axis=0)
-        for x in tj:
-            ax.axvline(x, color="C3", ls=":", lw=0.8)
-        ax.set(xscale="log", yscale="log", ylim=(levels[K - 1] / 30, levels[0] * 2.5), ylabel="population loss",
-               title=f"{name} (L={L}, σ={p['sigma']:g}" + (f", η={p['lr']:g}, B={p['batch_size']})" if c else ")"))
-        ax.plot([], [], "k--", lw=0.8, label="theory ½Σ_(i>k) s_i²")
-        ax.plot([], [], color="C3", ls=":", label="detected jumps (median)")
-        ax.legend(fontsize=7, loc="lower left")
-        ax = axes[1, c]
-        sv = ds.singular_values.values
-        for i in range(min(K + 1, sv.shape[-1])):
-            for r in range(ds.sizes["replica"]):
-                ax.plot(t, sv[r, 1:, i], color=f"C{i}", lw=1.4 if name == "gradient flow" else 0.6, alpha=0.5,
-                        label=f"σ_{i + 1}(W)" if r == 0 else None)
-        for k in range(K):
-            ax.axhline(s[k], color=f"C{k}", ls="--", lw=0.8)
-        ax.set(xscale="log", xlabel="time t = η·step", ylabel="singular values of W (dashed: s_k)")
-        ax.legend(fontsize=7, loc="upper left")
-    fig1 = figures.save(fig, out, "staircase")
-    return ExperimentResult("staircase", claims=claims, figures=[Figure(
-        fig1, "Top: population loss (log–log) under gradient flow (left) and online SGD (right, every replica) "
-              "from small random init; dashed lines are the saddle losses ½Σ_{i>k}s_i², dotted lines the jumps "
-              "found by the plateau detector. The loss sits on each saddle level, then drops to the next. Bottom: "
-              "singular values of the end-to-end map rise one at a time to s_k (dashed): a rank staircase.")])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -620,102 +507,6 @@ def escape_times(p, out):
         Figure(f2, "Escape times scaled by s_k relative to the first saddle: for L ≥ 3 they collapse to 1 (times "
                    "∝ 1/(λ_k s_k)); for L = 2 the ratio approaches 1 only like 1/ln(1/σ)."),
     ])
-
-
-# ---------------------------------------------------------------------------------------------------------
-# sparsity: matrix completion
-
-
-def _numerical_rank(W, rtol=1e-2):
-    sv = np.linalg.svd(W, compute_uv=False)
-    return int(np.sum(sv > rtol * sv[0])), sv
-
-
-@register("sparsity", paper=PAPER, cost="~45 s",
-          claim="Small init reaches a low-rank solution with low test error on an under-determined problem "
-                "(matrix completion); large init a full-rank interpolant with large test error",
-          quick={"d": 10, "s": [4.0, 2.0], "fraction": 0.5, "depth": 3, "width": 50, "sigmas": [1e-2, 0.05, 0.3],
-                 "instances": [0, 1], "t_max": 100.0, "n_times": 120},
-          full={"d": 10, "s": [4.0, 2.0], "fraction": 0.5, "depth": 3, "width": 50,
-                "sigmas": [3e-3, 1e-2, 3e-2, 0.1, 0.3], "instances": [0, 1, 2, 3, 4, 5, 6, 7], "t_max": 400.0,
-                "n_times": 200})
-def sparsity(p, out):
-    s = np.asarray(p["s"], float)
-    rank_M = int(np.sum(s > 0))
-    sig = np.asarray(p["sigmas"], float)
-    small, large = int(np.argmin(sig)), int(np.argmax(sig))
-    rows, curves = [], {}
-    for inst in [int(x) for x in p["instances"]]:
-        cfg = Config.from_dict({
-            "teacher": {"d_in": p["d"], "d_out": p["d"], "singular_values": list(s), "basis": "random", "seed": inst},
-            "data": {"kind": "completion", "observed_fraction": float(p["fraction"]), "seed": inst},
-            "network": {"depth": int(p["depth"]), "width": int(p["width"])},
-            "init": {"kind": "gaussian", "scale": list(sig)},
-            "dynamics": {"kind": "flow", "t_max": float(p["t_max"]), "rtol": 1e-8},
-            "record": {"n_times": int(p["n_times"]), "observables": ["loss", "singular_values", "end_to_end"]},
-            "ensemble": {"replicas": 1, "seed": inst}})
-        ds = simulate(cfg, progress=False)
-        save(ds, out / f"completion_{inst}.zarr")
-        teacher = Teacher.from_config(cfg)
-        M = teacher.M
-        mask = completion_mask(p["d"], p["d"], p["fraction"], inst)
-        W = ds.end_to_end.values  # (R, t, out, in)
-        test = np.linalg.norm((1 - mask) * (W - M), axis=(2, 3)) / np.linalg.norm((1 - mask) * M)
-        curves[inst] = (ds.t.values, test)
-        for r, sg in enumerate(sig):
-            rk, sv = _numerical_rank(W[r, -1])
-            rows.append({"instance": inst, "sigma": sg, "rank": rk, "test_error": test[r, -1],
-                         "train_loss": float(ds.train_loss.values[r, -1]), **{f"sv_{i + 1}": v for i, v in enumerate(sv)}})
-    df = pd.DataFrame(rows)
-    df.to_csv(out / "solutions.csv", index=False)
-    sm, lg = df[np.isclose(df.sigma, sig[small])], df[np.isclose(df.sigma, sig[large])]
-    rk_ok = bool(np.all(sm["rank"].to_numpy() < lg["rank"].to_numpy()))
-    ratio = sm.test_error.to_numpy() / lg.test_error.to_numpy()
-    claims = [
-        _claim("sparsity", "Small init reaches a lower-rank solution than large init",
-               f"rank of W (σ_i > 1e-2 σ_1) at σ={sig[small]:g}, median over {len(sm)} instances "
-               f"(large init σ={sig[large]:g}: median {np.median(lg['rank']):g})", rank_M, np.median(sm["rank"]),
-               0.0, "lower than the large-init rank in every instance", rk_ok),
-        _claim("sparsity", "Small init generalises better: lower test error on the unobserved entries",
-               f"test error ratio small/large init (max over {len(sm)} instances)", np.nan, ratio.max(),
-               0.0, "< 0.5 in every instance (checks.md G13)", bool(np.all(ratio < 0.5))),
-        _claim("sparsity", "Small init finds the minimal-rank completion (the σ → 0 limit, §7)",
-               f"fraction of instances where rank(W) = rank(M) = {rank_M} at σ={sig[small]:g}", 1.0,
-               float(np.mean(sm["rank"] == rank_M)), 0.0, "reported, not required (finite σ and time; GF can pass the "
-               "greedy rank-r saddle to a higher-rank interpolant)", None),
-    ]
-
-    fig, axes = figures.subplots(1, 3, figsize=(13, 3.6))
-    cmap = figures.plt.get_cmap("plasma")
-    for i, sg in enumerate(sig):
-        errs = np.stack([curves[k][1][i] for k in curves])
-        t = curves[next(iter(curves))][0]
-        axes[0].plot(t[1:], np.median(errs, axis=0)[1:], color=cmap(0.85 * i / max(len(sig) - 1, 1)), label=f"σ={sg:g}")
-    axes[0].set(xscale="log", yscale="log", xlabel="time t", ylabel="relative test error (unobserved entries)",
-                title=f"matrix completion {p['d']}×{p['d']}, rank {rank_M}, {p['fraction']:.0%} observed")
-    axes[0].legend(fontsize=7)
-    for i, sg in enumerate((sig[small], sig[large])):
-        for _, row in df[np.isclose(df.sigma, sg)].iterrows():
-            sv = [row[f"sv_{j + 1}"] for j in range(p["d"])]
-            axes[1].plot(np.arange(1, p["d"] + 1), sv, "o-", color=["C0", "C3"][i], alpha=0.6,
-                         label=f"σ={sg:g}" if _ == df[np.isclose(df.sigma, sg)].index[0] else None)
-    axes[1].set(yscale="log", xlabel="index i", ylabel="σ_i(W) at the end", title="spectrum of the solution")
-    axes[1].legend(fontsize=7)
-    g = df.groupby("sigma").agg(rank=("rank", "median"), err=("test_error", "median")).reset_index()
-    axes[2].plot(g.sigma, g["rank"], "o-", color="C0", label="rank (σ_i > 1e-2 σ_1)")
-    axes[2].axhline(rank_M, color="C0", ls=":", lw=0.8)
-    axes[2].set(xscale="log", xlabel="init scale σ", ylabel="rank of the solution (median)")
-    axes[2].set_ylabel("rank of the solution (median; dotted: rank M)", color="C0")
-    ax2 = axes[2].twinx()
-    ax2.plot(g.sigma, g.err, "s--", color="C3", label="test error")
-    ax2.set_ylabel("test error (median)", color="C3")
-    axes[2].set_title("low-rank bias vanishes at large init")
-    f1 = figures.save(fig, out, "sparsity")
-    return ExperimentResult("sparsity", claims=claims, figures=[Figure(
-        f1, "Matrix completion by gradient flow on a depth-3 network. Left: relative error on the unobserved entries "
-            "against time for each init scale (median over instances). Middle: final singular values — small init "
-            "(blue) keeps rank(M) non-negligible values; large init (red) a full spectrum. Right: rank and test "
-            "error of the solution against σ.")])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -368,3 +368,31 @@ def origin_hessian_spectrum(G0, width: int) -> np.ndarray:
     sig = sig[sig > 1e-12 * max(sig.max(initial=0.0), 1e-300)]
     n_zero = width * (G0.shape[0] + G0.shape[1] - 2 * len(sig))
     return np.sort(np.concatenate([np.repeat(sig, width), -np.repeat(sig, width), np.zeros(n_zero)]))
+
+
+def regularised_singular_values(s, rho: float, depth: int) -> np.ndarray:
+    """§7 (derived): the singular values ``a_i`` of the minimiser of ``½‖A − M‖² + (ρL/2) Σ_i s_i(A)^{2/L}`` — the
+    whitened population loss plus weight decay ``(ρ/2)‖θ‖²`` on a depth-``L`` network, which acts on ``A = W_θ`` as
+    the Schatten-2/L quasi-norm ``min_{W_θ = A} ‖θ‖² = L Σ_i s_i(A)^{2/L}`` (balanced SVD factorisation). The
+    minimiser shares ``M``'s singular vectors; per mode ``a`` minimises ``½(a − s)² + (ρL/2) a^{2/L}`` over ``a ≥ 0``:
+    ``L = 2``: ``a = (s − ρ)_+`` (soft threshold); ``L ≥ 3``: the larger root of ``a + ρ a^{2/L−1} = s`` when it
+    exists and beats ``a = 0``, else 0."""
+    from scipy import optimize
+
+    L, rho = int(depth), float(rho)
+    s = np.atleast_1d(np.asarray(s, np.float64))
+    if L == 2:
+        return np.maximum(s - rho, 0.0)
+    if L < 2 or rho <= 0:
+        raise ValueError(f"regularised_singular_values: depth = {depth!r}, rho = {rho!r}; allowed: L >= 2, rho > 0")
+    q = 2.0 / L - 1.0
+    a_c = (rho * -q) ** (1.0 / (1.0 - q))  # minimum of g(a) = a + ρ a^q: g'(a) = 1 + ρ q a^(q−1) = 0
+    out = np.zeros_like(s)
+    for i, si in enumerate(s):
+        g = lambda a, si=si: a + rho * a**q - si
+        if si <= 0 or g(a_c) >= 0:
+            continue
+        a = optimize.brentq(g, a_c, si, xtol=1e-15, rtol=1e-15)
+        if 0.5 * (a - si) ** 2 + 0.5 * rho * L * a ** (2.0 / L) < 0.5 * si**2:
+            out[i] = a
+    return out

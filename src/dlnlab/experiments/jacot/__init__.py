@@ -1,0 +1,8 @@
+"""[J] Jacot, Ged, Şimşek, Hongler & Gabriel — saddle-to-saddle dynamics of deep linear networks
+(``saddle_to_saddle.md``): one module per registered experiment, each simulate → estimate → claims → figures;
+shared pieces in :mod:`._common` (every formula beyond the abstract is ours, ``source = "derived"``)."""
+
+from . import (
+    sparsity,  # noqa: F401  (registers "sparsity")
+    staircase,  # noqa: F401  (registers "staircase")
+)

@@ -6,17 +6,14 @@ Experiments (each writes its datasets or tables, figures as PNG + PDF, and a cla
   displacement: an upper bound; §5.2: a lower bound) over ``γ ∈ [0, 3]`` and widths up to 1024 and beyond;
   the two cross at ``γ ≈ 1`` and the crossing sharpens with ``w``; ``d_sad ∝ w^{(1−γ)/2}``; for ``γ < 1`` the GD
   displacement shrinks as ``w^{−min(γ,1−γ)/2}`` (L = 2, §5.3, checks.md G10).
-* ``escape_times`` — the time to leave each saddle against the init scale ``σ`` over several decades:
-  slope ``1/(λ_k s_k)`` in ``ln(1/σ)`` for ``L = 2``, exponent ``−(L − 2)`` for ``L ≥ 3`` (§4, §6.3).
 * ``escape_directions`` — the direction taken at each jump against the top singular pair of the residual
   ``−∇_W 𝓛`` at the saddle (§6.1–6.2), in gradient flow and SGD, with whitened and non-whitened inputs
   (where the residual's top pair is *not* the teacher's top singular pair, checks.md G11); and the autodiff
   Hessian at the origin (§6.1, checks.md G4: ``±σ_i(G_0)`` plus zeros for L = 2, zero for L = 3).
 
-The grids of ``phase_transition`` (depth × width runs, γ and seed draws stacked; :func:`dlnlab.sweep_function`)
-and ``escape_times`` (one run per depth, σ stacked; :func:`dlnlab.sweep`) run into ``OUT/sweep`` (manifest,
-``results.parquet``, one dataset per run); the claims are built from that table (``escape_times``' rows carry their
-runs' plateau tables: :func:`escape_rows`), and a rerun into the same ``OUT`` skips the finished runs. Preset
+The grid of ``phase_transition`` (depth × width runs, γ and seed draws stacked; :func:`dlnlab.sweep_function`)
+runs into ``OUT/sweep`` (manifest, ``results.parquet``, one dataset per run); the claims are built from that table,
+and a rerun into the same ``OUT`` skips the finished runs. Preset
 parameter ``executor``: ``serial`` (default: in-process, fastest for the quick presets on 2 cores), ``local``,
 ``dask``, ``slurm``.
 
@@ -25,7 +22,6 @@ Every formula beyond [J]'s abstract is our derivation (``saddle_to_saddle.md`` a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +31,6 @@ from .. import figures
 from ..analysis import (
     crossover,
     escape_vectors,
-    fit_escape_law,
     gd_displacement,
     layer_operator_norms,
     origin_hessian,
@@ -49,7 +44,7 @@ from ..model.observables import Observable
 from ..model.problem import Problem
 from ..model.teacher import Teacher
 from ..storage import save
-from ..sweep import summarize, sweep, sweep_function
+from ..sweep import sweep_function
 from ..theory import saddle_sequence as th
 from . import jacot  # noqa: F401  (registers the [J] experiments moved to experiments/jacot/ so far)
 from .base import Claim, ExperimentResult, Figure, register, verdict
@@ -67,26 +62,6 @@ def _sweep_options(p, out) -> dict:
     (manifest, one run per job, ``results.parquet``) on the preset's executor; rerunning into the same ``OUT``
     skips the finished runs."""
     return {"executor": p.get("executor", "serial"), "out": Path(out) / "sweep", "progress": False}
-
-
-def escape_rows(ds, config) -> list[dict]:
-    """``escape_times``' sweep summary: the rows of :func:`dlnlab.sweep.summarize` (one per σ, the run having one
-    replica per σ; ``jump_time_k`` among them), each with ``plateaus``: its replica's rows of the plateau table
-    (:func:`dlnlab.analysis.plateau_table`) as JSON records (exact floats; null for missing values)."""
-    if config.ensemble.replicas != 1:
-        raise ValueError(f"escape_rows needs one replica per σ, got ensemble.replicas = {config.ensemble.replicas}")
-    tab = plateau_table(ds)
-    rows = summarize(ds, config, plateau_table=tab)
-    for r, row in enumerate(rows):  # rows follow the stacked σ, as the replicas do
-        sub = tab[tab["replica"] == r].astype(object)
-        row["plateaus"] = json.dumps(sub.where(sub.notna(), None).to_dict("records"))
-    return rows
-
-
-def _row_plateaus(rows: pd.DataFrame) -> pd.DataFrame:
-    """The plateau table of the sweep table rows made by :func:`escape_rows`."""
-    tab = pd.DataFrame.from_records([r for text in rows["plateaus"] for r in json.loads(text)])
-    return tab.astype({"learned_mode": "Int64"})  # plateau_table's dtype (null where no mode is learned)
 
 
 def _flow_and_sgd(p, common, out, gf_replicas, gf_observables=None):
@@ -390,122 +365,6 @@ def phase_transition(p, out):
                    "1 and the curves steepen with w. Right: γ* (± sd over seeds) and the slope at γ* against width."),
         Figure(f3, "The saddle distance against width on log–log axes (points) with the prediction "
                    "√(d_in+d_out)·w^((1−γ)/2) (lines): it grows for γ < 1, is flat at γ = 1, and vanishes for γ > 1."),
-    ])
-
-
-# ---------------------------------------------------------------------------------------------------------
-# escape times
-
-
-@register("escape_times", paper=PAPER, cost="~45 s",
-          claim="The time to leave each saddle grows like ln(1/σ)/(λ_k s_k) for L = 2 and like σ^-(L−2) for L ≥ 3",
-          quick={"d": 5, "width": 30, "s": [4.0, 2.0, 1.0], "depths": [2, 3],
-                 "sigmas_2": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6], "sigmas_3": [2e-2, 6.3e-3, 2e-3, 6.3e-4],
-                 "sigmas_4": [0.1, 0.07, 0.05, 0.035], "n_times": 400, "seed": 0,
-                 "executor": "serial"},
-          full={"d": 5, "width": 30, "s": [4.0, 2.0, 1.0], "depths": [2, 3, 4],
-                "sigmas_2": [1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8],
-                "sigmas_3": [2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4],
-                "sigmas_4": [0.1, 0.085, 0.07, 0.06, 0.05, 0.042, 0.035, 0.03, 0.025], "n_times": 800,
-                "seed": 0, "executor": "serial"})
-def escape_times(p, out):
-    s = np.asarray(p["s"], float)
-    K = int(np.sum(s > 0))
-    claims, rows, tabs = [], [], {}
-    depths = [int(x) for x in p["depths"]]
-    # the σ grid of each depth through dlnlab.sweep (a union of grids): one run per depth, the σ values stacked
-    # on its replica axis — one normalised draw θ̄, θ0 = σ θ̄ for every σ (checks.md G5)
-    base, grids = None, []
-    for L in depths:
-        sig = np.asarray(p[f"sigmas_{L}"], float)
-        # t_max: 1.5 × the leading-order law for the slowest mode at the smallest σ (a₀ = σ√w), plus convergence
-        a0 = sig.min() * np.sqrt(p["width"])
-        t_slow = th.escape_time_law(sig.min(), s[K - 1], L, width=p["width"], c=1.0)
-        t_max = float(max(2.0 * t_slow, 5.0)) if L == 2 else float(1.5 * a0 ** (2.0 - L) / ((L - 2) * s[K - 1]) + 20)
-        base = base or Config.from_dict({**_base(p, depth=L), "init": {"kind": "gaussian", "scale": list(sig)},
-                                         "dynamics": {"kind": "flow", "t_max": t_max, "rtol": 1e-8},
-                                         "record": {"n_times": int(p["n_times"]),
-                                                    "observables": ["loss", "singular_values", "mode_strength"]},
-                                         "ensemble": {"replicas": 1, "seed": int(p["seed"])}})
-        grids.append({"network.depth": [L], "init.scale": [float(x) for x in sig], "dynamics.t_max": [t_max]})
-    res = sweep(base, grids, summary=escape_rows, **_sweep_options(p, out)).raise_unless_done()
-    for L in depths:
-        sig = np.asarray(p[f"sigmas_{L}"], float)
-        sub = res.table[res.table["network.depth"] == L]
-        (rid,) = sub.run_id.unique()
-        if not np.array_equal(sub["init.scale"].to_numpy(float), sig):  # replica i of the run is σ_i
-            raise RuntimeError(f"sweep run {rid}: σ rows {list(sub['init.scale'])} != sigmas_{L} {list(sig)}")
-        tab = _row_plateaus(sub)
-        tabs[L] = tab
-        tj = _jump_matrix(tab, len(sig), K)
-        modes = _jump_matrix(tab, len(sig), K, "learned_mode")
-        for i, sg in enumerate(sig):
-            for k in range(K):
-                rows.append({"depth": L, "sigma": sg, "saddle": k, "mode": modes[i, k], "t_escape": tj[i, k]})
-        ok_modes = np.all(modes == np.arange(1, K + 1)[None, :])
-        claims.append(_claim("escape_times", f"L={L}: the detector finds rank(M) jumps, in order, at every σ",
-                             "all σ: jumps = learned modes 1..K", 1.0, float(ok_modes), 0.0, "exact", ok_modes))
-        for k in range(K):
-            fit = fit_escape_law(sig, tj[:, k], L)
-            kind, theo = th.escape_law_slope(L, s[k])
-            rel = abs(fit["value"] / theo - 1)
-            what = (f"slope of t_{k + 1} against ln(1/σ) (theory 1/(λs_{k + 1}))" if kind == "slope"
-                    else f"exponent of t_{k + 1} against σ (theory −(L−2))")
-            claims.append(_claim("escape_times", f"L={L}: escape time from saddle {k} follows the §4 law",
-                                 what + f", σ ∈ [{sig.min():g}, {sig.max():g}]", theo, fit["value"], fit["stderr"],
-                                 "within 10% of theory (issue; the O(1) correction of §3 and the random a₀ "
-                                 "drift across σ are the model error, cf. checks.md G5)", rel <= 0.10))
-        if L >= 3:
-            i0 = int(np.argmin(sig))
-            ts = tj[i0] * s[:K]
-            ratio = float(np.nanmax(ts) / np.nanmin(ts))
-            claims.append(_claim("escape_times", f"L={L}: plateau times scale as 1/(λ_k s_k) (time ratios)",
-                                 f"max/min of t_k s_k over saddles at σ={sig[i0]:g}", 1.0, ratio, 0.0,
-                                 "≤ 1.5 (checks.md G9)", ratio <= 1.5))
-    df = pd.DataFrame(rows)
-    df.to_csv(out / "escape_times.csv", index=False)
-    pd.concat([t.assign(depth=L) for L, t in tabs.items()]).to_csv(out / "plateaus.csv", index=False)
-
-    depths = sorted(df.depth.unique())
-    fig, axes = figures.subplots(1, len(depths), figsize=(4.6 * len(depths), 3.8), squeeze=False)
-    for a, L in enumerate(depths):
-        ax = axes[0, a]
-        for k in range(K):
-            sub = df[(df.depth == L) & (df.saddle == k)]
-            sg, te = sub.sigma.to_numpy(), sub.t_escape.to_numpy()
-            fit = fit_escape_law(sg, te, L)
-            xs = np.geomspace(sg.min(), sg.max(), 50)
-            if L == 2:
-                ax.plot(sg, te, "o", color=f"C{k}", label=f"saddle {k} (s={s[k]:g}): slope {fit['value']:.3f} "
-                                                         f"vs {1 / s[k]:.3f}")
-                ax.plot(xs, fit["intercept"] + fit["value"] * np.log(1 / xs), "-", color=f"C{k}", lw=0.8)
-            else:
-                ax.plot(sg, te, "o", color=f"C{k}", label=f"saddle {k} (s={s[k]:g}): exponent {fit['value']:.3f}")
-                ax.plot(xs, np.exp(fit["intercept"]) * xs ** fit["value"], "-", color=f"C{k}", lw=0.8)
-        if L >= 3:
-            ax.plot([], [], " ", label=f"theory exponent −(L−2) = {-(L - 2)}")
-            ax.set(yscale="log")
-        ax.set(xscale="log", xlabel="init scale σ", ylabel="escape (half-)time t_k",
-               title=f"L = {L}" + (": t linear in ln(1/σ)" if L == 2 else ": power law in σ"))
-        ax.legend(fontsize=7)
-    f1 = figures.save(fig, out, "escape_times")
-    fig, ax = figures.subplots(figsize=(5, 3.6))
-    for a, L in enumerate(depths):
-        for k in range(K):
-            sub = df[(df.depth == L) & (df.saddle == k)]
-            ax.plot(sub.sigma, sub.t_escape * s[k] / (df[(df.depth == L) & (df.saddle == 0)].t_escape.to_numpy() * s[0]),
-                    ["o-", "s--", "^:"][a % 3], color=f"C{k}", label=f"L={L}, saddle {k}")
-    ax.axhline(1, color="k", lw=0.6)
-    ax.set(xscale="log", xlabel="init scale σ", ylabel="(t_k s_k)/(t_1 s_1)",
-           title="time ratios → λ_1s_1/(λ_k s_k) as σ → 0")
-    ax.legend(fontsize=6, ncol=2)
-    f2 = figures.save(fig, out, "escape_time_ratios")
-    return ExperimentResult("escape_times", claims=claims, figures=[
-        Figure(f1, "Time to leave saddle k (half-time of jump k+1, from the plateau detector) against the init "
-                   "scale σ, one normalised draw rescaled. L = 2: straight lines in ln(1/σ) with slope 1/(λ_k s_k). "
-                   "L ≥ 3: power laws with exponent −(L−2)."),
-        Figure(f2, "Escape times scaled by s_k relative to the first saddle: for L ≥ 3 they collapse to 1 (times "
-                   "∝ 1/(λ_k s_k)); for L = 2 the ratio approaches 1 only like 1/ln(1/σ)."),
     ])
 
 

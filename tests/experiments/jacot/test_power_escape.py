@@ -1,0 +1,16 @@
+"""Power of ``escape_times``, ``escape_directions`` ([J]) and ``saxe`` ([S]; issue 14 item 5): at each declared
+perturbation of a theory input (the simulation unchanged) every measured row that holds at the true theory and that
+the perturbation moves fails, and every holding measured row is moved by one (``tests/experiments/_power.py``).
+Each runs the smoke preset 2–3 times."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments._power import assert_power
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["escape_times", "saxe"])
+def test_power(name, tmp_path):
+    assert_power(name, tmp_path)

@@ -20,6 +20,10 @@ once (warm-up), then timed over a few repeats, and the best time is kept. Worklo
 * **B5** memory: 10⁶ steps × 1024 replicas × 10 modes with observables at 200 log-spaced times, peak RSS
   measured in a subprocess at two step counts. Target < 1 GiB and no growth with the number of steps.
 * **B6** wall time of ``dlnlab reproduce --quick`` in a subprocess. Target < 10 minutes.
+* **B8** scaling (issue 18 item 2, which names it B7): SGD cost per replica-step over width, replicas and depth
+  against hand-batched NumPy (stacked matmul) and batched PyTorch (bmm) at every point, with fitted exponents and
+  the fraction of the GEMM rate (:mod:`._scaling`). Targets ≥ 1× the fastest alternative at every point, ≥ 1.5× at
+  the median.
 
 PyTorch (and diffrax) comparisons need the optional ``bench`` extra; when a package is missing the
 comparison is reported as skipped (``"skipped": "<reason>"``, value ``None``), never estimated. dlnlab's engines
@@ -33,11 +37,12 @@ Modules: :mod:`._spec` (schema, targets, sizes), :mod:`._machine` (machine, vers
 counts and rates), :mod:`._workloads` (B1–B3, B5, B6), :mod:`._gradient_flow` (B4), :mod:`._suite` (:func:`run_suite`) and :mod:`._report` (tables).
 """
 
-from ._baselines import diffrax_mode_em, numpy_batched_sgd, numpy_mode_em, torch_loop_sgd
+from ._baselines import diffrax_mode_em, numpy_batched_sgd, numpy_mode_em, torch_batched_sgd, torch_loop_sgd
 from ._flops import gemm_rate, product_ceiling, product_flops, sgd_step_flops, sgd_step_products
 from ._gradient_flow import B4_M0, B4_S, b4_config, b4_flow_solvers
 from ._machine import have, machine_info, timed, versions
 from ._report import UNITS, format_table, markdown_table, write_json
+from ._scaling import b8_config, b8_point, b8_scaling
 from ._spec import SCHEMA, SIZES, TARGETS, check
 from ._suite import run_suite
 from ._workloads import (
@@ -51,9 +56,41 @@ from ._workloads import (
 )
 
 __all__ = [
-    "B4_M0", "B4_S", "SCHEMA", "SIZES", "TARGETS", "UNITS", "WORKLOADS", "b1_small_sgd", "b2_compute_bound",
-    "b3_mode_sde", "b4_config", "b4_flow_solvers", "b5_child", "b5_memory", "b6_reproduce", "check", "diffrax_mode_em",
-    "format_table", "gemm_rate", "have", "machine_info", "markdown_table", "numpy_batched_sgd", "numpy_mode_em",
-    "product_ceiling", "product_flops", "run_suite", "sgd_step_flops", "sgd_step_products", "timed",
-    "torch_loop_sgd", "versions", "write_json",
+    "B4_M0",
+    "B4_S",
+    "SCHEMA",
+    "SIZES",
+    "TARGETS",
+    "UNITS",
+    "WORKLOADS",
+    "b1_small_sgd",
+    "b2_compute_bound",
+    "b3_mode_sde",
+    "b4_config",
+    "b4_flow_solvers",
+    "b5_child",
+    "b5_memory",
+    "b6_reproduce",
+    "b8_config",
+    "b8_point",
+    "b8_scaling",
+    "check",
+    "diffrax_mode_em",
+    "format_table",
+    "gemm_rate",
+    "have",
+    "machine_info",
+    "markdown_table",
+    "numpy_batched_sgd",
+    "numpy_mode_em",
+    "product_ceiling",
+    "product_flops",
+    "run_suite",
+    "sgd_step_flops",
+    "sgd_step_products",
+    "timed",
+    "torch_batched_sgd",
+    "torch_loop_sgd",
+    "versions",
+    "write_json",
 ]

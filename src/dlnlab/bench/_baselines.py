@@ -1,6 +1,7 @@
 """The hand-written alternatives dlnlab is compared with: what a researcher would write instead.
 
-Hand-batched NumPy SGD with closed-form gradients and a per-replica PyTorch loop (B1), vectorised NumPy and
+Hand-batched NumPy SGD with closed-form gradients (stacked matmul or einsum), a per-replica PyTorch loop (B1) and
+batched PyTorch (B7), vectorised NumPy and
 diffrax Euler–Maruyama of the per-mode SDE (B3)."""
 
 from __future__ import annotations
@@ -19,16 +20,25 @@ def _population_loss_np(weights, M, S):
     return 0.5 * np.einsum("rij,jk,rik->r", E, S, E)
 
 
-def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, seed=0):
+def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, seed=0, product="matmul"):
     """Online SGD of every replica at once in NumPy with closed-form (backprop) gradients.
 
     ``weights0``: list of ``(R, d_l, d_{l-1})`` arrays. Each step draws ``x = Σ^{1/2} z`` for ``B`` samples per
-    replica, ``y = M x``, and applies ``W_l ← W_l − η δ_lᵀ a_{l−1} / B``. Returns the population loss at
-    ``record_steps`` (shape ``(R, n_records)``)."""
+    replica, ``y = M x``, and applies ``W_l ← W_l − η δ_lᵀ a_{l−1} / B``. ``product``: ``"matmul"`` (stacked
+    ``np.matmul``, BLAS per replica) or ``"einsum"`` (``np.einsum`` without ``optimize``, which does not reach BLAS;
+    the earlier baseline). Returns the population loss at ``record_steps`` (shape ``(R, n_records)``)."""
     rng = np.random.default_rng(seed)
     W = [np.array(w, np.float64, copy=True) for w in weights0]
     R, d_in, B, L = W[0].shape[0], W[0].shape[2], batch_size, len(W)
     S = S_half @ S_half.T
+    if product == "matmul":
+        fwd = lambda a, w: np.matmul(a, w.transpose(0, 2, 1))
+        grad = lambda d, a: np.matmul(d.transpose(0, 2, 1), a)
+        back = np.matmul
+    else:
+        fwd = lambda a, w: np.einsum("rbj,rij->rbi", a, w)
+        grad = lambda d, a: np.einsum("rbi,rbj->rij", d, a)
+        back = lambda d, w: np.einsum("rbi,rij->rbj", d, w)
     rec = {int(s) for s in record_steps}
     losses = []
     if 0 in rec:
@@ -38,16 +48,47 @@ def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, 
         Y = X @ M.T
         acts = [X]
         for Wl in W:
-            acts.append(np.einsum("rbj,rij->rbi", acts[-1], Wl))
+            acts.append(fwd(acts[-1], Wl))
         delta = (acts[-1] - Y) / B
         for l in range(L - 1, -1, -1):
-            g = np.einsum("rbi,rbj->rij", delta, acts[l])
+            g = grad(delta, acts[l])
             if l:
-                delta = np.einsum("rbi,rij->rbj", delta, W[l])
+                delta = back(delta, W[l])
             W[l] -= lr * g
         if k in rec:
             losses.append(_population_loss_np(W, M, S))
     return np.stack(losses, axis=1)
+
+
+def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0):
+    """Online SGD of every replica at once in PyTorch, as a skilled user writes it: the weights as ``(R, d_l,
+    d_{l−1})`` tensors, forward and back-propagation as one ``torch.bmm`` chain with closed-form gradients (no
+    autograd graph), float64, every intra-op thread (``torch.get_num_threads()``). Returns the final population
+    loss per replica."""
+    import torch
+
+    dt = torch.float64
+    gen = torch.Generator().manual_seed(seed)
+    W = [torch.tensor(np.asarray(w), dtype=dt) for w in weights0]
+    Mt, Sh = torch.tensor(np.asarray(M), dtype=dt), torch.tensor(np.asarray(S_half), dtype=dt)
+    R, d_in, B, L = W[0].shape[0], W[0].shape[2], batch_size, len(W)
+    with torch.no_grad():
+        for _ in range(int(steps)):
+            X = torch.randn(R, B, d_in, generator=gen, dtype=dt) @ Sh.T
+            acts = [X]
+            for Wl in W:
+                acts.append(torch.bmm(acts[-1], Wl.transpose(1, 2)))
+            delta = (acts[-1] - X @ Mt.T) / B
+            for l in range(L - 1, -1, -1):
+                g = torch.bmm(delta.transpose(1, 2), acts[l])
+                if l:
+                    delta = torch.bmm(delta, W[l])
+                W[l].sub_(lr * g)
+        E = W[0]
+        for Wl in W[1:]:
+            E = torch.bmm(Wl, E)
+        E = E - Mt
+        return (0.5 * torch.einsum("rij,jk,rik->r", E, Sh @ Sh.T, E)).numpy()
 
 
 def torch_loop_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, replicas, seed=0):

@@ -67,6 +67,15 @@ def versions() -> dict:
     return out
 
 
+def blas_threads() -> str:
+    """NumPy's BLAS threads as its environment sets them (``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS``; unset:
+    the library's default, every core)."""
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var):
+            return f"{var}={os.environ[var]}"
+    return f"BLAS default (all {os.cpu_count()} logical cores)"
+
+
 def have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 

@@ -17,7 +17,7 @@ def _fmt(v):
 
 UNITS = {"vs_torch_loop": "×", "vs_numpy_batched": "×", "fraction_of_gemm": "", "vs_numpy_em": "×",
          "vs_diffrax_euler": "×", "vs_explicit_L3": "×", "vs_explicit_L4": "×", "peak_rss_gib": " GiB", "rss_growth": "",
-         "wall_minutes": " min"}
+         "wall_minutes": " min", "vs_fastest_min": "×", "vs_fastest_median": "×"}
 
 
 def format_table(result: dict, header: bool = True) -> str:
@@ -97,7 +97,8 @@ def _b1_rows(res, p):
     return [_row(res, "B1", "vs_torch_loop", f"SGD, L = 3, d = 10, width 50, B = 1, {p['replicas']} replicas × "
                  f"{_num(p['steps'])} steps", _num(res["dlnlab"]["best_s"], " s"), torch),
             _row(res, "B1", "vs_numpy_batched", None, None,
-                 f"hand-batched NumPy, closed-form gradients: {_num(npb['best_s'], ' s')}")]
+                 f"hand-batched NumPy ({npb.get('product', 'einsum')}), closed-form gradients: "
+                 f"{_num(npb['best_s'], ' s')}")]
 
 
 def _b2_rows(res, p):
@@ -166,9 +167,20 @@ def _b6_rows(res, p):
     return [f"| B6 | `dlnlab reproduce --quick` | {ours} | | | < 10 min | {verdict} |"]
 
 
+def _b8_rows(res, p):
+    f = res["fits"]
+    w, r = f["width_exponent"]["dlnlab"], f["replica_exponent"]["dlnlab"]
+    n = sum(len(g) for g in res["points"].values())
+    ours = (f"cost ∝ w^{'—' if w is None else f'{w:.2f}'} (w ≥ {min(f['width_exponent']['over_widths'])}), "
+            f"∝ R^{'—' if r is None else f'{r:.2f}'} (R ≥ {min(f['replica_exponent']['over_replicas'])})")
+    return [_row(res, "B8", "vs_fastest_min", f"SGD per replica-step at {n} points (width, replicas, depth)", ours,
+                 "fastest of batched NumPy (matmul) and batched PyTorch (bmm), per point: smallest ratio"),
+            _row(res, "B8", "vs_fastest_median", None, None, "median ratio")]
+
+
 #: The README table's rows of each workload: ``fn(result, params) -> lines``.
 _ROWS = {"B1": _b1_rows, "B2": _b2_rows, "B3": _b3_rows, "B4": _b4_rows, "B5": _b5_rows, "B6": _b6_rows,
-         "B7": cli_startup.markdown_rows}
+         "B7": cli_startup.markdown_rows, "B8": _b8_rows}
 
 
 def markdown_table(result: dict) -> str:

@@ -15,6 +15,7 @@ TARGETS = {
     "B5": {"peak_rss_gib": ("<", 1.0), "rss_growth": ("<", 0.05)},
     "B6": {"wall_minutes": ("<", 10.0)},
     "B7": {"help_vs_import_jax": (">=", 2.4), "list_vs_import_jax": (">=", 2.4), "command_help_vs_import_jax": (">=", 2.4)},
+    "B8": {"vs_fastest_min": (">=", 1.0), "vs_fastest_median": (">=", 1.5)},
 }
 
 #: Workload sizes. ``full`` is the issue's specification; ``quick`` keeps the ratios meaningful at a fraction of
@@ -24,17 +25,23 @@ SIZES = {
              "b2_replicas": 256, "b2_steps": 50, "b2_gemm_n": 1024, "b2_blocks": (1, 4, 8, 16),
              "b3_replicas": 1024, "b3_steps": 10_000, "b3_modes": 10,
              "b4_depths": (3, 4), "b4_points": 200, "b4_rtol": 1e-8, "b4_explicit_chunks": 20, "b4_explicit_max_steps": None,
-             "b5_replicas": 1024, "b5_steps": (100_000, 1_000_000), "b6": True},
+             "b5_replicas": 1024, "b5_steps": (100_000, 1_000_000), "b6": True,
+             "b8_widths": (10, 30, 100, 300, 1000), "b8_width_replicas": 16, "b8_replicas": (1, 16, 256, 4096),
+             "b8_depths": (2, 4, 8), "b8_steps": 10, "b8_fit_width": 100, "b8_fit_replicas": 256},
     "quick": {"repeats": 2, "b1_replicas": 256, "b1_steps": 500, "b1_torch_replicas": 2, "b1_numpy_repeats": 1,
              "b2_replicas": 64, "b2_steps": 10, "b2_gemm_n": 1024, "b2_blocks": (4, 8),
              "b3_replicas": 256, "b3_steps": 2000, "b3_modes": 10,
              "b4_depths": (3, 4), "b4_points": 100, "b4_rtol": 1e-8, "b4_explicit_chunks": 20, "b4_explicit_max_steps": 5000,
-             "b5_replicas": 1024, "b5_steps": (10_000, 100_000), "b6": False},
+             "b5_replicas": 1024, "b5_steps": (10_000, 100_000), "b6": False,
+             "b8_widths": (10, 30, 100, 300), "b8_width_replicas": 16, "b8_replicas": (1, 16, 256, 4096),
+             "b8_depths": (2, 4, 8), "b8_steps": 10, "b8_fit_width": 100, "b8_fit_replicas": 256},
     "tiny": {"repeats": 1, "b1_replicas": 4, "b1_steps": 30, "b1_torch_replicas": 1, "b1_numpy_repeats": 1,
              "b2_replicas": 2, "b2_steps": 2, "b2_gemm_n": 128, "b2_blocks": (1,),
              "b3_replicas": 8, "b3_steps": 50, "b3_modes": 3,
              "b4_depths": (3,), "b4_points": 20, "b4_rtol": 1e-6, "b4_explicit_chunks": 5, "b4_explicit_max_steps": 200,
-             "b5_replicas": 8, "b5_steps": (100, 1000), "b6": False},
+             "b5_replicas": 8, "b5_steps": (100, 1000), "b6": False,
+             "b8_widths": (4, 8), "b8_width_replicas": 4, "b8_replicas": (1, 8), "b8_depths": (2, 3), "b8_steps": 3,
+             "b8_fit_width": 4, "b8_fit_replicas": 1},
 }
 
 

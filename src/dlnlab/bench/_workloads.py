@@ -16,7 +16,8 @@ from ._baselines import diffrax_mode_em, numpy_batched_sgd, numpy_mode_em, torch
 from ._engine import whole_run
 from ._flops import gemm_rate, product_ceiling, sgd_step_flops
 from ._gradient_flow import b4_flow_solvers
-from ._machine import have, machine_info, timed
+from ._machine import blas_threads, have, machine_info, timed
+from ._scaling import b8_scaling
 from ._spec import TARGETS, check
 from .cli_startup import b7_cli_startup
 
@@ -51,10 +52,16 @@ def b1_small_sgd(size: dict) -> dict:
                       "lr": lr, "precision": "float64", "record": "population loss at 20 log-spaced steps"},
            "dlnlab": {**t_dln, "replica_steps_per_s": replicas * steps / t_dln["best_s"],
                       "final_loss_mean": float(np.mean(loss_dln))}}
-    # hand-batched NumPy
-    numpy_batched_sgd(w0, M, S_half, lr, B, 2, [0, 2])  # warm-up
-    t_np, loss_np = timed(lambda: numpy_batched_sgd(w0, M, S_half, lr, B, steps, rec), size["b1_numpy_repeats"], 0)
-    res["numpy_batched"] = {**t_np, "final_loss_mean": float(np.mean(loss_np[:, -1]))}
+    # hand-batched NumPy: stacked matmul and einsum, the faster kept
+    variants = {}
+    for product in ("matmul", "einsum"):
+        numpy_batched_sgd(w0, M, S_half, lr, B, 2, [0, 2], product=product)  # warm-up
+        t_np, loss_np = timed(lambda p=product: numpy_batched_sgd(w0, M, S_half, lr, B, steps, rec, product=p),
+                              size["b1_numpy_repeats"], 0)
+        variants[product] = {**t_np, "final_loss_mean": float(np.mean(loss_np[:, -1]))}
+    fastest = min(variants, key=lambda p: variants[p]["best_s"])
+    t_np = variants[fastest]
+    res["numpy_batched"] = {**t_np, "product": fastest, "variants": variants, "threads": blas_threads()}
     # per-replica PyTorch loop, measured on a few replicas and scaled to the ensemble (it is sequential)
     if have("torch"):
         import torch
@@ -242,5 +249,6 @@ WORKLOADS = {
     "B5": ("memory: peak RSS at two step counts", b5_memory),
     "B6": ("main job: dlnlab reproduce --quick", b6_reproduce),
     "B7": ("CLI start-up: dlnlab --help, list, COMMAND --help vs import jax", b7_cli_startup),
+    "B8": ("scaling: SGD cost per replica-step over width, replicas, depth vs batched NumPy and PyTorch", b8_scaling),
 }
 

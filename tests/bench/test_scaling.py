@@ -1,0 +1,72 @@
+"""B8 scaling (issue 18 item 2): `dlnlab bench --only B8 --quick` at tiny sizes writes every point of the width,
+replica and depth scans with every alternative, all finite (no timing assertions: the ratios at these sizes measure
+call overheads, not the engines)."""
+
+import importlib.util
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from dlnlab import bench
+from dlnlab.cli import app
+
+
+@pytest.fixture(scope="module")
+def b8(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "b8.json"
+    mp = pytest.MonkeyPatch()
+    mp.setitem(bench.SIZES, "quick", bench.SIZES["tiny"])
+    try:
+        result = CliRunner().invoke(app, ["bench", "--only", "B8", "--quick", "--out", str(out)])
+    finally:
+        mp.undo()
+    assert result.exit_code == 0, result.output
+    res = json.loads(out.read_text())
+    assert set(res["workloads"]) == {"B8"}
+    return res["workloads"]["B8"]
+
+
+def test_every_point_and_alternative_is_finite(b8):
+    assert b8["status"] == "ok", b8.get("error")
+    tiny = bench.SIZES["tiny"]
+    points = b8["points"]
+    assert [p["width"] for p in points["width"]] == list(tiny["b8_widths"])
+    assert [p["replicas"] for p in points["replicas"]] == list(tiny["b8_replicas"])
+    assert [p["depth"] for p in points["depth"]] == list(tiny["b8_depths"])
+    alternatives = {"numpy_matmul"} | ({"torch_bmm"} if importlib.util.find_spec("torch") else set())
+    for p in (p for group in points.values() for p in group):
+        assert set(p["alternatives"]) == alternatives
+        for x in (p["dlnlab"], *p["alternatives"].values()):
+            assert x["s_per_replica_step"] > 0 and math.isfinite(x["final_loss_mean"])
+        fastest = p["alternatives"][p["fastest_alternative"]]["s_per_replica_step"]
+        assert p["ratio"] == pytest.approx(fastest / p["dlnlab"]["s_per_replica_step"])
+        assert 0 < p["fraction_of_gemm"] < math.inf
+    for fit in b8["fits"].values():
+        assert math.isfinite(fit["dlnlab"])
+    ratios = [p["ratio"] for group in points.values() for p in group]
+    assert b8["checks"]["vs_fastest_min"]["value"] == pytest.approx(min(ratios))
+    assert b8["params"]["threads"]["numpy"]
+
+
+def test_the_alternatives_run_the_same_sgd():
+    """Batched PyTorch and stacked-matmul / einsum NumPy from the same weights, with the same step size: the same
+    problem (final population losses of the same size; the draws differ, so not equal)."""
+    import numpy as np
+
+    from dlnlab.engines import build
+    from dlnlab.model import Teacher
+
+    cfg = bench.b8_config(6, 4, 3, 50)
+    w0 = [np.asarray(w) for w in build(cfg).init().weights]
+    t = Teacher.from_config(cfg)
+    args = (w0, t.M, t.input_cov_sqrt, cfg.dynamics.lr, 32, 50)
+    start = bench.numpy_batched_sgd(*args[:5], 0, [0])[:, 0]
+    mm = bench.numpy_batched_sgd(*args, [50])[:, -1]
+    es = bench.numpy_batched_sgd(*args, [50], product="einsum")[:, -1]
+    np.testing.assert_allclose(mm, es, rtol=1e-12)  # the same draws: matmul and einsum agree to round-off
+    assert np.all(mm < start)
+    if importlib.util.find_spec("torch"):
+        tc = bench.torch_batched_sgd(*args)
+        assert np.all(tc < start) and np.all(np.abs(np.log(tc / mm)) < 1.0)

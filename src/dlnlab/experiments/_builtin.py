@@ -3,10 +3,7 @@
 
 from . import (
     corlouer,  # noqa: F401  (registers the [C] experiments: mode_agreement, …, fokker_planck)
-    discrete_collapse,  # noqa: F401  (registers the [Z] discrete_collapse experiment, checks.md Z16)
-    noise_balance,  # noqa: F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)
-    relu_balance,  # noqa: F401  (registers the [Z] Fig. 2 experiment relu_balance)
     saddle_to_saddle,  # noqa: F401  (registers the [J] experiments: staircase, …, escape_directions)
     saxe,  # noqa: F401  (registers the experiment)
-    width_independence,  # noqa: F401  (registers the [Z] width_independence experiment)
+    ziyin,  # noqa: F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)
 )

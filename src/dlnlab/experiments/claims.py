@@ -65,6 +65,8 @@ PAPERS = {
     "C": "Corlouer, Semler, Strang, Gietelink Oldenziel (2026) — SGD in the saddle-to-saddle regime",
     "Z": "Ziyin, Li, Ueda — Noise balance and stationary distribution of SGD",
     "S": "Saxe, McClelland, Ganguli (2014) — exact solutions of deep linear network learning",
+    "PF": "Pesme, Flammarion (2023) — Saddle-to-saddle dynamics in diagonal linear networks",
+    "W": "Woodworth et al. (2020) — Kernel and rich regimes in overparametrized models",
 }
 KINDS = ("measured", "theory", "beyond")
 SOURCES = ("paper", "derived")

@@ -1,0 +1,6 @@
+"""Past the three papers (issue 16): one module per registered experiment, held against the closed forms of the
+cited works (``PAPERS``): saddle to saddle in diagonal networks, the edge of stability, lazy vs rich."""
+
+from . import (
+    diagonal_saddles,  # noqa: F401  (registers "diagonal_saddles")
+)

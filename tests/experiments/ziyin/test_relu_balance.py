@@ -72,14 +72,15 @@ def test_relu_noise_balance_reduced():
     * the discrete-SGD fixed point (tr C₂ − tr C₁ + B(‖∇₂𝓛‖² − ‖∇₁𝓛‖²))/(tr C₂ + tr C₁) = 0 (exact per-step law, §4)
       within 5 SE (replicas independent) + 0.005 (residual relaxation e^{−t/τ}, τ ≈ 3, at the window start);
     * ΔD (D = ‖W₂‖² − ‖W₁‖²) over t ≤ 15 equals ∫[2T(tr C₂ − tr C₁) + η(‖∇₂𝓛‖² − ‖∇₁𝓛‖²)]dt within 5 SE + 5%
-      (trapezoid rule on the record grid over the fast initial relaxation);
+      (Simpson's rule on the record grid over the fast initial relaxation);
     * D lies outside its bounds at t = 0 and inside at every late record of every replica; per neuron
       ‖u_i‖²/‖w_i‖² inside its own bounds for ≥ 99% of (replica, record, neuron) (none at t = 0).
       The bounds use extreme eigenvalues of Monte-Carlo covariances (n_mc = 1000, d = 10): they are widened by
       ≈ ±√(d/n_mc) ≈ 10% (Marchenko–Pastur), which only loosens them.
 
-    Measured (this setting): rel 0.912 → −0.0053 (SE 0.0058); fixed point 0.0039 (SE 0.0058); ΔD 11.38 vs ∫ 12.38
-    (SE 0.89; the grid part: ∫ = 12.30 with 81 records, 12.19 with 335; with 16 replicas 10.90 vs 11.54, SE 0.49);
+    Measured (this setting): rel 0.912 → −0.0053 (SE 0.0058); fixed point 0.0039 (SE 0.0058); ΔD 11.38 vs ∫ 12.32
+    (Simpson; SE 0.94; the trapezoid rule gave 12.38, and 12.30 with 81 records, 12.19 with 335; with 16 replicas
+    10.90 vs 11.54, SE 0.49);
     inside 0 → 1; per neuron 0 → 1.0 (0.998 on other Monte-Carlo samples)."""
     lr = 0.03
     ds = simulate_relu(relu_config(TASK, lr=lr, steps=1000, n_times=41, replicas=4, n_mc=1000, n_bound_records=3,

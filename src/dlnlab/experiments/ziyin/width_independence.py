@@ -130,7 +130,7 @@ def _figure(runs, p, out):
                   "in v, so the d = 1 run is the more biased (broader).")
 
 
-@register(NAME, paper="Z", cost="~15 s",
+@register(NAME, paper="Z", cost="~30 s",
           claim="The L=2 stationary law does not depend on the width d (random unbalanced mixed-sign init); at L=3 it "
                 "does (d^{1/3})",
           quick={"lr": 0.04, "replicas": 2000, "t_burn": 100.0, "t_max": 150.0, "dt_sample": 2.0, "init_scale": 0.4,

@@ -11,6 +11,6 @@ from experiments._power import assert_power
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["escape_times", "saxe"])
+@pytest.mark.parametrize("name", ["escape_times", "escape_directions", "saxe"])
 def test_power(name, tmp_path):
     assert_power(name, tmp_path)

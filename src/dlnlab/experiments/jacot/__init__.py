@@ -3,6 +3,7 @@
 shared pieces in :mod:`._common` (every formula beyond the abstract is ours, ``source = "derived"``)."""
 
 from . import (
+    escape_directions,  # noqa: F401  (registers "escape_directions")
     escape_times,  # noqa: F401  (registers "escape_times")
     sparsity,  # noqa: F401  (registers "sparsity")
     staircase,  # noqa: F401  (registers "staircase")

@@ -335,15 +335,22 @@ def bench(
     out: Annotated[Path | None, typer.Option("--out", help="write every figure, the machine and versions as JSON")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="run only this workload (B1 … B6); repeatable")] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="also print the README's table of these results")] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, or gpu: B1, B2, B3, B8 on a CUDA device "
+                                                         "(says so and exits 0 without one)")] = "cpu",
 ):
-    """Benchmark dlnlab against PyTorch, NumPy and diffrax (B1-B6); print a table, optionally write JSON."""
-    from .bench import WORKLOADS, format_table, markdown_table, run_suite, write_json
+    """Benchmark dlnlab against PyTorch, NumPy and diffrax (B1-B8); print a table, optionally write JSON."""
+    from .bench import WORKLOADS, format_table, gpu_devices, markdown_table, run_suite, write_json
 
     for w in only or []:
         if w not in WORKLOADS:
             _fail(ConfigError("--only", w, "one of " + ", ".join(WORKLOADS)))
+    if device not in ("cpu", "gpu"):
+        _fail(ConfigError("--device", device, "cpu or gpu"))
+    if device == "gpu" and not gpu_devices():
+        typer.echo("no GPU: JAX sees no CUDA device (install a CUDA jaxlib: pip install 'dlnlab[gpu]'); nothing run")
+        raise typer.Exit(0)
     result = run_suite("quick" if quick else "full", only=only or None,
-                       log=lambda msg: typer.echo(msg, err=True))
+                       log=lambda msg: typer.echo(msg, err=True), device=device)
     m = result["machine"]
     typer.echo(f"machine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gib']} GiB, backend {m['backend']}, "
                f"load {m['load_average']} -> {m['load_average_end']}")

@@ -135,3 +135,13 @@ def test_missing_package_is_reported_as_skipped(monkeypatch):
 def test_only_rejects_unknown_workload():
     result = CliRunner().invoke(app, ["bench", "--only", "B9"])
     assert result.exit_code == 2 and "--only" in result.output
+
+
+def test_device_gpu_without_a_gpu_says_so_and_exits_0(monkeypatch):
+    """`dlnlab bench --device gpu` where JAX sees no CUDA device (as here, or forced so): a message, exit 0, nothing
+    run; an unknown device is a usage error."""
+    monkeypatch.setattr(bench, "gpu_devices", list)
+    result = CliRunner().invoke(app, ["bench", "--device", "gpu", "--quick"])
+    assert result.exit_code == 0 and "no GPU" in result.output and "B1" not in result.output
+    assert CliRunner().invoke(app, ["bench", "--device", "tpu"]).exit_code == 2
+

@@ -44,7 +44,7 @@ from ._machine import have, machine_info, timed, versions
 from ._report import UNITS, format_table, markdown_table, write_json
 from ._scaling import b8_config, b8_point, b8_scaling
 from ._spec import SCHEMA, SIZES, TARGETS, check
-from ._suite import run_suite
+from ._suite import GPU_WORKLOADS, gpu_devices, run_suite
 from ._workloads import (
     WORKLOADS,
     b1_small_sgd,
@@ -58,6 +58,7 @@ from ._workloads import (
 __all__ = [
     "B4_M0",
     "B4_S",
+    "GPU_WORKLOADS",
     "SCHEMA",
     "SIZES",
     "TARGETS",
@@ -78,6 +79,7 @@ __all__ = [
     "diffrax_mode_em",
     "format_table",
     "gemm_rate",
+    "gpu_devices",
     "have",
     "machine_info",
     "markdown_table",

@@ -1,4 +1,5 @@
-"""The suite: every workload run in turn, a failing one reported and the others still run."""
+"""The suite: every workload run in turn, a failing one reported and the others still run; ``device = "gpu"`` runs
+the GPU workloads (:data:`GPU_WORKLOADS`) on a CUDA device (:func:`gpu_devices`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,28 @@ from ._report import format_table
 from ._spec import SCHEMA, SIZES, TARGETS
 from ._workloads import WORKLOADS
 
+#: The workloads ``dlnlab bench --device gpu`` runs (issue 18 item 4), float64.
+GPU_WORKLOADS = ("B1", "B2", "B3", "B8")
 
-def run_suite(mode: str = "full", only: list[str] | None = None, log=None) -> dict:
-    """Run the selected workloads (``mode``: full | quick | tiny); return the JSON-ready result."""
+
+def gpu_devices() -> list:
+    """JAX's CUDA devices (empty without one, or without a CUDA jaxlib: ``pip install 'dlnlab[gpu]'``)."""
+    import jax
+
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:
+        return []
+
+
+def run_suite(mode: str = "full", only: list[str] | None = None, log=None, device: str = "cpu") -> dict:
+    """Run the selected workloads (``mode``: full | quick | tiny); return the JSON-ready result. ``device = "gpu"``:
+    the :data:`GPU_WORKLOADS` (or those of ``only``) on the CUDA device, which the JSON names (the caller checks
+    :func:`gpu_devices` first)."""
     from .. import conventions  # noqa: F401  (float64)
 
+    if device == "gpu":
+        only = [w for w in (only or GPU_WORKLOADS) if w in GPU_WORKLOADS]
     size = SIZES[mode]
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     machine = machine_info()
@@ -23,7 +41,8 @@ def run_suite(mode: str = "full", only: list[str] | None = None, log=None) -> di
            "backend": machine["backend"], "targets": {k: {n: list(v) for n, v in t.items()} for k, t in TARGETS.items()},
            "method": "ratios of best-of-repeats wall times measured in this run, after a warm-up (compilation "
                      "excluded); alternative / dlnlab > 1 means dlnlab is faster",
-           "workloads": {}}
+           "device": {"kind": device, "devices": [str(d) for d in gpu_devices()] if device == "gpu" else
+                      machine["devices"]}, "workloads": {}}
     for wid, (title, fn) in WORKLOADS.items():
         if only and wid not in only:
             continue

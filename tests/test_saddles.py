@@ -439,33 +439,3 @@ def test_experiments_registered():
     for n in names:
         e = REGISTRY[n]
         assert e.paper == "J" and set(e.presets) == {"quick", "full", "smoke"}
-
-
-def _sweep_runs(out):
-    """(manifest, results table, {run id: number of attempts}) of an experiment's sweep directory ``out/sweep``."""
-    import json
-
-    sw = out / "sweep"
-    manifest = json.loads((sw / "manifest.json").read_text())
-    table = pd.read_parquet(sw / "results.parquet")
-    attempts = {d.name: len(list(d.glob("*.json"))) for d in (sw / "attempts").iterdir()}
-    return manifest, table, attempts
-
-
-def test_phase_transition_runs_through_sweep(tmp_path):
-    """Issue 7 item 5: phase_transition's γ × width (× depth) grid is a function sweep of
-    saddle_to_saddle.phase_distances — one run per (depth, width) with every γ and seed draw stacked, one done
-    table row per (depth, width, γ, draw) — and distances.csv is read back from that table."""
-    from dlnlab.experiments import get
-
-    over = ["depths=[2, 3]", "widths=[8, 16]", "gamma_step=1.0", "seeds=2", "gd_max_time=50.0",
-            "gd_max_width_deep=0"]
-    get("phase_transition").run("quick", tmp_path, over)
-    manifest, table, attempts = _sweep_runs(tmp_path)
-    assert manifest["function"] == "dlnlab.experiments.saddle_to_saddle:phase_distances"
-    assert sorted((r["point"]["depth"], r["point"]["width"]) for r in manifest["runs"]) == [(2, 8), (2, 16), (3, 8),
-                                                                                           (3, 16)]
-    assert len(table) == 4 * 4 * 2 and set(table.status) == {"done"} and set(attempts.values()) == {1}
-    df = pd.read_csv(tmp_path / "distances.csv")
-    np.testing.assert_array_equal(df.d_sad.to_numpy(), table.d_sad.to_numpy())
-    assert df[df.depth == 2].gd_converged.all() and not df[df.depth == 3].gd_converged.any()  # no GD at L=3 here

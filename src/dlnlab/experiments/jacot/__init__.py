@@ -5,6 +5,7 @@ shared pieces in :mod:`._common` (every formula beyond the abstract is ours, ``s
 from . import (
     escape_directions,  # noqa: F401  (registers "escape_directions")
     escape_times,  # noqa: F401  (registers "escape_times")
+    phase_transition,  # noqa: F401  (registers "phase_transition")
     sparsity,  # noqa: F401  (registers "sparsity")
     staircase,  # noqa: F401  (registers "staircase")
 )

@@ -3,7 +3,7 @@
 
 from . import (
     corlouer,  # noqa: F401  (registers the [C] experiments: mode_agreement, …, fokker_planck)
-    saddle_to_saddle,  # noqa: F401  (registers the [J] experiments: staircase, …, escape_directions)
+    jacot,  # noqa: F401  (registers the [J] experiments: staircase, phase_transition, …, escape_directions)
     saxe,  # noqa: F401  (registers the experiment)
     ziyin,  # noqa: F401  (registers the [Z] experiments: law_of_balance, …, infinite_depth)
 )

@@ -15,6 +15,8 @@ Brownian motion, so equal paths stay equal: the network, not the one-path reduct
 Kind theory: the depth-``L`` law with ``d = L`` converges to the infinite-depth law (closed forms), the identity
 "only ``r/T``" of the infinite-depth density, and the collapse for ``d = o(L)``.
 
+Wall times measured only on the shared 2-core machine at load 8–14 (no quiet measurement): quick 98–136 s.
+
 Theory inputs: ``T`` (every law's temperature) and ``scaling`` (the exponent of ``d/L`` in the scaling variable: the
 infinite-depth law at ``(d/L)^f/T``, which breaks the claim at ``f ≠ 1``).
 """
@@ -147,7 +149,7 @@ def _figure(p, x, out):
                   "large d/L to the minimiser.")
 
 
-@register(NAME, paper="Z", cost="~35 s",
+@register(NAME, paper="Z", cost="~100 s loaded",
           claim="As depth grows with width ∝ depth the law tends to the infinite-depth law, which depends only on "
                 "(d/L)/T; d = o(L) collapses",
           quick={"settings": [[20, 20, 0.2], [20, 5, 0.05]], "replicas": 2000, "t_burn": 10.0, "t_max": 15.0,

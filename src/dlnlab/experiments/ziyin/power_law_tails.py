@@ -17,7 +17,8 @@ thresholds (``P(v > u) ≈ 2 %``) do not reach: the law's local index there is s
 theory).
 
 Presets: quick ``L = 2, 3``; full ``L = 2, 3, 5`` (its ``Δt`` at ``L = 5`` extrapolated from ``L = 2, 3``, not
-measured; ``L = 9`` would need ``Δt ~ 10⁻⁶``); smoke ``L = 2``.
+measured; ``L = 9`` would need ``Δt ~ 10⁻⁶``); smoke ``L = 2``. Wall times measured only on the shared 2-core machine
+at load 8–14 (no quiet measurement): quick 76–123 s, smoke 38 s.
 
 Theory input ``exponent``: the tail exponent ``3/L − 5`` scaled by the factor, i.e. the law's density tilted by
 ``(v/u)^{(f − 1)(3/L − 5)}`` above ``u`` (a pure Pareto tail's index would move by ``(f − 1)(5 − 3/L)``).
@@ -137,7 +138,7 @@ def _figure(samples, p, out):
                   "4 − 3/L (dotted; density exponent 3/L − 5) only slowly as u grows. E v⁴ = ∞ for every L ≥ 2.")
 
 
-@register(NAME, paper="Z", cost="~40 s",
+@register(NAME, paper="Z", cost="~100 s loaded",
           claim="For L ≥ 2 the law of v has a power tail v^(3/L−5): between −7/2 and −5, steeper with depth, "
                 "independent of T",
           quick={"depths": [2, 3], "thresholds": [2.0, 2.0], "dts": [1e-3, 1e-4], "T": 0.1, "replicas": 2000,

@@ -3,4 +3,5 @@ cited works (``PAPERS``): saddle to saddle in diagonal networks, the edge of sta
 
 from . import (
     diagonal_saddles,  # noqa: F401  (registers "diagonal_saddles")
+    lazy_rich,  # noqa: F401  (registers "lazy_rich")
 )

@@ -67,6 +67,8 @@ PAPERS = {
     "S": "Saxe, McClelland, Ganguli (2014) — exact solutions of deep linear network learning",
     "PF": "Pesme, Flammarion (2023) — Saddle-to-saddle dynamics in diagonal linear networks",
     "W": "Woodworth et al. (2020) — Kernel and rich regimes in overparametrized models",
+    "CE": "Cohen, Kaur, Li, Kolter, Talwalkar (2021) — Gradient descent on neural networks typically occurs at the "
+          "edge of stability",
     "D": "Dominé et al. (2025) — From lazy to rich: exact learning dynamics in deep linear networks (with Braun et "
          "al. 2022)",
 }

@@ -9,6 +9,6 @@ from experiments._power import assert_power
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["diagonal_saddles", "lazy_rich"])
+@pytest.mark.parametrize("name", ["diagonal_saddles", "edge_of_stability", "lazy_rich"])
 def test_power(name, tmp_path):
     assert_power(name, tmp_path)

@@ -3,5 +3,6 @@ cited works (``PAPERS``): saddle to saddle in diagonal networks, the edge of sta
 
 from . import (
     diagonal_saddles,  # noqa: F401  (registers "diagonal_saddles")
+    edge_of_stability,  # noqa: F401  (registers "edge_of_stability")
     lazy_rich,  # noqa: F401  (registers "lazy_rich")
 )

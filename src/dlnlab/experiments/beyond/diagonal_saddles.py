@@ -241,7 +241,7 @@ _BASE = {"n": 5, "d": 8, "target": [1.5, -1.0], "staircase_alphas": [1e-3, 1e-6,
          "t_sweep": 3000.0, "n_times": 2000, "min_plateau": 0.3, "rtol": 1e-10, "seed": 0}
 
 
-@register(NAME, paper="PF", cost="~30 s",
+@register(NAME, paper="PF", cost="40–90 s under load (quick, 3 instances)",
           claim="Diagonal networks on sparse regression go saddle to saddle as α → 0 (jump times and saddles of the "
                 "incremental algorithm), and their limit moves from the min-ℓ₂ to the min-ℓ₁ interpolator",
           quick={**_BASE, "instances": [0, 1, 2]}, full={**_BASE, "instances": list(range(8)), "n_times": 4000},

@@ -157,7 +157,7 @@ _QUICK = {"d": 3, "width": 3, "s": [2.0, 1.0], "lam": 3.0, "scale": 0.1, "etas":
           "seed": 0}
 
 
-@register(NAME, paper="CE", cost="~40 s",
+@register(NAME, paper="CE", cost="12–70 s under load",
           claim="GD on a two-layer linear network at 2/S_GF < η < 2/S_bal settles at the edge of stability (sharpness "
                 "≈ 2/η), reaching flatter minima than gradient flow as η grows, never flatter than the balanced one",
           quick=_QUICK, full={**_QUICK, "t_max": 120.0, "n_times": 121}, smoke={},

@@ -150,7 +150,7 @@ _QUICK = {"d": 6, "width": 8, "s": [3.0, 2.0, 1.0], "lams": [-2.0, 0.0, 0.5, 3.0
           "map_scales": [0.05, 0.2, 0.5, 1.0], "seed": 0}
 
 
-@register(NAME, paper="D", cost="~30 s",
+@register(NAME, paper="D", cost="19–70 s under load",
           claim="Two-layer gradient flow from λ-balanced inits follows the exact Riccati solution; its tangent kernel "
                 "moves little at large |λ| (lazy) and by O(1) at λ = 0 from small scales (rich)",
           quick=_QUICK, full={**_QUICK, "n_times": 40}, smoke={},

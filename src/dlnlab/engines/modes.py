@@ -69,9 +69,11 @@ SCHEMES = ("sgd", "gd", "em", "log", "implicit")
 SDE_SCHEMES = ("em", "log", "implicit")
 NEWTON_MAX_ITERS = 60
 NEWTON_TOL = 1e-13  # absolute, on y = ln a
-NEWTON_MAX_STEP = 1.0
+NEWTON_MAX_STEP = 1.0  # damping: at most a factor e per Newton iteration
 NEWTON_UNROLLED = 3
-NEWTON_FAIL_TOL = 1e-9  # a solve that ends with a larger last step did not converge  # damping: at most a factor e per Newton iteration
+NEWTON_FAIL_TOL = 1e-9  # a solve that ends with a larger last step did not converge
+#: State bytes of the block of replicas stepped through a whole chunk of records at a time (kept in cache).
+BLOCK_BYTES = 2**14
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -135,9 +137,12 @@ def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
     """One drift-implicit Euler step in ``y = ln a``: solve ``y' − Δt μ(y') = y + ς(y) sqrt(Δt) ξ`` (``ς_l = sqrt(c) r_l
     sqrt(D)``, ``c = η/B``) by damped Newton; the Newton system ``diag(1 + 2ΔtA) − Δt b 1ᵀ`` is solved by
     Sherman–Morrison, elementwise over modes. Steps are clipped to ``|Δy| ≤ 1`` and iterations stop at
-    ``max|Δy| ≤ 1e-13`` (or after 60)."""
+    ``max|Δy| ≤ 1e-13`` (or after 60). A mode whose right-hand side is not finite (it diverged earlier, or its noise
+    term overflows) fails at once: iterating could only end in NaN, and under ``vmap`` the loop runs until its
+    slowest element stops, so one such mode cost every replica of the batch 60 iterations a step."""
     mu0, r, _, D = _log_coefficients(y, s, lam, label_noise, c, noise)
     target = y + jnp.sqrt(dt * c) * r * jnp.sqrt(D) * xi
+    dead = ~jnp.all(jnp.isfinite(target), axis=0)
     # start from the explicit (log-EM) step where it is finite: then the residual is O(Δt²) and Newton needs
     # ~2 iterations at small Δt; where the explicit drift overflows, start from the noise-only target
     guess = target + dt * mu0
@@ -151,7 +156,7 @@ def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
         Fd, bd = F / d, b / d
         delta = Fd + dt * bd * jnp.sum(Fd, axis=0) / (1.0 - dt * jnp.sum(bd, axis=0))
         delta = jnp.clip(jnp.where(jnp.isfinite(delta), delta, jnp.inf), -NEWTON_MAX_STEP, NEWTON_MAX_STEP)
-        return u - delta, it + 1, jnp.max(jnp.abs(delta), axis=0)
+        return u - delta, it + 1, jnp.where(dead, 0.0, jnp.max(jnp.abs(delta), axis=0))
 
     def cond(state):
         _, it, err = state
@@ -162,7 +167,7 @@ def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
         state = newton(state)
     u, _, err = lax.while_loop(cond, newton, state)
     # a mode whose solve did not converge is returned as NaN (counted as diverged), never silently wrong
-    return jnp.where(err <= NEWTON_FAIL_TOL, u, jnp.nan)
+    return jnp.where((err <= NEWTON_FAIL_TOL) & ~dead, u, jnp.nan)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -264,7 +269,7 @@ def _program(scheme, batch_size, noise, record_layers, inc_batched, label_free):
         keys = jax.vmap(lambda key: jax.random.fold_in(key, 0))(keys)
         return jax.vmap(replica, in_axes=(0, 0, 0, 0, 0 if inc_batched else None, None))(x, k, keys, params, incs, consts)
 
-    run = shard_replicas(shard, (0, 1, 2, 3, 4) if inc_batched else (0, 1, 2, 3))
+    run = shard_replicas(shard, (0, 1, 2, 3, 4) if inc_batched else (0, 1, 2, 3), BLOCK_BYTES)
     obs0 = jax.jit(jax.vmap(initial, in_axes=(0, 0, None)))
     return run, obs0
 

@@ -6,21 +6,40 @@ before the rename, is a manifest (``dlnlab-manifest.json``: the size and SHA-256
 fsync'ed), which is also the completeness marker. :func:`load` checks the store against it and raises
 :class:`CorruptDatasetError`, naming the path, for a missing manifest, a missing, extra, truncated or
 altered file, or a store zarr cannot read — a damaged result is never loaded silently.
+
+Faults of the output (issue 19):
+
+* :func:`output_error` turns an ``OSError`` of writing (no space left, quota, permission denied, read-only file
+  system, a vanished directory) into an :class:`~dlnlab.errors.OutputError`: what failed, the path, what to do;
+* :func:`save_or_keep` saves a finished result, and where that fails keeps it in a writable fallback (the user's
+  temp dir, else ``~/.cache/dlnlab``) under a key of the run (its resolved config), named in the error;
+  :func:`kept_result` finds it again, so that rerunning the same command after freeing space saves it without
+  recomputing;
+* :func:`output_lock`: one writer per output directory — an ``fcntl.flock`` on ``DIR/.dlnlab.lock``, which holds
+  the writer's pid, host, command and start time; a second writer is refused with
+  :class:`~dlnlab.errors.OutputLockedError` naming it. The kernel drops the lock when its process dies, so the
+  lock file of a dead process is taken over (its contents rewritten).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import xarray as xr
 
-from .errors import CorruptDatasetError
+from .errors import CorruptDatasetError, OutputError, OutputLockedError
 
 MANIFEST = "dlnlab-manifest.json"
 _FORMAT = "dlnlab-zarr-manifest/1"
@@ -135,3 +154,140 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
             out[name] = out[name].astype("int8").assign_attrs(dlnlab_bool=1)
     out.to_netcdf(path, engine="h5netcdf")
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Faults of the output: one clear message, and nothing computed lost
+
+#: What to do, per errno of a failed write.
+_ADVICE = {
+    errno.ENOSPC: "free space there (or choose another --out) and rerun the same command",
+    errno.EDQUOT: "free space within your quota (or choose another --out) and rerun the same command",
+    errno.EACCES: "make the directory writable (or choose another --out) and rerun the same command",
+    errno.EPERM: "make the directory writable (or choose another --out) and rerun the same command",
+    errno.EROFS: "the file system is read-only: choose another --out and rerun the same command",
+    errno.ENOENT: "the directory vanished while it was written: rerun the same command",
+}
+#: The errnos that are faults of the output's file system (not of the program).
+IO_FAULTS = frozenset(_ADVICE) | {errno.EIO, errno.ENOTDIR, errno.EISDIR}
+
+
+def output_error(exc: OSError, what: str, path=None, kept=None) -> OutputError:
+    """The :class:`OutputError` of ``exc`` raised while ``what`` (e.g. "writing the dataset") at ``path``."""
+    path = path if path is not None else (exc.filename or "?")
+    advice = _ADVICE.get(exc.errno, "check the output directory and rerun the same command")
+    return OutputError(what, path, exc.strerror or str(exc), advice, kept)
+
+
+def kept_dir(key: str) -> list[Path]:
+    """The fallback directories, in order of preference, of a result keyed by ``key`` (a resolved config)."""
+    h = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return [Path(tempfile.gettempdir()) / "dlnlab-kept" / h, Path.home() / ".cache" / "dlnlab" / "kept" / h]
+
+
+def kept_result(key: str) -> Path | None:
+    """The kept result of the run ``key`` (a complete store, :func:`verify_dataset`), or ``None``."""
+    for d in kept_dir(key):
+        try:
+            verify_dataset(d / "dataset.zarr")
+        except (FileNotFoundError, CorruptDatasetError, OSError):
+            continue
+        return d / "dataset.zarr"
+    return None
+
+
+def discard_kept(key: str) -> None:
+    """Remove the kept result of the run ``key`` (once it is saved where it belongs)."""
+    for d in kept_dir(key):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def save_or_keep(ds: xr.Dataset, path: str | Path, key: str) -> Path:
+    """:func:`save` ``ds`` to ``path``; if that fails with an ``OSError``, keep ``ds`` in the first writable fallback
+    of :func:`kept_dir` and raise the :class:`OutputError` that names both (``kept=None``: nowhere was writable)."""
+    try:
+        return save(ds, path)
+    except OSError as exc:
+        failure = exc
+    kept = None
+    for d in kept_dir(key):
+        try:
+            kept = save(ds, d / "dataset.zarr")
+            break
+        except OSError:
+            continue
+    err = output_error(failure, "writing the dataset", path, kept)
+    if kept is None:
+        err = OutputError(err.what, err.path, err.reason, err.advice + " (nowhere else was writable either: the "
+                                                                       "result is lost and will be recomputed)")
+    raise err from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One writer per output directory
+
+LOCK = ".dlnlab.lock"
+
+
+def _owner(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 1 << 16, 0).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def _acquire(path: Path) -> int:
+    """An open descriptor of ``path`` holding its exclusive ``flock`` (retrying if the file was replaced)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _owner(fd)
+            os.close(fd)
+            raise OutputLockedError(path.parent, owner) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:  # removed by the previous holder between our open and our lock
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_lock(directory: str | Path, command: str | None = None):
+    """Hold the writer's lock of ``directory`` (created if needed) while the block runs; raise
+    :class:`OutputLockedError` naming the holder if a live process holds it. A lock left by a dead process is
+    free (the kernel released it) and is taken over."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / LOCK
+    fd = _acquire(path)
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv),
+             "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(owner).encode(), 0)
+        yield owner
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still holding the lock: a waiting opener then retries on a fresh file
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def writer(directory: str | Path, command: str | None = None):
+    """Be the one writer of ``directory`` (:func:`output_lock`) while the block runs, and turn the ``OSError`` of a
+    faulty output (:data:`IO_FAULTS`: disk full, permission denied, read-only, vanished) into an
+    :class:`OutputError` naming what failed, the path and what to do."""
+    try:
+        with output_lock(directory, command):
+            yield
+    except OSError as exc:
+        if exc.errno not in IO_FAULTS:
+            raise
+        raise output_error(exc, "writing the output", exc.filename or directory) from None

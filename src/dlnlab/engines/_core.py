@@ -42,6 +42,7 @@ from .. import checkpoint as ckpt_file
 from ..config import Config, config_to_toml
 from ..errors import CheckpointError, ConfigError, Interrupted
 from ..runtime import package_versions
+from . import budget
 
 # ---------------------------------------------------------------------------------------------------------
 # Record times
@@ -149,6 +150,9 @@ class Replicas:
 
     @classmethod
     def of(cls, config: Config) -> Replicas:
+        """The replicas of ``config``; a run too large for the memory available is refused first
+        (:func:`.budget.check_config`), before this table or any array is built."""
+        budget.check_config(config)
         return cls(config.replica_grid(), config.ensemble.seed)
 
     @property
@@ -274,7 +278,8 @@ def progress_meter(progress) -> ProgressMeter:
 
 
 class _Checkpointer:
-    """Writes the state after a chunk and the records so far to ``path``, at most every ``every`` seconds."""
+    """Writes the state after a chunk and the records so far to ``path``, at most every ``every`` seconds (a
+    write that fails with an ``OSError`` — disk full, read-only — is warned about and retried at the next one)."""
 
     def __init__(self, path, every: float, run_hash: str):
         if not (every >= 0 and math.isfinite(every)):
@@ -292,8 +297,16 @@ class _Checkpointer:
         if done <= self.done or not (force or time.monotonic() - self.last >= self.every):
             return
         records = {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]}
-        ckpt_file.write(self.path, self.hash, done, [np.asarray(x) for x in jax.tree_util.tree_leaves(state)],
-                        records)
+        try:
+            ckpt_file.write(self.path, self.hash, done, [np.asarray(x) for x in jax.tree_util.tree_leaves(state)],
+                            records)
+        except OSError as exc:  # a full or read-only disk must not stop the computation: try again later
+            self.last = time.monotonic()
+            if force:
+                raise
+            warnings.warn(f"could not write the checkpoint {self.path} ({exc.strerror or exc}); the run goes on "
+                          "and tries again at the next checkpoint", stacklevel=3)
+            return
         self.last, self.done = time.monotonic(), done
 
 
@@ -335,6 +348,7 @@ def execute(program: Program, *, progress=None, checkpoint=None, checkpoint_ever
     state = program.init()
     obs0 = {name: a[:, None] for name, a in program.observe(state).items()}
     parts = program.parts if program.parts is not None else chunks(len(program.grid.t), program.config.record.chunks)
+    _check_memory(program, state, obs0, parts)
     state, pieces, start = _resume(checkpoint, state, resume, parts, program.R)
     committed = (start, state, len(pieces))  # chunks done, their state and pieces, once progress is reported
     meter.start(len(parts), program.name)
@@ -363,6 +377,15 @@ def execute(program: Program, *, progress=None, checkpoint=None, checkpoint_ever
     finally:
         meter.close()
     return assemble(program, obs0, pieces, state, wall0, complete=True)
+
+
+def _check_memory(program: Program, state, obs0: dict, parts: list) -> None:
+    """Refuse the run, before its first step, when its records and buffers (sized from the initial state and
+    its first observation) do not fit in the memory available (:mod:`.budget`)."""
+    leaves = jax.tree_util.tree_leaves(state)
+    n = 1 + sum(len(p) for p in parts)
+    fp = budget.measured(program.config, program.R, n, max((len(p) for p in parts), default=0), leaves, obs0)
+    fp.check(allocated=int(fp.state * fp.replicas + fp.record * fp.replicas))
 
 
 def assemble(program: Program, obs0: dict, pieces: list, state, wall0: float, complete: bool) -> xr.Dataset:

@@ -10,6 +10,7 @@ field, the value and what is allowed; no traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sys
 from pathlib import Path
@@ -28,8 +29,11 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 
 
 def _fail(exc: Exception) -> None:
+    """One line on stderr; exit code 1 for a faulty or busy output (the environment), 2 for bad input."""
+    from .errors import OutputError, OutputLockedError
+
     typer.secho(f"error: {exc}", err=True, fg="red")
-    raise typer.Exit(2)
+    raise typer.Exit(1 if isinstance(exc, (OutputError, OutputLockedError)) else 2)
 
 
 def _run_or_fail(config: Config, out: Path, progress: bool, checkpoint_every: float = 60.0):
@@ -51,6 +55,20 @@ def _default_out(prefix: str) -> Path:
     return Path("dlnlab-runs") / f"{prefix}-{stamp}"
 
 
+@contextlib.contextmanager
+def _writer(out: Path):
+    """The one writer of ``out`` (a second one is refused, naming this process), with a faulty output (disk full,
+    permission denied, read-only, vanished) reported as one line, exit code 1 (:func:`dlnlab.storage.writer`)."""
+    from .errors import OutputError, OutputLockedError
+    from .storage import writer
+
+    try:
+        with writer(out):
+            yield
+    except (OutputError, OutputLockedError) as exc:
+        _fail(exc)
+
+
 #: Checkpoint of an unfinished ``dlnlab train`` run, in its output directory.
 CHECKPOINT = "checkpoint.npz"
 
@@ -60,7 +78,9 @@ def run_config(config: Config, out: Path, progress: bool = True, checkpoint_ever
 
     While it runs, ``out/checkpoint.npz`` is rewritten (atomically) at most every ``checkpoint_every``
     seconds; if it exists at the start (a killed run of the same config) the run resumes from it. It is
-    removed once the dataset is saved."""
+    removed once the dataset is saved. If saving the dataset fails (disk full, …) it is kept in the user's temp
+    dir (:func:`dlnlab.storage.save_or_keep`, named in the error) and the next run of the same config saves it
+    from there instead of recomputing."""
     from . import checkpoint, storage
     from .config import config_to_toml
     from .engines import simulate
@@ -72,15 +92,21 @@ def run_config(config: Config, out: Path, progress: bool = True, checkpoint_ever
     done = checkpoint.peek(ckpt)
     if done is not None:
         typer.secho(f"resuming from {ckpt} ({done} chunks done)", err=True, fg="yellow")
+    key, kept = config_to_toml(config), storage.kept_result(config_to_toml(config))
     try:
-        ds = simulate(config, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every)
+        if kept is not None:  # computed by an earlier run of this config whose write failed
+            typer.secho(f"saving the result kept in {kept} by an earlier run (not recomputed)", err=True, fg="yellow")
+            ds = storage.load(kept)
+        else:
+            ds = simulate(config, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every)
     except Interrupted as exc:  # keep every completed record
         storage.save(exc.partial, out / "dataset.zarr")
         typer.secho(f"interrupted: the {exc.partial.sizes['t']} records completed so far are in "
                     f"{out}/dataset.zarr (attrs['complete'] = 0); rerun the same command to resume",
                     err=True, fg="yellow")
         raise typer.Exit(130) from None
-    storage.save(ds, out / "dataset.zarr")
+    storage.save_or_keep(ds, out / "dataset.zarr", key)  # where that fails: kept elsewhere, named in the error
+    storage.discard_kept(key)
     checkpoint.remove(ckpt)
     return out, ds
 
@@ -108,6 +134,8 @@ def train(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     checkpoint_every: Annotated[float, typer.Option(
         "--checkpoint-every", help="seconds between checkpoints (OUT/checkpoint.npz; 0: after every chunk)")] = 60.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the resolved config, replicas × steps × records "
+                                                            "and estimates of memory and time; run nothing")] = False,
 ):
     """Run one ensemble of any simulator (the config's model section: [teacher]/[network]/[init], [modes],
     [diagonal] or [relu]); write OUT/dataset.zarr and OUT/config.toml (the resolved config).
@@ -122,8 +150,14 @@ def train(
         cfg = load_config(config, set_ or [])
     except ConfigError as exc:
         _fail(exc)
+    if dry_run:
+        from .engines.dryrun import estimate_run
+
+        typer.echo("\n".join(estimate_run(cfg).lines()))
+        return
     out = out or _default_out("train")
-    out, ds = _run_or_fail(cfg, out, progress, checkpoint_every)
+    with _writer(out):
+        out, ds = _run_or_fail(cfg, out, progress, checkpoint_every)
     typer.echo(_summary(ds))
     typer.echo(f"results: {out}/dataset.zarr  (load with dlnlab.load('{out}/dataset.zarr'))")
 
@@ -202,7 +236,8 @@ def run(
     except ConfigError as exc:
         _fail(exc)
     out = out or _default_out(name)
-    res = exp.run(preset, out, set_ or [], seed)
+    with _writer(out):
+        res = exp.run(preset, out, set_ or [], seed)
     for c in res.claims:
         kind = getattr(c, "kind", "old row")
         typer.echo(f"[{c.verdict:>12}] {kind:<8} {c.quantity}: theory {c.theory:.4g}, "
@@ -236,7 +271,8 @@ def reproduce(
     preset = _preset(quick, smoke)
     out = out or Path("dlnlab-runs") / f"reproduce-{preset}{f'-seed{seed}' if seed else ''}"
     try:
-        results = run_all(out, preset, papers=paper or None, overrides=split_overrides(set_), seed=seed)
+        with _writer(out):
+            results = run_all(out, preset, papers=paper or None, overrides=split_overrides(set_), seed=seed)
     except ConfigError as exc:
         _fail(exc)
     typer.echo(f"{len(results)} experiments. {summary([c for r in results for c in r.claims])}")
@@ -316,8 +352,9 @@ def sweep(
             key, raw = item.split("=", 1)
             slurm_params[key.strip()] = parse_override(f"x.v={raw}")[1]
         out = out or _default_out("sweep")
-        res = run_sweep(cfg, grid_, executor=executor, address=address, out=out, max_workers=workers,
-                        retries=retries, slurm=slurm_params or None, progress=progress)
+        with _writer(out):
+            res = run_sweep(cfg, grid_, executor=executor, address=address, out=out, max_workers=workers,
+                            retries=retries, slurm=slurm_params or None, progress=progress)
     except ConfigError as exc:
         _fail(exc)
     typer.echo(f"{len(res.status)} runs: {res.n_done} done ({len(res.skipped)} already done, "

@@ -46,7 +46,7 @@ def test_probe_config_keeps_shapes_with_fewer_replicas():
     probe = probe_config(cfg, 64)
     assert budget.replica_count(probe) == 64 and probe.stacked() == cfg.stacked()
     tiny = probe_config(cfg, 2)  # fewer than the combinations: every stacked key keeps its first value
-    assert budget.replica_count(tiny) == 1 and tiny.dynamics.lr == 0.01 and tiny.init.gamma == 1.0
+    assert budget.replica_count(tiny) == 2 and tiny.dynamics.lr == 0.01 and tiny.init.gamma == 1.0
     assert tiny.layer_dims == cfg.layer_dims and tiny.record == cfg.record
     assert run_steps(cfg) == 100  # the longest replica (the smallest lr) at t_max = 100 · 0.01
 

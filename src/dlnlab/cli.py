@@ -156,6 +156,8 @@ def train(
         typer.echo("\n".join(estimate_run(cfg).lines()))
         return
     out = out or _default_out("train")
+    if out.exists() and not out.is_dir():  # bad input (exit 2), before the writer's lock tries to create it
+        _fail(ConfigError("--out", str(out), "a directory (this path is an existing file)"))
     with _writer(out):
         out, ds = _run_or_fail(cfg, out, progress, checkpoint_every)
     typer.echo(_summary(ds))

@@ -260,10 +260,12 @@ def _acquire(path: Path) -> int:
 
 @contextlib.contextmanager
 def output_lock(directory: str | Path, command: str | None = None):
-    """Hold the writer's lock of ``directory`` (created if needed) while the block runs; raise
+    """Hold the writer's lock of ``directory`` (created if needed, and removed again if still empty) while the
+    block runs; raise
     :class:`OutputLockedError` naming the holder if a live process holds it. A lock left by a dead process is
     free (the kernel released it) and is taken over."""
     d = Path(directory)
+    created = not d.exists()
     d.mkdir(parents=True, exist_ok=True)
     path = d / LOCK
     fd = _acquire(path)
@@ -277,6 +279,9 @@ def output_lock(directory: str | Path, command: str | None = None):
         with contextlib.suppress(OSError):
             path.unlink()  # while still holding the lock: a waiting opener then retries on a fresh file
         os.close(fd)
+        if created:  # a command refused before it wrote anything leaves no empty directory behind
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 @contextlib.contextmanager

@@ -69,7 +69,7 @@ def replica_devices(n_replicas: int) -> list:
     return devices[:max(1, min(len(devices), n_replicas))]
 
 
-def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = None):
+def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = None, max_devices: int | None = None):
     """``fn`` compiled, with the leading (replica) axis of the arguments at positions ``replica_args`` and of
     every output sharded over :func:`replica_devices`; the other arguments are replicated. ``fn`` sees one
     shard and must treat replicas independently. The replica axis is padded to a multiple of the number of
@@ -82,7 +82,9 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
     block. Blocking changes no result: ``fn`` is the same vmapped program at every block (tests/test_runtime.py,
     bitwise, for this function and for the per-mode engine). Measured on the per-mode implicit scheme (loaded 2-core
     machine, interleaved runs): no difference in cost at R = 4000 (8.4 and 15.7 µs per replica-step blocked, 9.8 and
-    13.8 unblocked)."""
+    13.8 unblocked).
+
+    ``max_devices``: shard over at most this many devices (``1``: one compiled program, no sharding)."""
     programs = {}
 
     def program(devices):
@@ -112,7 +114,7 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
     def run(*args):
         state = jax.tree_util.tree_leaves(args[replica_args[0]])
         R = np.shape(state[0])[0]
-        devices = replica_devices(R)
+        devices = replica_devices(R)[:max_devices]
         size = R + (-R % len(devices))
         if block_bytes is not None:
             per_replica = sum(math.prod(np.shape(x)[1:]) * np.dtype(x.dtype).itemsize for x in state)

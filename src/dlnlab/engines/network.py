@@ -227,7 +227,10 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
         state, obs = lax.scan(interval, state, incs.T if inc_batched else incs)
         return state, jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), obs)
 
-    return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2))
+    # recording the sharpness, the program sharded over two CPU devices never returned (from 12 replicas; jaxlib
+    # 0.10.2, not the batch size of its LAPACK call): such runs use one device
+    one = 1 if "sharpness" in config.record.observables else None
+    return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2), max_devices=one)
 
 
 # ---------------------------------------------------------------------------------------------------------

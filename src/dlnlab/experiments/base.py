@@ -118,6 +118,7 @@ class Experiment:
     presets: dict  # {"quick": {...}, "full": {...}, "smoke": {...}}
     cost: str  # rough wall time of the quick preset on 2 cores
     perturbations: tuple[Perturbation, ...] = ()
+    smoke_declared: bool = False  # register(..., smoke=...) was given (``smoke={}``: the quick preset is the smoke one)
 
     def params(self, preset: str, overrides: list[str] | None = None, seed: int = 0) -> dict:
         """The preset's parameters, changed by ``overrides`` (``key=value``), then ``seed`` added to its ``seed``."""
@@ -229,7 +230,7 @@ def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full:
         for pert in perturbations:
             if not isinstance(pert, Perturbation):
                 raise TypeError(f"experiment {name!r}: perturbations must be Perturbation objects, got {pert!r}")
-        REGISTRY.add(Experiment(name, paper, claim, fn, presets, cost, tuple(perturbations)))
+        REGISTRY.add(Experiment(name, paper, claim, fn, presets, cost, tuple(perturbations), smoke is not None))
         return fn
 
     return deco

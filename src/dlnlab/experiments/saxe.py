@@ -160,6 +160,7 @@ def _deep_run(p, base, out, k):
           full={"depth": 2, "d": 8, "width": 32, "s": [4.0, 3.0, 2.0, 1.0, 0.5], "m0": 1e-6, "sigma": 1e-4,
                 "replicas": 64, "t_max": 30.0, "n_times": 1500, "seed": 0,
                 "deep_depth": 3, "deep_m0": 1e-4, "deep_t_max": 60.0, "deep_n_times": 2400},
+          smoke={},  # the quick preset (declared: its verdicts are the stable ones)
           perturbations=(Perturbation("s", 1.1, "teacher singular values × 1.1 in every closed form"),))
 def saxe(p, out):
     L, s = p["depth"], np.asarray(p["s"], float)

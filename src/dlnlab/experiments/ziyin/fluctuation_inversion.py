@@ -116,6 +116,7 @@ def _figure(Ts, x, est, p, out):
                  "v0": 2.0, "seed": 0},
           full={"temperatures": [0.02, 0.05, 0.1, 0.15, 0.2, 0.23, 0.26, 0.28, 0.3], "replicas": 4000,
                 "t_max": 300.0, "dt": 5e-4, "cut": 3.0, "v0": 2.0, "seed": 0},
+          smoke={},  # the quick preset (declared: its verdicts are the stable ones)
           perturbations=(Perturbation("s", 1.1, "the teacher s × 1.1 in every law"),))
 def fluctuation_inversion(p, out):
     f = theory_factors(p, ("s",))

@@ -154,6 +154,7 @@ def _figure(panels, out, lr, sig):
                  "w1_scale": 1.2, "w2_scale": 0.2, "mc_steps": 100_000, "seed": 0},
           full={"lr": 0.02, "batch_size": 1, "replicas": 1024, "t_max": 160.0, "n_times": 321,
                 "label_noise": 1.0, "w1_scale": 1.2, "w2_scale": 0.2, "mc_steps": 400_000, "seed": 0},
+          smoke={},  # the quick preset (declared: its verdicts are the stable ones)
           perturbations=(Perturbation("T", 1.2, "T × 1.2 in the predicted one-step change (η unchanged)"),
                          Perturbation("balance", 1.1, "the balanced trace ratio E tr Σ₂/E tr Σ₁ × 1.1 in the theory")))
 def noise_balance_dln(p, out):

@@ -207,6 +207,7 @@ def _figure(l2, neg, merge, erg, p, out):
                  "merge_replicas": 1000, "z12_replicas": 16000, "l1_replicas": 8000, "seed": 0},
           full={"replicas": 8000, "t_max": 100.0, "T": 0.2, "dt": 5e-4, "merge_t_max": 30.0, "merge_dt": 1.25e-4,
                 "merge_replicas": 4000, "z12_replicas": 64000, "l1_replicas": 32000, "seed": 0},
+          smoke={},  # the quick preset (declared: its verdicts are the stable ones)
           perturbations=(Perturbation("T", 1.2, "T × 1.2 in every law, rate and pathwise prediction"),))
 def sign_selection(p, out):
     f = theory_factors(p, ("T",))

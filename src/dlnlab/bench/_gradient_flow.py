@@ -10,8 +10,8 @@ recorded mode strengths from the closed form (:func:`dlnlab.theory.mode_flow_fn`
   exact Hessian while the explicit step is stiffness-limited): its counters are the engine's own
   (``gradient_evaluations``, ``hessian_evaluations``, ``hvp_evaluations`` of :meth:`dlnlab.engines.Program.summary`).
 * **explicit** is ``dynamics.solver = "explicit"`` (diffrax ``Dopri5``, the solver of earlier versions) on the same
-  config and the same ``rtol``: :data:`DOPRI5_EVALS_PER_STEP` gradient evaluations per attempted step plus
-  :data:`DOPRI5_EVALS_PER_SOLVE` per solve. Once the first mode is learned its step is set by stability
+  config and the same ``rtol``: ``DOPRI5_EVALS_PER_STEP`` (6) gradient evaluations per attempted step plus
+  ``DOPRI5_EVALS_PER_SOLVE`` (1) per solve. Once the first mode is learned its step is set by stability
   (≈ 3.3/ρ(H), ρ ≈ Lλs₁^(2−2/L)), not accuracy: at equal ``rtol`` its error is smaller than auto's, but that
   cannot be traded for fewer steps (measured at L = 4, 100 records: rtol 1e-8, 28 013 steps, max relative error
   1.5e-7 (auto: 3.4e-6); rtol 1e-6, 64 908 steps (more rejections at the stability bound), error 2.7e-5). So

@@ -212,6 +212,33 @@ class Registry(Mapping):
 REGISTRY = Registry()
 
 
+def theory_factors(params: Mapping, allowed: tuple[str, ...]) -> dict[str, float]:
+    """The factor of every theory input of ``allowed`` from the preset's ``perturb`` mapping (1 where it does not name
+    it): an experiment multiplies each input by its factor only where it computes theory values, never in a
+    simulation (the power tests, :class:`Perturbation`). A key outside ``allowed`` or a factor that is not a finite
+    number > 0 is a :class:`~dlnlab.errors.ConfigError`."""
+    pert = dict(params.get("perturb") or {})
+    for name, f in pert.items():
+        if name not in allowed:
+            raise ConfigError("perturb", pert, "theory inputs among " + ", ".join(allowed))
+        if not (isinstance(f, int | float) and math.isfinite(f) and f > 0):
+            raise ConfigError(f"perturb.{name}", f, "a factor > 0")
+    return {name: float(pert.get(name, 1.0)) for name in allowed}
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    """``rows`` (dicts, keys in order of first appearance) as a CSV file, floats to 6 significant digits; nothing for
+    no rows."""
+    if not rows:
+        return
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, restval="")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
 def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full: dict, smoke: dict | None = None,
              perturbations: tuple[Perturbation, ...] = ()):
     """Decorator registering ``fn(params, out) -> ExperimentResult`` as an experiment.

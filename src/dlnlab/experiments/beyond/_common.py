@@ -1,29 +1,15 @@
 """Shared pieces of the "beyond the papers" experiments (issue 16): claims rows against the cited works' closed
-forms, and the power-test factors of their theory inputs.
+forms (the power-test factors of their theory inputs come from :func:`dlnlab.experiments.base.theory_factors`).
 
 * :func:`row` — one claims row (``paper`` a key of :data:`~dlnlab.experiments.claims.PAPERS`; ``source = "paper"``
   where the cited work states the result, ``"derived"`` for our own derivations);
-* :func:`factors` — the factors of the theory inputs from ``params["perturb"]``: the experiments multiply an input
-  by its factor only where they compute theory values, never in a simulation.
+
+The experiments multiply a theory input by its factor only where they compute theory values, never in a simulation.
 """
 
 from __future__ import annotations
 
-import math
-
-from ...config import ConfigError
 from ..claims import Claim, setting
-
-
-def factors(p: dict, allowed: tuple[str, ...]) -> dict:
-    """``{input: factor}`` for every input of ``allowed`` (1 where ``p["perturb"]`` does not name it)."""
-    pert = dict(p.get("perturb") or {})
-    for name, f in pert.items():
-        if name not in allowed:
-            raise ConfigError("perturb", pert, "theory inputs among " + ", ".join(allowed))
-        if not (isinstance(f, int | float) and math.isfinite(f) and f > 0):
-            raise ConfigError(f"perturb.{name}", f, "a factor > 0")
-    return {name: float(pert.get(name, 1.0)) for name in allowed}
 
 
 def row(exp: str, key: str, *, paper: str, claim: str, quantity: str, theory: float, estimate, tolerance,

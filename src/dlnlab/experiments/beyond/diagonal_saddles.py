@@ -57,9 +57,9 @@ from ...analysis.stats import Estimate
 from ...engines import regression_config, simulate
 from ...model.regression import RegressionTask
 from ...theory import sparse_regression as sr
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors
 from ..claims import Tolerance
-from ._common import factors, row
+from ._common import row
 
 NAME = "diagonal_saddles"
 INPUTS = ("y",)
@@ -248,7 +248,7 @@ _BASE = {"n": 5, "d": 8, "target": [1.5, -1.0], "staircase_alphas": [1e-3, 1e-6,
           smoke={"instances": [0]},
           perturbations=(Perturbation("y", 1.05, "labels × 1.05 in the algorithm and the limit solutions"),))
 def diagonal_saddles(p, out):
-    fy = factors(p, INPUTS)["y"]
+    fy = theory_factors(p, INPUTS)["y"]
     claims, first = [], None
     for inst in instances(p):
         sim = simulate_instance(_task(p, inst), p)

@@ -40,9 +40,9 @@ from ...config import Config
 from ...engines import simulate
 from ...theory.lambda_balanced import lambda_balanced_init
 from ...theory.sharpness import balanced_minimum_sharpness, lambda_balanced_minimum_sharpness
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors
 from ..claims import Tolerance
-from ._common import factors, row
+from ._common import row
 
 NAME = "edge_of_stability"
 INPUTS = ("lr", "s")
@@ -164,6 +164,6 @@ _QUICK = {"d": 3, "width": 3, "s": [2.0, 1.0], "lam": 3.0, "scale": 0.1, "etas":
           perturbations=(Perturbation("lr", 1.15, "the stability threshold 2/η computed at 1.15 η"),
                          Perturbation("s", 1.05, "the closed-form sharpness of the minima at 1.05 s")))
 def edge_of_stability(p, out):
-    f = factors(p, INPUTS)
+    f = theory_factors(p, INPUTS)
     ds = run(p)
     return ExperimentResult(NAME, claims=_measured(ds, p, f) + _beyond(ds, p, f), figures=[_figure(out, p, ds, f)])

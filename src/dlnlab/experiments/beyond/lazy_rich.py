@@ -35,9 +35,9 @@ from ...theory.lambda_balanced import (
     lambda_balanced_init,
     relative_kernel_change,
 )
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors
 from ..claims import Tolerance
-from ._common import factors, row
+from ._common import row
 
 NAME = "lazy_rich"
 INPUTS = ("s",)
@@ -156,7 +156,7 @@ _QUICK = {"d": 6, "width": 8, "s": [3.0, 2.0, 1.0], "lams": [-2.0, 0.0, 0.5, 3.0
           quick=_QUICK, full={**_QUICK, "n_times": 40}, smoke={},
           perturbations=(Perturbation("s", 1.01, "the exact solution for the teacher's singular values × 1.01"),))
 def lazy_rich(p, out):
-    f = factors(p, INPUTS)
+    f = theory_factors(p, INPUTS)
     ds, pairs, M = run(p)
     lams, scales = [float(x) for x in p["map_lams"]], [float(x) for x in p["map_scales"]]
     kmap = kernel_map(p, lams, scales)

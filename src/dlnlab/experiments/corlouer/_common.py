@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
@@ -20,6 +19,7 @@ from scipy import special
 
 from ...analysis import stats
 from ...config import Config, ConfigError
+from ..base import write_csv  # noqa: F401  (imported from here by the [C] modules)
 from ..claims import Claim
 
 
@@ -73,14 +73,3 @@ def network_config(*, s, depth, width, label_noise, lr, batch_size, t_max, n_tim
         "network": {"depth": int(depth), "width": int(width)}, "init": dict(init),
         "dynamics": {"kind": kind, "lr": lr, "batch_size": int(batch_size), "t_max": float(t_max)},
         "record": record, "ensemble": {"replicas": int(replicas), "seed": int(seed)}})
-
-
-def write_csv(path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, restval="")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})

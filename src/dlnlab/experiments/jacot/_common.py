@@ -2,22 +2,19 @@
 formula beyond [J]'s abstract is our derivation (``source = "derived"``; the abstract's own statements ``paper``).
 
 * :func:`row` — a claims row of [J];
-* :func:`factors` — the power-test factors of the theory inputs (``params["perturb"]``): an experiment multiplies an
-  input by its factor **only where it computes theory values** (saddle losses, saddle maps, closed forms, the
+* the power-test factors of the theory inputs come from :func:`dlnlab.experiments.base.theory_factors`: an
+  experiment multiplies an input by its factor **only where it computes theory values** (saddle losses, saddle maps, closed forms, the
   regime a γ falls in), never in a simulation;
 * :func:`perturbed_s` — the teacher spectrum the theory side uses (``s × f_s``, and ``s_2 × f_s2``);
 * :func:`teacher_config` / :func:`network_config` — the whitened random-basis teacher and the networks of the [J]
-  experiments; :func:`write_csv`.
+  experiments.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-
 import numpy as np
 
-from ...config import Config, ConfigError
+from ...config import Config
 from ..claims import Claim
 
 PAPER = "J"
@@ -28,17 +25,6 @@ def row(experiment, key, setting, claim, quantity, theory, estimate, tolerance, 
     """A [J] claims row (``source`` ``derived`` unless [J]'s abstract states it: ``paper``)."""
     return Claim(experiment=experiment, key=key, setting=setting, paper=PAPER, claim=claim, quantity=quantity,
                  theory=float(theory), estimate=estimate, tolerance=tolerance, kind=kind, source=source, note=note)
-
-
-def factors(params: dict, allowed: tuple[str, ...]) -> dict[str, float]:
-    """The factor of every theory input in ``allowed`` (1 where ``params["perturb"]`` does not name it)."""
-    pert = dict(params.get("perturb") or {})
-    for name, f in pert.items():
-        if name not in allowed:
-            raise ConfigError("perturb", pert, "theory inputs among " + ", ".join(allowed))
-        if not (isinstance(f, int | float) and math.isfinite(f) and f > 0):
-            raise ConfigError(f"perturb.{name}", f, "a factor > 0")
-    return {name: float(pert.get(name, 1.0)) for name in allowed}
 
 
 def perturbed_s(s, f: dict) -> np.ndarray:
@@ -64,14 +50,3 @@ def network_config(*, s, d, depth, width, init, dynamics, n_times, replicas, see
         "init": dict(init), "dynamics": dict(dynamics),
         "record": {"n_times": int(n_times), "spacing": spacing, "observables": list(observables)},
         "ensemble": {"replicas": int(replicas), "seed": int(seed)}})
-
-
-def write_csv(path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, restval="")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})

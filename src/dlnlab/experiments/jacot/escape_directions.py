@@ -38,9 +38,9 @@ from ...model.problem import Problem
 from ...model.teacher import Teacher
 from ...storage import save
 from ...theory import saddle_sequence as th
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors
 from ..claims import Tolerance, setting
-from ._common import factors, row, teacher_config
+from ._common import row, teacher_config
 
 NAME = "escape_directions"
 OBS = ["loss", "singular_values", "mode_strength", "end_to_end", "residual"]
@@ -247,7 +247,7 @@ def _origin_hessian_rows(teacher, teacher_nw, width, width_nw):
           smoke={"width": 12, "sgd_replicas": 4},
           perturbations=(Perturbation("s", 1.05, "teacher singular values × 1.05 in the saddle maps and losses"),))
 def escape_directions(p, out):
-    f = factors(p, ("s",))
+    f = theory_factors(p, ("s",))
     s = np.asarray(p["s"], float)
     K = int(np.sum(s > 0))
     common = {"teacher": teacher_config(s, p["d"], p["seed"]),

@@ -55,9 +55,9 @@ from ...analysis import fit_escape_law, plateau_table, stats
 from ...config import Config
 from ...sweep import summarize, sweep
 from ...theory import saddle_sequence as th
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors, write_csv
 from ..claims import Tolerance, setting
-from ._common import factors, row, teacher_config, write_csv
+from ._common import row, teacher_config
 
 NAME = "escape_times"
 INPUTS = ("s", "exponent")
@@ -182,7 +182,7 @@ def _level_rows(L, sig, tab, s_th, K, rtol):
           perturbations=(Perturbation("s", 1.05, "teacher singular values × 1.05 in the L = 2 slopes and the levels"),
                          Perturbation("exponent", 1.05, "the escape exponent −(L − 2) × 1.05 in the theory")))
 def escape_times(p, out):
-    f = factors(p, INPUTS)
+    f = theory_factors(p, INPUTS)
     s = np.asarray(p["s"], float)
     s_th = s * f["s"]
     K = int(np.sum(s > 0))

@@ -44,9 +44,9 @@ from ...analysis import plateau_table, stats
 from ...engines import simulate
 from ...model.teacher import Teacher
 from ...theory import saddle_sequence as th
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors, write_csv
 from ..claims import Tolerance, setting
-from ._common import factors, network_config, perturbed_s, row, write_csv
+from ._common import network_config, perturbed_s, row
 
 NAME = "phase_transition"
 INPUTS = ("s", "gamma_c", "init_var")
@@ -219,7 +219,7 @@ def _figure(out, runs, p):
                          Perturbation("gamma_c", 2.5, "the critical exponent 1 → 2.5: both γ in the lazy regime"),
                          Perturbation("init_var", 1.1, "the init variance σ² × 1.1 in the distance's closed form")))
 def phase_transition(p, out):
-    f = factors(p, INPUTS)
+    f = theory_factors(p, INPUTS)
     s_th = perturbed_s(p["s"], f)
     gamma_c = 1.0 * f["gamma_c"]
     runs = []

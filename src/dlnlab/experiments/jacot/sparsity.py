@@ -41,9 +41,9 @@ from ...model.observables import Observable
 from ...model.problem import Problem
 from ...model.teacher import Teacher, completion_mask
 from ...theory import saddle_sequence as th
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors, write_csv
 from ..claims import Tolerance, setting
-from ._common import factors, network_config, perturbed_s, row, teacher_config, write_csv
+from ._common import network_config, perturbed_s, row, teacher_config
 
 NAME = "sparsity"
 INPUTS = ("s", "s2")
@@ -274,7 +274,7 @@ def _figure(out, p, curves, comp, ds, tab):
                          Perturbation("s2", 2.2, "the second singular value × 2.2 in the theory: it exceeds the first, "
                                       "which moves every stable rank of the staircase")))
 def sparsity(p, out):
-    f = factors(p, INPUTS)
+    f = theory_factors(p, INPUTS)
     comp, curves = completion(p)
     write_csv(out / "solutions.csv", comp)
     ds, tab = stable_run(p)

@@ -32,9 +32,9 @@ from ...analysis import plateau_table, stats
 from ...engines import simulate
 from ...storage import save
 from ...theory import saddle_sequence as th
-from ..base import ExperimentResult, Figure, Perturbation, register
+from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors, write_csv
 from ..claims import Tolerance, setting
-from ._common import factors, network_config, perturbed_s, row, write_csv
+from ._common import network_config, perturbed_s, row
 
 NAME = "staircase"
 INPUTS = ("s", "s2")
@@ -169,7 +169,7 @@ def _figure(out, p, runs, tabs, levels, K):
                          Perturbation("s2", 2.2, "the second singular value × 2.2 in the theory: it then exceeds the "
                                       "first, reversing the predicted order of the first two jumps")))
 def staircase(p, out):
-    f = factors(p, INPUTS)
+    f = theory_factors(p, INPUTS)
     s = np.asarray(p["s"], float)
     s_th = perturbed_s(s, f)
     K = int(np.sum(s > 0))

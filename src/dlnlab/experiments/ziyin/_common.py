@@ -8,31 +8,16 @@ factors per path; reference data ``x ~ N(0, 1)``, ``y = x + ε``, ``σ_ε = 1``:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ... import figures
 from ...analysis import stats
-from ...config import ConfigError
 from ...storage import save
 from ...theory.balance import DataConstants
-from ..base import Figure
+from ..base import Figure, theory_factors  # noqa: F401  (theory_factors: imported from here by the [Z] modules)
 from ..claims import Claim, Tolerance, setting
 
 REF = DataConstants.reference()
-
-
-def theory_factors(p: dict, allowed: tuple[str, ...]) -> dict:
-    """The factors of the theory inputs ``allowed`` from the preset's ``perturb`` mapping (1 where not given). The
-    experiment multiplies each input by its factor only where it computes theory values, never in a simulation."""
-    pert = dict(p.get("perturb") or {})
-    for name, f in pert.items():
-        if name not in allowed:
-            raise ConfigError("perturb", pert, "theory inputs among " + ", ".join(allowed))
-        if not (isinstance(f, int | float) and math.isfinite(f) and f > 0):
-            raise ConfigError(f"perturb.{name}", f, "a factor > 0")
-    return {name: float(pert.get(name, 1.0)) for name in allowed}
 
 
 def constants(s: float = 1.0, label_noise: float = 1.0) -> DataConstants:

@@ -119,7 +119,7 @@ def test_ci_check_requires_a_reason_for_a_changed_verdict_file(tmp_path):
 def test_ci_runs_the_readme_test_command_with_the_slow_tests():
     readme = (ROOT / "README.md").read_text()
     command = next(line for line in readme.splitlines() if "python -m pytest" in line and line.startswith("python3"))
-    assert command.endswith("python -m pytest -n 2 --runslow")
+    assert "python -m pytest -n 2 --runslow" in command
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert command in ci and ".ci/check_verdicts" in ci
 

@@ -16,7 +16,7 @@ import importlib.metadata
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,10 +166,12 @@ def _flat_override(item: str):
 ENTRY_POINTS = "dlnlab.experiments"
 
 
-class Registry(Mapping):
+class Registry(MutableMapping):
     """The registered experiments by name, loaded on first use: the built-in modules (``experiments/_builtin.py``),
     then every module of the entry-point group :data:`ENTRY_POINTS`. ``plugins`` maps a plugin experiment's name
-    to its entry point ``"NAME = VALUE (DISTRIBUTION)"``."""
+    to its entry point ``"NAME = VALUE (DISTRIBUTION)"``. Register with :func:`register`; item assignment
+    (``REGISTRY[name] = experiment``, under that experiment's own name) and deletion replace or remove one, e.g. a
+    test's ``monkeypatch.setitem``."""
 
     def __init__(self):
         self._experiments: dict[str, Experiment] = {}
@@ -201,6 +203,15 @@ class Registry(Mapping):
 
     def __getitem__(self, name: str) -> Experiment:
         return self.load()._experiments[name]
+
+    def __setitem__(self, name: str, exp: Experiment) -> None:
+        if name != exp.name:
+            raise ValueError(f"REGISTRY[{name!r}] = experiment named {exp.name!r}: the key must be the experiment's name")
+        self.load()._experiments[name] = exp
+
+    def __delitem__(self, name: str) -> None:
+        del self.load()._experiments[name]
+        self.plugins.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.load()._experiments)

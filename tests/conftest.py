@@ -1,4 +1,5 @@
-"""Shared test configuration: the ``slow`` marker runs only with ``--runslow``; the ``interrupt_after`` fixture."""
+"""Shared test configuration: the ``slow`` marker runs only with ``--runslow``; the test order (the smoke run first,
+its users last); the ``interrupt_after`` fixture."""
 
 import pytest
 
@@ -7,7 +8,22 @@ def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
 
 
+#: the test that makes the session's smoke run (``tests/experiments/_smoke.py``), run first
+SMOKE_FIRST = "tests/experiments/test_verdicts.py::test_smoke_verdicts_are_the_expected_ones"
+#: the tests run last: the power tests (which take their run at the true theory from the smoke run once it has
+#: finished) and the smoke run's other users (which would wait for it)
+LAST = ("tests/experiments/beyond/test_power", "tests/experiments/corlouer/test_power",
+        "tests/experiments/jacot/test_power", "tests/experiments/ziyin/test_power", "tests/test_claims_table.py")
+
+
+def _order(item) -> int:
+    if item.nodeid == SMOKE_FIRST:
+        return 0
+    return 2 if item.nodeid.startswith(LAST) else 1
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_order)  # stable: the collection order within each group
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow statistical test: run with --runslow")

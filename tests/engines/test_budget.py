@@ -75,7 +75,7 @@ def test_measured_sizes_are_those_of_the_dataset_and_a_run_too_large_for_its_rec
     weights = sum(w.nbytes for w in state.weights)
     assert weights < fp.state * fp.replicas < weights + 64 * program.R  # weights and per-replica counters
     # the floor passes (its one number per record), the built program's records do not
-    limit = (fp.peak - fp.held) // 2
+    limit = fp.runtime + (fp.peak - fp.held - fp.runtime) // 2  # room for half the run's arrays
     monkeypatch.setenv("DLNLAB_MEMORY_LIMIT", str(limit))
     budget.check_config(cfg)
     with pytest.raises(InsufficientMemoryError) as info:

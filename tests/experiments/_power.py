@@ -41,13 +41,15 @@ def _measured(result) -> dict[str, Claim]:
     return {c.id: c for c in result.claims if isinstance(c, Claim) and c.kind == "measured"}
 
 
-def assert_power(name: str, out: Path, perturbations=None) -> dict:
+def assert_power(name: str, out: Path, perturbations=None, true=None) -> dict:
     """Run the power test of experiment ``name`` in ``out`` (over its declared perturbations, or the given subset);
-    returns ``{perturbation description: {id: verdict}}`` of the measured rows that hold at the true theory."""
+    ``true``: its smoke run's result at the true theory where one exists already (``_smoke.finished_smoke``), else
+    it is run here. Returns ``{perturbation description: {id: verdict}}`` of the measured rows that hold at the
+    true theory."""
     exp = get(name)
     perturbations = exp.perturbations if perturbations is None else tuple(perturbations)
     assert perturbations, f"{name}: no Perturbation declared (register(..., perturbations=(Perturbation(...),)))"
-    true = _measured(exp.run("smoke", Path(out) / "true"))
+    true = _measured(true if true is not None else exp.run("smoke", Path(out) / "true"))
     holding = {i: c for i, c in true.items() if c.verdict == "holds"}
     assert holding, f"{name}: no measured row holds at the smoke preset, so no perturbation can show power"
     verdicts, problems, moved_by = {}, [], {i: [] for i in holding}

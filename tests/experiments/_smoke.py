@@ -1,6 +1,8 @@
 """The registry's smoke run: ``dlnlab reproduce`` of every registered experiment at its ``smoke`` preset, once per
 test session (shared by the pytest-xdist workers under a file lock), for the claims-table, registry and
-verdict-regression tests.
+verdict-regression tests, and for the power tests' run at the true theory (:func:`finished_smoke`). The test
+session runs it first (``tests/conftest.py`` orders the tests: the smoke run's first user first, the power tests
+and the smoke run's other users last, so that one worker makes the run while the other works through the rest).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from dlnlab.experiments import REGISTRY
+from dlnlab.experiments import REGISTRY, ExperimentResult
 
 
 def own_smoke(name: str) -> bool:
@@ -22,13 +24,29 @@ def own_smoke(name: str) -> bool:
     return REGISTRY[name].smoke_declared
 
 
+def _shared(tmp_path_factory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def finished_smoke(tmp_path_factory, name: str) -> ExperimentResult | None:
+    """Experiment ``name``'s result in this session's smoke run if that run has finished without error (never
+    waits for it), else ``None``: the power tests' run at the true theory is that same run (``exp.run("smoke")``,
+    same parameters and seed; checked), so they take it from here rather than compute it twice."""
+    shared = _shared(tmp_path_factory)
+    outcome, f = shared / "smoke-run.json", shared / "smoke-run" / "experiments" / name / "result.json"
+    if not outcome.exists() or json.loads(outcome.read_text())["error"] or not f.exists():
+        return None
+    result = ExperimentResult.from_json(f.read_text())
+    return result if result.params == {"preset": "smoke", **REGISTRY[name].params("smoke")} else None
+
+
 def smoke_run(tmp_path_factory) -> tuple[Path, list[dict]]:
     """The smoke run's directory and its ``claims.csv`` rows; the run is made by the first worker to take the lock,
     the others read its outcome (a failure is reported by every test that uses it)."""
     from dlnlab.reproduce import reproduce
 
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    shared = _shared(tmp_path_factory)
     out, outcome = shared / "smoke-run", shared / "smoke-run.json"
     with open(shared / "smoke-run.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

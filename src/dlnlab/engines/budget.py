@@ -4,7 +4,7 @@ A run holds its carried state (weights and step counters, per replica), its reco
 every record time, per replica) and the compiled chunk's buffers, on top of what the process already holds
 (Python, JAX, compiled programs). Reading :func:`._core.execute`, the peak is
 
-    held + STATE_COPIES · R · state + RECORD_COPIES · R · n · record + R · chunk · record
+    held + RUNTIME_BYTES + STATE_COPIES · R · state + RECORD_COPIES · R · n · record + R · chunk · record
 
 * the state is held by the program (its initial value), the chunk's input and its output, and XLA's carry and
   per-step temporaries (gradients, minibatch): :data:`STATE_COPIES`;
@@ -49,6 +49,11 @@ from ..errors import ConfigError, InsufficientMemoryError
 STATE_COPIES = 4
 #: Copies of the records at the peak: the chunks' outputs and their concatenation into the dataset.
 RECORD_COPIES = 2
+#: Bytes a run holds at its peak beyond the terms above and the dry run's ``held``, whatever the size (the full-size
+#: program's XLA buffers and the pages the allocator keeps after the chunks are freed): not derived but measured,
+#: the gap between the peak RSS and the other terms was 0.14–0.19 GiB at 4000–25000 replicas
+#: (``benchmarks/memory_estimate.md``; without it the estimate was 0.72–0.84 of the peak at 4000 replicas).
+RUNTIME_BYTES = 160 * 2 ** 20
 #: Bytes of one row of the replica table (a Python dict; measured with ``sys.getsizeof`` of its parts).
 ROW_BYTES = 250
 
@@ -176,11 +181,12 @@ class Footprint:
     held: int = 0
     state_copies: int = STATE_COPIES
     record_copies: int = RECORD_COPIES
+    runtime: int = RUNTIME_BYTES
 
     def parts(self) -> dict:
         """Bytes of each term of the peak (see the module docstring)."""
         R = self.replicas
-        return {"held": self.held, "state": self.state_copies * R * self.state,
+        return {"held": self.held, "runtime": self.runtime, "state": self.state_copies * R * self.state,
                 "records": self.record_copies * R * self.records * self.record,
                 "chunk": R * self.chunk * self.record}
 
@@ -194,6 +200,7 @@ class Footprint:
         memory (all but ``held``) stays within ``room`` bytes; ``None`` where none fits."""
         R, c = self.replicas, self.config
         sc, rc = self.state_copies, self.record_copies
+        room -= self.runtime
         per_replica = sc * self.state + (rc * self.records + self.chunk) * self.record
         out = {"ensemble.replicas": int(room // per_replica) // combinations(c)}
         rest = room - sc * R * self.state
@@ -244,7 +251,7 @@ def config_floor(config: Config) -> Footprint:
     number per replica and record."""
     size = itemsize(config)
     return Footprint(config, replica_count(config), record_count(config), 0, state_elements(config) * size + ROW_BYTES,
-                     size, state_copies=1, record_copies=1)
+                     size, state_copies=1, record_copies=1, runtime=0)
 
 
 def check_config(config: Config) -> None:

@@ -80,8 +80,9 @@ class RunEstimate:
         parts = {k: budget.human(v) for k, v in fp.parts().items()}
         out = ["resolved config:", config_to_toml(c).rstrip(), "",
                f"run: {fp.replicas} replicas × {steps} × {fp.records} records ({c.model}, {c.dynamics.kind})",
-               f"memory: ~{budget.human(fp.peak)} estimated peak (process {parts['held']} + state {parts['state']} "
-               f"+ records {parts['records']} + chunk buffers {parts['chunk']}); {budget.human(available)} available"
+               f"memory: ~{budget.human(fp.peak)} estimated peak (process {parts['held']} + runtime "
+               f"{parts['runtime']} + state {parts['state']} + records {parts['records']} + chunk buffers "
+               f"{parts['chunk']}); {budget.human(available)} available"
                + ("" if fp.peak - fp.held <= available else " — the run would be refused")]
         if self.time_s is None:
             out.append("time: not estimated (gradient flow takes adaptive steps)")

@@ -5,9 +5,12 @@ gets for bad arguments. Exact checks (bitwise where the same compiled operations
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
+import xarray as xr
 
 import dlnlab
 from dlnlab import checkpoint
@@ -115,6 +118,27 @@ def test_every_simulator_resumes_bitwise(model, tmp_path, interrupt_after):
     resumed = dlnlab.simulate(cfg, progress=False, checkpoint=ck, checkpoint_every=0)
     for name in full.data_vars:
         np.testing.assert_array_equal(resumed[name].values, full[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize("model", sorted(MAKERS))
+def test_run_cache_returns_the_kept_run_and_keys_on_the_run(model, tmp_path, monkeypatch):
+    """With ``DLNLAB_RUN_CACHE`` a complete run is kept and a second run of the same config is read back, equal to
+    it (values, dtypes, coordinates, attrs) without running; another seed is another run."""
+    from dlnlab.engines import _core
+
+    monkeypatch.setenv(_core.RUN_CACHE_ENV, str(tmp_path))
+    cfg = MAKERS[model]()
+    first = dlnlab.simulate(cfg, progress=False)
+    assert len(list(tmp_path.glob("*.nc"))) == 1
+    monkeypatch.setattr(_core, "_execute", lambda *a: pytest.fail("a kept run was run again"))
+    again = dlnlab.simulate(cfg, progress=False)
+    xr.testing.assert_identical(again, first)
+    monkeypatch.undo()
+    monkeypatch.setenv(_core.RUN_CACHE_ENV, str(tmp_path))
+    other = dlnlab.simulate(dataclasses.replace(cfg, ensemble=dataclasses.replace(cfg.ensemble, seed=5)),
+                            progress=False)
+    assert len(list(tmp_path.glob("*.nc"))) == 2
+    assert not np.array_equal(other[KEY[model]].values, first[KEY[model]].values)
 
 
 def test_bad_arguments_are_config_errors():

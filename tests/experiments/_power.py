@@ -25,6 +25,8 @@ from pathlib import Path
 from dlnlab.experiments import get
 from dlnlab.experiments.claims import Claim
 
+from ._smoke import caching
+
 
 def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
@@ -41,11 +43,17 @@ def _measured(result) -> dict[str, Claim]:
     return {c.id: c for c in result.claims if isinstance(c, Claim) and c.kind == "measured"}
 
 
-def assert_power(name: str, out: Path, perturbations=None, true=None) -> dict:
+def assert_power(name: str, out: Path, perturbations=None, true=None, cache: Path | None = None) -> dict:
     """Run the power test of experiment ``name`` in ``out`` (over its declared perturbations, or the given subset);
     ``true``: its smoke run's result at the true theory where one exists already (``_smoke.finished_smoke``), else
-    it is run here. Returns ``{perturbation description: {id: verdict}}`` of the measured rows that hold at the
-    true theory."""
+    it is run here; ``cache``: a run cache (``_smoke.run_cache``) from which the perturbed arms take the
+    simulations they share with the true arm. Returns ``{perturbation description: {id: verdict}}`` of the
+    measured rows that hold at the true theory."""
+    with caching(cache):
+        return _assert_power(name, out, perturbations, true)
+
+
+def _assert_power(name, out, perturbations, true) -> dict:
     exp = get(name)
     perturbations = exp.perturbations if perturbations is None else tuple(perturbations)
     assert perturbations, f"{name}: no Perturbation declared (register(..., perturbations=(Perturbation(...),)))"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -333,11 +334,47 @@ def _resume(path, init, resume, parts, R):
 # Running a program
 
 
+#: Environment variable naming a directory where :func:`execute` keeps every complete run under its run hash
+#: (:func:`dlnlab.checkpoint.run_hash`: the resolved config, the recorded variables and their dims, the explicit
+#: initial weights — the identity that resuming from a checkpoint trusts) and from which it returns a run with the
+#: same hash instead of running it again. Opt-in, for the power tests, whose arms repeat the same simulations by
+#: construction (``tests/experiments/_power.py``). An observable is known by its name and dims only, so a cache
+#: must not outlive a change of the code.
+RUN_CACHE_ENV = "DLNLAB_RUN_CACHE"
+
+
+def _cache_path(program: Program, weights) -> Path | None:
+    root = os.environ.get(RUN_CACHE_ENV)
+    if not root:
+        return None
+    key = ckpt_file.run_hash(config_to_toml(program.config), program.dims, weights)
+    return Path(root) / f"{program.name.replace('/', '-')}-{key[:32]}.nc"
+
+
+def _store(ds: xr.Dataset, path: Path) -> None:
+    """Write ``ds`` to the run cache atomically (a concurrent writer of the same run writes the same data)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, path)
+
+
 def execute(program: Program, *, progress=None, checkpoint=None, checkpoint_every: float = 60.0,
             weights=None) -> xr.Dataset:
     """Run ``program`` through its record grid and return the dataset (see :func:`dlnlab.simulate`).
 
-    ``weights``: the explicit initial state the program was built with (part of the checkpoint's run hash)."""
+    ``weights``: the explicit initial state the program was built with (part of the checkpoint's run hash).
+    With :data:`RUN_CACHE_ENV` set, a run kept there is returned instead of run (and a complete run is kept)."""
+    cached = _cache_path(program, weights)
+    if cached is not None and cached.exists():
+        return xr.load_dataset(cached, engine="h5netcdf")
+    ds = _execute(program, progress, checkpoint, checkpoint_every, weights)
+    if cached is not None:
+        _store(ds, cached)
+    return ds
+
+
+def _execute(program: Program, progress, checkpoint, checkpoint_every: float, weights) -> xr.Dataset:
     wall0 = time.perf_counter()
     meter = progress_meter(progress)
     ckpt = resume = None

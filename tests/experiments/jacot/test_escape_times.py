@@ -1,5 +1,5 @@
 """[J] ``escape_times`` (``experiments/jacot/escape_times.py``): the escape-time law against σ (checks.md G5) and
-the experiment's sweep. Moved from ``tests/test_saddles.py`` (the two law checks and the sweep test, unchanged
+the experiment's sweep. Moved from ``tests/test_saddles.py`` (now ``tests/analysis/test_saddles.py``) (the two law checks and the sweep test, unchanged
 checks), plus the experiment's rows."""
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from ..claims import Tolerance, setting
 from ._common import network_config, perturbed_s, row, teacher_config
 
 NAME = "sparsity"
-INPUTS = ("s", "s2")
+INPUTS = ("s", "s2", "step")
 
 
 def _stable_ranks():
@@ -176,9 +176,10 @@ def stable_run(p):
 
 
 def stable_claims(ds, tab, p, f):
-    s_th = perturbed_s(p["stable_s"], f)
-    L, K = int(p["depth"]), int(np.sum(np.asarray(p["stable_s"]) > 0))
-    order = th.learning_order(s_th)
+    s_th, s_sim = perturbed_s(p["stable_s"], f), np.asarray(p["stable_s"], float)
+    L, K = int(p["depth"]), int(np.sum(s_sim > 0))
+    order, per_step = th.learning_order(s_th), round(f["step"])  # modes learned per plateau in the theory
+    top = s_sim[th.learning_order(s_sim)[0]]  # the simulated teacher's largest (the budget is the simulation's)
     t = ds.t.values
     sr = ds.stable_rank.values  # (replica, t, layer)
     w, d = int(p["stable_width"]), int(p["d"])
@@ -186,7 +187,7 @@ def stable_claims(ds, tab, p, f):
     full = [r for r, g in tab.groupby("replica") if len(g) == K + 1]
     rows = []
     for k in range(1, K + 1):
-        theo = float(np.sum((s_th[order[:k]] / s_th[order[0]]) ** (2.0 / L)))
+        theo = float(np.sum((s_th[order[:min(per_step * k, K)]] / s_th[order[0]]) ** (2.0 / L)))
         per = np.full((len(full), L), np.nan)
         for j, r in enumerate(full):
             g = tab[(tab.replica == r) & (tab.plateau == k)].iloc[0]
@@ -198,7 +199,7 @@ def stable_claims(ds, tab, p, f):
         for layer in range(L):
             if len(full) < 2:
                 continue
-            resid = p["stable_sigma"] ** 2 * np.prod(sizes[layer]) / s_th[order[0]] ** (2.0 / L)
+            resid = p["stable_sigma"] ** 2 * np.prod(sizes[layer]) / top ** (2.0 / L)
             rows.append(row(NAME, "stable_rank", setting(L=L, plateau=k, layer=layer + 1), "the layers' stable "
                             "ranks climb a staircase in time: on plateau k each layer is the balanced rank-k channel "
                             "with singular values s_i^{1/L} (§6.2–6.3)",
@@ -272,7 +273,10 @@ def _figure(out, p, curves, comp, ds, tab):
           perturbations=(Perturbation("s", 1.05, "teacher singular values × 1.05 in the regularised minimum's closed "
                                       "form (not in the simulation)"),
                          Perturbation("s2", 2.2, "the second singular value × 2.2 in the theory: it exceeds the first, "
-                                      "which moves every stable rank of the staircase")))
+                                      "which moves the stable ranks of plateaus k ≥ 2 (and the regularised minimum)"),
+                         # plateau 1's stable rank is 1 whatever the singular values: only the staircase's step moves it
+                         Perturbation("step", 2.0, "two modes learned per plateau in the theory (the staircase's "
+                                      "step doubled): plateau k's stable rank Σ_{i≤2k}")))
 def sparsity(p, out):
     f = theory_factors(p, INPUTS)
     comp, curves = completion(p)

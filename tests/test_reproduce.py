@@ -200,3 +200,12 @@ def test_report_renders_and_filters_in_chromium(synthetic_run, saxe_run):
     assert shown["verdict"] == ("2", ["inconclusive/measured"] * 2)
     assert shown["experiment"] == ("1", ["inconclusive/measured"])
     assert shown["kind"] == ("0", [])
+
+
+def test_report_has_a_section_for_a_paper_without_headlines(monkeypatch, tmp_path):
+    """A paper key past the four of the headlines (here [D], as a plugin's would be) gets its own paper section."""
+    presets = {p: {"seed": 5, "name": "zz_fake_d", "label": "x", "perturb": {}} for p in ("quick", "full", "smoke")}
+    monkeypatch.setitem(REGISTRY, "zz_fake_d", Experiment("zz_fake_d", "D", "fake claim", _synthetic, presets, "0 s"))
+    reproduce_mod.reproduce(tmp_path, "quick", names=["zz_fake_d"], progress=False)
+    html = (tmp_path / "report.html").read_text()
+    assert "id='paper-D'" in html and html.index("id='paper-D'") < html.index("id='exp-zz_fake_d'")

@@ -160,7 +160,9 @@ def render_page(run_dir: Path, results: list[ExperimentResult], manifest: dict) 
     results = _order(results)
     claims = [c for r in results for c in r.claims]
     rows = rows_of(claims)
-    papers = [p for p in PAPER_ORDER if any(r.name in REGISTRY and REGISTRY[r.name].paper == p for r in results)]
+    present = {REGISTRY[r.name].paper for r in results if r.name in REGISTRY}
+    # the three papers and [S] first, then every other key (past the papers, plugins) in the order of its name
+    papers = [p for p in PAPER_ORDER if p in present] + sorted(present - set(PAPER_ORDER))
     theory = [r for r in rows if r.kind == "theory"]
     seed = manifest.get("seed_shift", 0)
     parts = [

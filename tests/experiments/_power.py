@@ -25,7 +25,7 @@ from pathlib import Path
 from dlnlab.experiments import get
 from dlnlab.experiments.claims import Claim
 
-from ._smoke import caching
+from ._smoke import caching, finished_smoke, run_cache
 
 
 def _same(a: float, b: float) -> bool:
@@ -43,14 +43,16 @@ def _measured(result) -> dict[str, Claim]:
     return {c.id: c for c in result.claims if isinstance(c, Claim) and c.kind == "measured"}
 
 
-def assert_power(name: str, out: Path, perturbations=None, true=None, cache: Path | None = None) -> dict:
+def assert_power(name: str, out: Path, perturbations=None, session=None) -> dict:
     """Run the power test of experiment ``name`` in ``out`` (over its declared perturbations, or the given subset);
-    ``true``: its smoke run's result at the true theory where one exists already (``_smoke.finished_smoke``), else
-    it is run here; ``cache``: a run cache (``_smoke.run_cache``) from which the perturbed arms take the
-    simulations they share with the true arm. Returns ``{perturbation description: {id: verdict}}`` of the
-    measured rows that hold at the true theory."""
-    with caching(cache):
-        return _assert_power(name, out, perturbations, true)
+    returns ``{perturbation description: {id: verdict}}`` of the measured rows that hold at the true theory. With
+    ``session`` (pytest's ``tmp_path_factory``) the run at the true theory is the session's smoke run where it has
+    finished (``_smoke.finished_smoke``), and the perturbed arms read the simulations they share with it from the
+    session's run cache (``_smoke.run_cache``)."""
+    if session is None:
+        return _assert_power(name, out, perturbations, None)
+    with caching(run_cache(session)):
+        return _assert_power(name, out, perturbations, finished_smoke(session, name))
 
 
 def _assert_power(name, out, perturbations, true) -> dict:

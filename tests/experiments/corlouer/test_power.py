@@ -7,10 +7,9 @@ from __future__ import annotations
 import pytest
 
 from experiments._power import assert_power
-from experiments._smoke import finished_smoke, run_cache
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["stationary", "fokker_planck", "mode_agreement", "diffusion_peak", "unaligned"])
 def test_power(name, tmp_path, tmp_path_factory):
-    assert_power(name, tmp_path, true=finished_smoke(tmp_path_factory, name), cache=run_cache(tmp_path_factory))
+    assert_power(name, tmp_path, session=tmp_path_factory)

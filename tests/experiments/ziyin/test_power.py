@@ -8,11 +8,10 @@ from __future__ import annotations
 import pytest
 
 from experiments._power import assert_power
-from experiments._smoke import finished_smoke, run_cache
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["law_of_balance", "noise_balance_dln", "diagonal_stationary", "phase_diagram",
                                   "sign_selection", "fluctuation_inversion", "power_law_tails", "infinite_depth"])
 def test_power(name, tmp_path, tmp_path_factory):
-    assert_power(name, tmp_path, true=finished_smoke(tmp_path_factory, name), cache=run_cache(tmp_path_factory))
+    assert_power(name, tmp_path, session=tmp_path_factory)

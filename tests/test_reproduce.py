@@ -209,3 +209,81 @@ def test_report_has_a_section_for_a_paper_without_headlines(monkeypatch, tmp_pat
     reproduce_mod.reproduce(tmp_path, "quick", names=["zz_fake_d"], progress=False)
     html = (tmp_path / "report.html").read_text()
     assert "id='paper-D'" in html and html.index("id='paper-D'") < html.index("id='exp-zz_fake_d'")
+
+
+def _network_config(seed):
+    import dlnlab
+
+    return dlnlab.Config.from_dict({
+        "teacher": {"d_in": 3, "d_out": 2, "singular_values": [1.5, 0.5], "label_noise": 0.2},
+        "network": {"depth": 2, "width": 4}, "init": {"kind": "gaussian", "gamma": 1.0},
+        "dynamics": {"kind": "sgd", "lr": 0.05, "batch_size": 2, "steps": 40},
+        "record": {"n_times": 5, "observables": ["loss"]}, "ensemble": {"replicas": 3, "seed": seed}})
+
+
+STOP_AFTER = {}  # simulation count after which ``_three_runs`` is interrupted (as Ctrl-C would)
+
+
+def _three_runs(params, out):
+    """Three small SGD runs; the experiment's row is their mean final loss."""
+    from dlnlab import simulate
+
+    losses = []
+    for k in range(3):
+        losses.append(float(simulate(_network_config(params["seed"] + k), progress=False).loss[:, -1].mean()))
+        if STOP_AFTER.get("n") == k + 1:
+            raise KeyboardInterrupt
+    (out / "losses.json").write_text(json.dumps(losses))
+    return ExperimentResult("zz_three", claims=[_row("zz_three", "loss", sum(losses) / 3, theory=sum(losses) / 3)])
+
+
+def test_interrupted_experiment_resumes_from_its_completed_simulations(monkeypatch, tmp_path):
+    """Issue 19 item 4: Ctrl-C after the second of an experiment's three simulations; the rerun runs only the third
+    (the first two are read back from ``.NAME.runs``), and its claims and data are an uninterrupted run's. The kept
+    runs go once the experiment has finished; runs kept by other code (another fingerprint) are not trusted."""
+    from dlnlab.engines import _core
+
+    presets = {p: {"seed": 3, "perturb": {}} for p in ("quick", "full", "smoke")}
+    monkeypatch.setitem(REGISTRY, "zz_three", Experiment("zz_three", "S", "three runs", _three_runs, presets, "0 s"))
+    monkeypatch.delenv(_core.RUN_CACHE_ENV, raising=False)
+    ran = []
+    real = _core._execute
+    monkeypatch.setattr(_core, "_execute", lambda program, *a: (ran.append(program.config.ensemble.seed),
+                                                                 real(program, *a))[1])
+    reproduce_mod.reproduce(tmp_path / "whole", "quick", names=["zz_three"], progress=False)
+    assert ran == [3, 4, 5]
+
+    ran.clear()
+    stale = tmp_path / "cut" / "experiments" / ".zz_three.runs" / "0123456789abcdef"
+    stale.mkdir(parents=True)
+    monkeypatch.setitem(STOP_AFTER, "n", 2)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce_mod.reproduce(tmp_path / "cut", "quick", names=["zz_three"], progress=False)
+    assert ran == [3, 4] and not stale.exists()
+    assert len(list((tmp_path / "cut" / "experiments" / ".zz_three.runs").glob("*/*.nc"))) == 2
+    STOP_AFTER.clear()
+    reproduce_mod.reproduce(tmp_path / "cut", "quick", names=["zz_three"], progress=False)
+    assert ran == [3, 4, 5]  # only the third simulation was run again
+    assert not (tmp_path / "cut" / "experiments" / ".zz_three.runs").exists()
+    for f in ("claims.csv", "experiments/zz_three/losses.json"):
+        assert (tmp_path / "cut" / f).read_text() == (tmp_path / "whole" / f).read_text(), f
+
+
+def test_parallel_reproduce_gives_the_serial_claims(tmp_path_factory, tmp_path):
+    """``jobs = 2``: two experiments in two worker processes give the claims of the session's (serial, in-process)
+    smoke run, row for row, and the manifest records the jobs."""
+    from experiments._smoke import smoke_run
+
+    names = ["discrete_collapse", "law_of_balance"]
+    _, serial = smoke_run(tmp_path_factory)
+    reproduce_mod.reproduce(tmp_path, "smoke", names=names, progress=False, jobs=2)
+    with open(tmp_path / "claims.csv") as fh:
+        parallel = list(csv.DictReader(fh))
+    assert parallel == [r for r in serial if r["experiment"] in names]
+    assert json.loads((tmp_path / "manifest.json").read_text())["jobs"] == 2
+
+
+def test_cost_seconds_reads_the_registered_costs():
+    assert reproduce_mod.cost_seconds("~1.5 min") == 90 and reproduce_mod.cost_seconds("12–70 s under load") == 70
+    assert reproduce_mod.cost_seconds("fast") == 60
+    assert all(reproduce_mod.cost_seconds(e.cost) > 0 for e in REGISTRY.values())

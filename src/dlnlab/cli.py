@@ -230,7 +230,10 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a preset parameter, e.g. --set replicas=64")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
 ):
-    """Run one experiment: data, figures, claims (claims.csv, result.json)."""
+    """Run one experiment: data, figures, claims (claims.csv, result.json). The same command after a crash or
+    interrupt reuses the simulations the first had completed (kept in OUT/.runs until the experiment finishes)."""
+    from .reproduce import resuming
+
     exp = _experiment_or_fail(name)
     preset = _preset(quick, smoke)
     try:
@@ -238,7 +241,7 @@ def run(
     except ConfigError as exc:
         _fail(exc)
     out = out or _default_out(name)
-    with _writer(out):
+    with _writer(out), resuming(out / ".runs"):  # a rerun after a crash takes the simulations it had completed
         res = exp.run(preset, out, set_ or [], seed)
     for c in res.claims:
         kind = getattr(c, "kind", "old row")
@@ -257,9 +260,12 @@ def reproduce(
     out: Annotated[Path | None, typer.Option("--out", help="output directory (rerun the same to resume)")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="change one experiment's preset, e.g. --set mode_agreement.replicas=4000; repeatable")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", metavar="N", min=0, help="experiments run at once, each in its own "
+                                      "process; 0: one per usable core, 1: in this process")] = 0,
 ):
     """Run every registered experiment, write the claims table and the HTML report. Rerunning with the
-    same --out resumes: finished experiments are not recomputed."""
+    same --out resumes: finished experiments are not recomputed, an unfinished one reuses the simulations it had
+    completed."""
     from .experiments.index import index
 
     papers = index().papers
@@ -269,12 +275,14 @@ def reproduce(
     from .experiments.table import summary
     from .reproduce import reproduce as run_all
     from .reproduce import split_overrides
+    from .runtime import usable_cores
 
     preset = _preset(quick, smoke)
     out = out or Path("dlnlab-runs") / f"reproduce-{preset}{f'-seed{seed}' if seed else ''}"
     try:
         with _writer(out):
-            results = run_all(out, preset, papers=paper or None, overrides=split_overrides(set_), seed=seed)
+            results = run_all(out, preset, papers=paper or None, overrides=split_overrides(set_), seed=seed,
+                              jobs=jobs or usable_cores())
     except ConfigError as exc:
         _fail(exc)
     typer.echo(f"{len(results)} experiments. {summary([c for r in results for c in r.claims])}")

@@ -152,3 +152,21 @@ def package_versions() -> dict:
             versions[pkg] = "not installed"
     versions["python"] = sys.version.split()[0]
     return versions
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity set on Linux)."""
+    return _usable_cores()
+
+
+def code_fingerprint() -> str:
+    """SHA-256 (hex, 16 digits) of dlnlab's own source files, path and content: names results kept across processes
+    that are only valid for the code that computed them (``dlnlab reproduce``'s per-experiment run caches)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from dlnlab.engines import keep_runs
 from dlnlab.experiments import get
 from dlnlab.experiments.claims import Claim
 
-from ._smoke import caching, finished_smoke, run_cache
+from ._smoke import finished_smoke, run_cache
 
 
 def _same(a: float, b: float) -> bool:
@@ -51,7 +52,7 @@ def assert_power(name: str, out: Path, perturbations=None, session=None) -> dict
     session's run cache (``_smoke.run_cache``)."""
     if session is None:
         return _assert_power(name, out, perturbations, None)
-    with caching(run_cache(session)):
+    with keep_runs(run_cache(session)):
         return _assert_power(name, out, perturbations, finished_smoke(session, name))
 
 

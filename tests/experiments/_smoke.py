@@ -7,7 +7,6 @@ and the smoke run's other users last, so that one worker makes the run while the
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import fcntl
 import json
@@ -16,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from dlnlab.engines._core import RUN_CACHE_ENV
+from dlnlab.engines import keep_runs
 from dlnlab.experiments import REGISTRY, ExperimentResult
 
 
@@ -32,26 +31,9 @@ def _shared(tmp_path_factory) -> Path:
 
 
 def run_cache(tmp_path_factory) -> Path:
-    """This session's run cache (``dlnlab.engines._core.RUN_CACHE_ENV``), shared by the smoke run and the power
+    """This session's run cache (:func:`dlnlab.engines.keep_runs`), shared by the smoke run and the power
     tests: a power test's perturbed arms, whose simulations are by contract those of the true arm, read them."""
     return _shared(tmp_path_factory) / "run-cache"
-
-
-@contextlib.contextmanager
-def caching(path: Path | None):
-    """Runs in this block keep and reuse complete runs in ``path`` (nothing changes with ``None``)."""
-    if path is None:
-        yield
-        return
-    before = os.environ.get(RUN_CACHE_ENV)
-    os.environ[RUN_CACHE_ENV] = str(path)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[RUN_CACHE_ENV]
-        else:
-            os.environ[RUN_CACHE_ENV] = before
 
 
 def finished_smoke(tmp_path_factory, name: str) -> ExperimentResult | None:
@@ -78,7 +60,7 @@ def smoke_run(tmp_path_factory) -> tuple[Path, list[dict]]:
         if not outcome.exists():
             t0, error = time.perf_counter(), ""
             try:
-                with caching(run_cache(tmp_path_factory)):
+                with keep_runs(run_cache(tmp_path_factory)):
                     reproduce(out, "smoke", progress=False)
             except Exception:  # noqa: BLE001  (recorded for every test that uses the run, not only the first)
                 error = traceback.format_exc()

@@ -29,6 +29,7 @@ from ._core import (
     Replicas,
     TqdmProgress,
     execute,
+    keep_runs,
     nominal_times,
     provenance,
     record_grid,
@@ -96,7 +97,7 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
 __all__ = [
     "DiagonalState", "DiscreteState", "FlowState", "Interrupted", "ModesState", "Program", "ProgressMeter",
     "RecordGrid", "RegressionState", "ReluState", "Replicas", "StiffFlowState", "TqdmProgress", "as_network", "build",
-    "diagonal_config", "execute", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
+    "diagonal_config", "execute", "keep_runs", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
     "reduce_to_modes", "regression_config", "relu_config", "simulate", "simulate_diagonal", "simulate_modes",
     "simulate_regression", "simulate_relu", "total_time",
 ]

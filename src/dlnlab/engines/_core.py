@@ -22,6 +22,7 @@ config — its state type, ``init``, ``step``, ``run`` and ``observe`` — and :
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -337,10 +338,31 @@ def _resume(path, init, resume, parts, R):
 #: Environment variable naming a directory where :func:`execute` keeps every complete run under its run hash
 #: (:func:`dlnlab.checkpoint.run_hash`: the resolved config, the recorded variables and their dims, the explicit
 #: initial weights — the identity that resuming from a checkpoint trusts) and from which it returns a run with the
-#: same hash instead of running it again. Opt-in, for the power tests, whose arms repeat the same simulations by
-#: construction (``tests/experiments/_power.py``). An observable is known by its name and dims only, so a cache
-#: must not outlive a change of the code.
+#: same hash instead of running it again. Opt-in (:func:`keep_runs`): ``dlnlab reproduce`` keeps an unfinished
+#: experiment's runs so that a rerun resumes it mid-way, the power tests share the arms' simulations. An observable
+#: is known by its name and dims only, so a cache must not outlive a change of the code (``reproduce`` names its
+#: caches by :func:`dlnlab.runtime.code_fingerprint`).
 RUN_CACHE_ENV = "DLNLAB_RUN_CACHE"
+
+
+@contextlib.contextmanager
+def keep_runs(path: Path | str | None, replace: bool = True):
+    """Within the block :func:`execute` keeps every complete run in ``path`` and returns a kept one instead of
+    running it again (:data:`RUN_CACHE_ENV`, inherited by the processes started in the block: sweep workers).
+    ``None``, or ``replace=False`` while a cache is set already, changes nothing; the setting before the block is
+    restored after it."""
+    if path is None or (not replace and os.environ.get(RUN_CACHE_ENV)):
+        yield
+        return
+    before = os.environ.get(RUN_CACHE_ENV)
+    os.environ[RUN_CACHE_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUN_CACHE_ENV, None)
+        else:
+            os.environ[RUN_CACHE_ENV] = before
 
 
 def _cache_path(program: Program, weights) -> Path | None:

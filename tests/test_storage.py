@@ -190,3 +190,18 @@ def test_writer_turns_io_faults_into_output_errors(tmp_path):
     assert "quota" in str(info.value)
     with pytest.raises(ValueError), storage.writer(tmp_path / "w"):  # not an I/O fault: unchanged
         raise ValueError("a bug")
+
+
+def test_save_removes_the_temporary_store_of_a_killed_writer(tmp_path):
+    """A ``kill -9`` during :func:`storage.save` leaves ``.NAME.PID.*`` beside the result (found by the fault
+    suite, tests/test_faults.py); the next save removes it when that process is dead, not when it is alive."""
+    ds = xr.Dataset({"x": ("t", np.arange(3.0))})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".dataset.zarr.{dead.pid}.abc123"
+    live = tmp_path / f".dataset.zarr.{os.getpid()}.def456"
+    for d in (stale, live):
+        (d / "store.zarr").mkdir(parents=True)
+    storage.save(ds, tmp_path / "dataset.zarr")
+    assert not stale.exists() and live.exists()
+    xr.testing.assert_identical(dlnlab.load(tmp_path / "dataset.zarr"), ds)

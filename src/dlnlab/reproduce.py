@@ -154,12 +154,13 @@ def _run_parallel(out, todo, preset, overrides, seed, jobs, bar) -> dict[str, Ex
     free up. On an error or an interrupt the experiments not started are cancelled, the running ones are waited for
     (an interrupt reaches them too), and the first error is raised."""
     results, error = {}, None
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+    jobs = min(jobs, len(todo))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         running = {pool.submit(run_experiment, out, e.name, preset, overrides.get(e.name), seed): e.name
                    for e in todo}
         try:
             while running:
-                bar.set_postfix_str(", ".join(sorted(running.values())[:3]))
+                bar.set_postfix_str(f"{jobs} at once")
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     name = running.pop(fut)

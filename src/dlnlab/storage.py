@@ -83,7 +83,8 @@ def save(ds: xr.Dataset, path: str | Path) -> Path:
     """Write ``ds`` to a zarr store at ``path`` (replacing it atomically), with its manifest."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _remove_dead_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent))
     try:
         ds.to_zarr(tmp / "store.zarr", mode="w", consolidated=False)
         _write_manifest(tmp / "store.zarr")
@@ -94,6 +95,21 @@ def save(ds: xr.Dataset, path: str | Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Remove the temporary siblings ``.NAME.PID.*`` that :func:`save` left when its process was killed mid-write
+    (``kill -9``, a crash): those of a process no longer alive on this host; a live writer's are left alone."""
+    for tmp in path.parent.glob(f".{path.name}.*"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def verify_dataset(path: str | Path) -> None:

@@ -99,7 +99,7 @@ def _assert_exactly_once(out: Path, plan) -> None:
         committed = [a for a in attempts[rid] if a["outcome"] == "committed"]
         assert len(committed) == 1 and committed[0]["token"] == marker["token"], attempts[rid]
         assert dlnlab.load(out / "runs" / rid / "dataset.zarr").sizes["replica"] == Config.from_dict(
-            plan.run(rid).config).ensemble.replicas * len(plan.run(rid).stacked.get("dynamics.lr", [0]))
+            plan.run(rid).config).ensemble.replicas * math.prod(len(v) for v in plan.run(rid).stacked.values())
 
 
 @pytest.fixture(scope="module")

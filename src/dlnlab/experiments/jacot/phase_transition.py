@@ -207,11 +207,11 @@ def _figure(out, runs, p):
                   "closer as w grows, the γ < 1 runs stay away — the crossover sharpens.")
 
 
-@register(NAME, paper="J", cost="~2.5 min",
+@register(NAME, paper="J", cost="~100 s",
           claim="With σ² = w^-γ gradient flow visits the saddles of increasing rank in turn for γ > 1 and none for "
                 "γ < 1, the crossover sharpening with width",
-          quick={"depths": [2, 3], "d": 4, "s": [4.0, 2.0, 1.0], "gammas": [0.5, 2.0], "widths": [8, 32, 128],
-                 "replicas": 8, "t_max_2": 40.0, "t_max_3": 120.0, "t_max_lazy": 10.0, "n_times": 150, "visit_ratio": 0.5,
+          quick={"depths": [2, 3], "d": 4, "s": [4.0, 2.0, 1.0], "gammas": [0.5, 2.0], "widths": [8, 24, 96],
+                 "replicas": 6, "t_max_2": 40.0, "t_max_3": 120.0, "t_max_lazy": 10.0, "n_times": 150, "visit_ratio": 0.5,
                  "threshold": 0.5, "geometry_draws": 800, "seed": 0},
           full={"depths": [2, 3], "d": 4, "s": [4.0, 2.0, 1.0], "gammas": [0.5, 2.0],
                 "widths": [8, 23, 64, 181, 512], "replicas": 24, "t_max_2": 60.0, "t_max_3": 200.0, "t_max_lazy": 20.0, "n_times": 200,

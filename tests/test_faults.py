@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 
 DLNLAB = str(Path(sys.executable).with_name("dlnlab"))
 KILLS = 10  # SIGKILLs per command
-MIN_MID_RUN = 6  # of them, at least this many land while the command runs (the moments span its length)
+MIN_MID_RUN = 6  # of them, at least this many land while the command runs
 TIMEOUT = 600
 
 # A sweep of 6 separate runs (width and seed are not vectorised), each a few hundred milliseconds.
@@ -84,13 +84,14 @@ def _kill_then_rerun(cmd, out, delay, env) -> bool:
 
 def _campaign(name, cmd, tmp_path, env, check, seed):
     """The reference run (it also fills the compilation cache), a second uninterrupted run timed with the cache warm
-    as the trials will be, then ``KILLS`` kill-and-rerun trials at moments uniform over (0.1, 1.0) × that wall time
-    (seeded), each checked against the reference by ``check(out, ref)``."""
+    as the trials will be, then ``KILLS`` kill-and-rerun trials at moments uniform over (0.05, 0.8) × that wall time
+    (seeded; a warm run's length varies by ~20 %, so later moments often miss the run), each checked against the
+    reference by ``check(out, ref)``."""
     ref = tmp_path / "ref"
     _run(cmd, ref, env)
     wall = _run(cmd, tmp_path / "timed", env)
     check(tmp_path / "timed", ref)
-    moments = np.random.default_rng(seed).uniform(0.1, 1.0, KILLS) * wall
+    moments = np.random.default_rng(seed).uniform(0.05, 0.8, KILLS) * wall
     mid = []
     for k, delay in enumerate(moments):
         out = tmp_path / f"killed-{k}"

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_train_help_keeps_section_names():
 
 def test_show_completion_prints_a_script():
     result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="dlnlab")
-    assert result.exit_code == 0
+    assert result.exit_code == 0, (result.output, "".join(traceback.format_exception(*result.exc_info)))
     assert "_DLNLAB_COMPLETE=complete_bash" in result.output and "complete " in result.output
 
 

@@ -158,9 +158,9 @@ def _run_parallel(out, todo, preset, overrides, seed, jobs, bar) -> dict[str, Ex
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         running = {pool.submit(run_experiment, out, e.name, preset, overrides.get(e.name), seed): e.name
                    for e in todo}
+        bar.set_postfix_str(f"{jobs} at once")
         try:
             while running:
-                bar.set_postfix_str(f"{jobs} at once")
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     name = running.pop(fut)

@@ -27,7 +27,8 @@ from jax.extend.random import threefry2x32_p
 from jax.interpreters import mlir
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity set on Linux)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -40,7 +41,7 @@ def _one_device_per_core() -> None:
     if chosen:
         return
     try:
-        jax.config.update("jax_num_cpu_devices", _usable_cores())
+        jax.config.update("jax_num_cpu_devices", usable_cores())
     except RuntimeError:  # JAX already initialised by the caller: keep its devices
         pass
 
@@ -152,11 +153,6 @@ def package_versions() -> dict:
             versions[pkg] = "not installed"
     versions["python"] = sys.version.split()[0]
     return versions
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity set on Linux)."""
-    return _usable_cores()
 
 
 def code_fingerprint() -> str:

@@ -9,7 +9,13 @@
   :data:`PROBE_CHUNK_S` or the probes :data:`PROBE_BUDGET_S`; the time per step of the last chunk, times the
   run's steps (and its replicas over the probe's, when larger), plus the first two chunks' time (compilation:
   the chunk program is compiled for the initial state and again for the layout of its own output state).
-  Under load the estimate is that of the load. Gradient flow (adaptive steps) gets no time estimate.
+  Gradient flow (adaptive steps, no step count) runs the probe ensemble through the run's own record times, one
+  record at a time, until :data:`PROBE_BUDGET_S`: the first two records are run twice each from the same state
+  (the difference is the compilation); when the probe reaches the end of the run its time is the estimate, else
+  the rest of the horizon is extrapolated at the time per unit of simulated time of the last record probed — an
+  estimate, not a bound: the adaptive steps lengthen on plateaus and shorten at escapes. A flow that runs until it
+  has settled (``t_max = "auto"``) has no known horizon and gets no time estimate.
+  Under load the estimate is that of the load.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class RunEstimate:
     time_s: float | None = None
     compile_s: float | None = None
     step_s: float | None = None
+    probed_t: float | None = None
 
     def lines(self, available: int | None = None) -> list[str]:
         fp, c = self.footprint, self.config
@@ -85,7 +92,15 @@ class RunEstimate:
                f"{parts['chunk']}); {budget.human(available)} available"
                + ("" if fp.peak - fp.held <= available else " — the run would be refused")]
         if self.time_s is None:
-            out.append("time: not estimated (gradient flow takes adaptive steps)")
+            out.append('time: not estimated (t_max = "auto": the flow runs until it has settled, at no known time)')
+        elif self.steps is None:
+            t_end, probed = total_time(c), self.probed_t
+            how = ("probed through the whole run" if probed >= t_end else
+                   f"probed to t = {probed:.3g} of {t_end:.3g}, the rest extrapolated at the last record's time per "
+                   "unit time; adaptive steps: an estimate, not a bound")
+            out.append(f"time: ~{self.time_s:.3g} s (compile ~{self.compile_s:.2g} s + gradient flow to t = "
+                       f"{t_end:.3g} at {fp.replicas} replicas; {how}; at {self.probe_replicas} replicas under the "
+                       "machine's current load)")
         else:
             out.append(f"time: ~{self.time_s:.3g} s (compile ~{self.compile_s:.2g} s + {self.steps} steps × "
                        f"{self.step_s:.3g} s at {fp.replicas} replicas; probed at {self.probe_replicas} replicas "
@@ -106,16 +121,49 @@ def estimate_run(config: Config, *, timed: bool = True) -> RunEstimate:
     n, chunk = 1 + sum(len(p) for p in parts), max((len(p) for p in parts), default=0)
     fp = budget.measured(config, program.R, n, chunk, jax.tree_util.tree_leaves(state), obs)
     steps = run_steps(config)
-    timing = time_probe(probe, steps) if timed and steps is not None and program.step is not None else None
+    flow = timed and steps is None and config.dynamics.t_max != "auto"
+    timing = flow_probe(program, state) if flow else None
     del program, state, obs
     gc.collect()
+    if timed and steps is not None:
+        timing = time_probe(probe, steps)
     fp = dataclasses.replace(fp, replicas=R, held=budget.resident_memory())
     est = RunEstimate(config, fp, steps, budget.replica_count(probe))
     if timing is None:
         return est
+    scale = max(1.0, R / est.probe_replicas)
+    if flow:
+        compile_s, work_s, probed_t = timing
+        return dataclasses.replace(est, compile_s=compile_s, probed_t=probed_t, time_s=compile_s + work_s * scale)
     compile_s, step_s = timing
-    step_s *= max(1.0, R / est.probe_replicas)
+    step_s *= scale
     return dataclasses.replace(est, compile_s=compile_s, step_s=step_s, time_s=compile_s + steps * step_s)
+
+
+def flow_probe(program, state) -> tuple[float, float, float]:
+    """``(compile seconds, seconds of the whole run at the probe's replicas, simulated time probed)`` of a gradient
+    flow ``program`` from ``state`` (its initial state), one record at a time (module docstring)."""
+    t = program.grid.t
+    compile_s = work = rate = 0.0
+    for i in range(1, len(t)):
+        took, nxt = _timed_record(program, state, i)
+        if i <= 2:  # compiled for the initial state, and again for the layout of the chunk's output state
+            again, nxt = _timed_record(program, state, i)
+            compile_s, took = compile_s + max(0.0, took - again), again
+        state, work = nxt, work + took
+        if t[i] > t[i - 1]:
+            rate = took / (t[i] - t[i - 1])
+        if work >= PROBE_BUDGET_S and i < len(t) - 1:
+            return compile_s, work + rate * float(t[-1] - t[i]), float(t[i])
+    return compile_s, work, float(t[-1])
+
+
+def _timed_record(program, state, i: int):
+    """``(seconds, state after record i)`` of running ``program`` from ``state`` through record ``i``."""
+    t0 = time.perf_counter()
+    state, _ = program.run(state, np.array([i]))
+    jax.block_until_ready(state)
+    return time.perf_counter() - t0, state
 
 
 def time_probe(probe: Config, steps: int) -> tuple[float, float]:
@@ -133,10 +181,7 @@ def time_probe(probe: Config, steps: int) -> tuple[float, float]:
     incs = np.diff(grid)
     first, step_s, spent = 0.0, 0.0, 0.0
     for i in range(1, len(grid)):
-        t0 = time.perf_counter()
-        state, _ = program.run(state, np.array([i]))
-        jax.block_until_ready(state)
-        took = time.perf_counter() - t0
+        took, state = _timed_record(program, state, i)
         if i <= 2:  # compiled for the initial state, and again for the layout of the chunks' output state
             first += took
             continue

@@ -8,7 +8,7 @@
 * **time** — the probe ensemble runs chunks of 1, 1, 2, 4, … steps (one record each) until a chunk takes
   :data:`PROBE_CHUNK_S` or the probes :data:`PROBE_BUDGET_S`; the time per step of the last chunk, times the
   run's steps (and its replicas over the probe's, when larger), plus the first two chunks' time (compilation:
-  the chunk program is compiled for the initial state and again for the layout of its own output state).
+  a chunk program may be compiled for the initial state and again for the layout of its own output state).
   Gradient flow (adaptive steps, no step count) runs the probe ensemble through the run's own record times, one
   record at a time, until :data:`PROBE_BUDGET_S`: the first two records are run twice each from the same state
   (the difference is the compilation); when the probe reaches the end of the run its time is the estimate, else

@@ -31,17 +31,19 @@ from pathlib import Path
 
 from scipy.stats import binom
 
+from dlnlab.runtime import usable_cores
+
 LEVEL = 0.01
 SHORT = {"holds": "H", "fails": "F", "inconclusive": "I", "not applicable": "–", None: "·"}
 FLAGGED = ("flips more often than α allows", "unstable id")
 
 
-def run_seeds(names: list[str], seeds: int, out: Path) -> None:
+def run_seeds(names: list[str], seeds: int, out: Path, jobs: int) -> None:
     from dlnlab.reproduce import reproduce
 
     for k in range(seeds):
         t0 = time.perf_counter()
-        reproduce(out / f"seed-{k}", "quick", names=names, seed=k, progress=True)
+        reproduce(out / f"seed-{k}", "quick", names=names, seed=k, progress=True, jobs=jobs)
         print(f"seed {k}: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
@@ -124,6 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("dlnlab-runs/flip-table"), help="where the runs go")
     ap.add_argument("--table", type=Path, default=Path("benchmarks/flip_table"), help="TABLE.csv and TABLE.md")
     ap.add_argument("--from-runs", action="store_true", help="only rewrite the table from the runs in --out")
+    ap.add_argument("--jobs", type=int, default=0, help="experiments at once (0: one per usable core)")
     args = ap.parse_args(argv)
     from dlnlab.experiments import REGISTRY, get
 
@@ -131,7 +134,7 @@ def main(argv=None) -> int:
     skipped = [n for n in names if not isinstance(get(n).presets["quick"].get("seed"), int)]
     names = [n for n in names if n not in skipped]
     if not args.from_runs:
-        run_seeds(names, args.seeds, args.out)
+        run_seeds(names, args.seeds, args.out, args.jobs or usable_cores())
     per_seed, old = read_runs(args.out, args.seeds)
     rows = table(per_seed)
     la = os.getloadavg()

@@ -48,3 +48,27 @@ def test_mode_engine_blocks_change_no_result(scheme, monkeypatch):
     assert blocked.attrs["n_diverged"] == whole.attrs["n_diverged"]
     for name in whole.data_vars:
         np.testing.assert_array_equal(blocked[name].values, whole[name].values, err_msg=name)
+
+
+def _step(x, k, w):
+    """A chunk-like program: its first output has the layout of its first input (fed back in a loop)."""
+    out, _ = _fn(x, k, w)
+    return out[:, :2], k
+
+
+@pytest.mark.parametrize("R", [4, 7])
+@pytest.mark.parametrize("max_devices", [None, 1])
+def test_a_loop_feeding_outputs_back_compiles_once(R, max_devices, caplog):
+    """Host arrays first, then the program's own (sharded) outputs: one compilation, not one per input layout
+    (the chunked loop of every engine; it compiled twice before the replica arguments were placed)."""
+    import logging
+
+    rng = np.random.default_rng(1)
+    x, k, w = rng.standard_normal((R, 2)), rng.standard_normal(R), rng.standard_normal((2, 3))
+    run = shard_replicas(_step, (0, 1), max_devices=max_devices)
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+        for _ in range(3):
+            x, k = run(x, k, w)
+            jax.block_until_ready(x)
+    compiled = [r.getMessage() for r in caplog.records if "XLA compilation of jit(_step)" in r.getMessage()]
+    assert len(compiled) == 1, compiled

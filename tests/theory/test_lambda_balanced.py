@@ -20,6 +20,7 @@ import pytest
 from scipy import integrate, linalg
 
 import dlnlab
+from dlnlab.errors import ConfigError
 from dlnlab.theory.gradient_flow import mode_trajectory
 from dlnlab.theory.lambda_balanced import (
     balance_constant,
@@ -240,14 +241,15 @@ def test_matches_dlnlab_flow():
 def test_bad_input_is_rejected():
     rng = np.random.default_rng(9)
     W1, W2 = rng.standard_normal((8, 6)), rng.standard_normal((6, 8))
-    with pytest.raises(ValueError, match="not λ-balanced"):
+    with pytest.raises(ConfigError, match="not λ-balanced") as err:  # a ConfigError is also a ValueError
         lambda_balanced_flow_fn(W1, W2, np.eye(6))
+    assert err.value.field == "W1_0, W2_0"
     W1, W2 = lambda_balanced_init(rng, 6, 6, 8, 0.5)
-    with pytest.raises(ValueError, match="M must be"):
-        lambda_balanced_flow_fn(W1, W2, np.eye(5))
-    with pytest.raises(ValueError, match=">= 0"):
-        lambda_balanced_flow_fn(W1, W2, np.eye(6))(-1.0)
-    with pytest.raises(ValueError, match="rank must lie"):
-        lambda_balanced_init(rng, 6, 4, 8, -1.0, rank=5)
-    with pytest.raises(ValueError, match="exceeds the active rank"):
-        lambda_balanced_factors(rng.standard_normal((6, 6)), 0.0, 4)
+    cases = [(lambda: lambda_balanced_flow_fn(W1, W2, np.eye(5)), "M", "finite \\(d_out, d_in\\)"),
+             (lambda: lambda_balanced_flow_fn(W1, W2, np.eye(6))(-1.0), "t", ">= 0"),
+             (lambda: lambda_balanced_init(rng, 6, 4, 8, -1.0, rank=5), "rank", "in \\[1, 4\\]"),
+             (lambda: lambda_balanced_factors(rng.standard_normal((6, 6)), 0.0, 4), "W0", "the active rank 4")]
+    for call, field, allowed in cases:
+        with pytest.raises(ConfigError, match=allowed) as err:
+            call()
+        assert err.value.field == field

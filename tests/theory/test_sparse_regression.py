@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from dlnlab.errors import ConfigError
 from dlnlab.theory.sparse_regression import (
     implicit_bias_solution,
     implicit_regulariser,
@@ -209,11 +210,12 @@ def _invert(b, alpha, depth, kind):
 
 def test_bad_input_is_rejected():
     X, y = _sparse_problem(0)
-    with pytest.raises(ValueError, match="kind must be"):
-        time_scale(1e-3, 2, "sum")
-    with pytest.raises(ValueError, match="has depth 2"):
-        primal_from_dual(0.1, 0.1, 3, "product")
-    with pytest.raises(ValueError, match="0 < alpha < 1"):
-        time_scale(2.0)
-    with pytest.raises(ValueError, match="shape"):
-        saddle_to_saddle(X, y[:3])
+    cases = [(lambda: time_scale(1e-3, 2, "sum"), "kind", "one of 'product', 'power'"),
+             (lambda: primal_from_dual(0.1, 0.1, 3, "product"), "depth", "2 for kind = 'product'"),
+             (lambda: time_scale(2.0), "alpha", "0 < alpha < 1"),
+             (lambda: implicit_bias_solution(X, y, -1.0), "alpha", "> 0"),
+             (lambda: saddle_to_saddle(X, y[:3]), "y", "shape")]
+    for call, field, allowed in cases:
+        with pytest.raises(ConfigError, match=allowed) as err:  # a ConfigError is also a ValueError
+            call()
+        assert err.value.field == field

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import conventions
-from ..config import FIELDS
+from ..config import FIELDS, Options
 
 # ---------------------------------------------------------------------------------------------------------
 # Data constants
@@ -88,8 +88,7 @@ class DataConstants:
         """Constants that give the law of ``|v|`` on the branch ``sgn v = sign``, with weight decay folded in
         as ``xy → xy − ρ`` on the balanced manifold (``noise_balance.md`` §6.2): ``β₂ → sign·β₂ − ρ``,
         ``α₂ → sign·α₂``. (Exact for L = 2; for L ≥ 3 weight decay is handled separately.)"""
-        if sign not in (1, -1):
-            raise ValueError("sign must be +1 or -1")
+        Options(1, -1).check("sign", sign)
         return replace(self, beta2=sign * self.beta2 - weight_decay, alpha2=sign * self.alpha2)
 
     def as_dict(self) -> dict:

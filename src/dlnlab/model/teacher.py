@@ -12,22 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, Options
 
 
 def spectrum(family: str, rank: int, s_max: float = 1.0, exponent: float = 1.0, ratio: float = 0.5,
              s_min: float | None = None) -> np.ndarray:
     """Singular values ``s_1 ≥ … ≥ s_rank`` of a family: ``power`` ``s_max i^-exponent``, ``geometric``
     ``s_max ratio^(i-1)``, ``linear`` evenly from ``s_max`` to ``s_min`` (default ``s_max/rank``)."""
+    Options("power", "geometric", "linear").check("family", family)
     i = np.arange(1, rank + 1, dtype=np.float64)
     if family == "power":
         return s_max * i ** (-exponent)
     if family == "geometric":
         return s_max * ratio ** (i - 1)
-    if family == "linear":
-        lo = s_max / rank if s_min is None else s_min
-        return np.linspace(s_max, lo, rank)
-    raise ValueError(f"unknown spectrum family {family!r}")
+    lo = s_max / rank if s_min is None else s_min  # linear
+    return np.linspace(s_max, lo, rank)
 
 
 def random_orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..model.diagonal import DataConstants  # re-exported: theory callers import it from here
 
 # ---------------------------------------------------------------------------------------------------------
@@ -43,7 +44,7 @@ def estimate_data_constants(x, y, groups: int = 20):
     """
     x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
     if x.shape != y.shape:
-        raise ValueError("x and y must have the same number of samples")
+        raise ConfigError("y", f"{y.size} samples", f"as many samples as x ({x.size})")
 
     def stats(xx, yy):
         a, b = xx * xx, xx * yy

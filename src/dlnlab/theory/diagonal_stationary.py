@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from numbers import Real
 
 import numpy as np
 from scipy import integrate, optimize
 
+from ..config import Interval, Options
+from ..errors import ConfigError
 from ._quadrature import Panels, by_region, lobatto_rule, refined_edges
 from .balance import DataConstants
 from .diagonal_stationary_forms import (
@@ -52,13 +55,11 @@ class DiagonalStationaryLaw:
     def __init__(self, depth: int, temperature: float, constants: DataConstants | None = None, *, n_paths: int = 1,
                  weight_decay: float = 0.0, sign: int = 1, closed_form: bool = True, panel_width: float = 0.1):
         if depth < 1 or int(depth) != depth:
-            raise ValueError("depth L must be an integer >= 1")
-        if not temperature > 0:
-            raise ValueError("temperature must be > 0")
-        if n_paths < 1:
-            raise ValueError("n_paths must be >= 1")
-        if sign not in (1, -1):
-            raise ValueError("sign must be +1 or -1")
+            raise ConfigError("depth", depth, "an integer >= 1")
+        temperature = Interval(Real, 0, None, closed="neither").check("temperature", temperature)
+        if n_paths < 1 or int(n_paths) != n_paths:
+            raise ConfigError("n_paths", n_paths, "an integer >= 1")
+        Options(1, -1).check("sign", sign)
         self.depth, self.temperature, self.n_paths = int(depth), float(temperature), int(n_paths)
         self.constants = resolve_constants(constants)
         self.weight_decay, self.sign, self.closed_form = float(weight_decay), int(sign), closed_form
@@ -265,7 +266,9 @@ class DiagonalStationaryLaw:
         if self.collapsed:
             return 0.0
         if self.depth < 2 or self.sign < 0:
-            raise ValueError("truncated_moment is implemented for the positive branch of L >= 2")
+            raise ConfigError("depth" if self.depth < 2 else "sign", self.depth if self.depth < 2 else self.sign,
+                              "a law of depth >= 2 on the positive branch (sign = +1): truncated_moment is "
+                              "implemented only there")
         f = lambda y: float(np.exp((k + 1) * y + self.logpdf(np.array([np.exp(y)]))[0]))
         edges = [-700.0, -100.0, -20.0, -5.0, -1.0, 0.0, math.log(upper)]
         edges = sorted(e for e in edges if e < math.log(upper)) + [math.log(upper)]

@@ -32,6 +32,7 @@ import math
 import numpy as np
 from scipy import integrate
 
+from ..errors import ConfigError
 from .balance import DataConstants
 
 
@@ -66,8 +67,8 @@ def is_normalisable(depth: int, temperature, constants: DataConstants | None = N
     signal term (``∝ u^{2/L−2}``) at ``0⁺`` and the density blows up like ``exp(C v^{−(2−4/L)})``, so the only
     stationary law is ``δ(0)`` (the bulk around ``β₂/β₁`` is then metastable; derived, not in [Z])."""
     c = resolve_constants(constants)
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0")
+    if not temperature > 0:
+        raise ConfigError("temperature", temperature, "a number > 0")
     if depth == 1:
         return True
     if depth == 2:
@@ -139,7 +140,7 @@ def log_density_general(v, depth: int, temperature, constants: DataConstants | N
         p ∝ v^{3/L−3} g^{−1} exp(−(1/(LT)) ∫_{v_ref}^{v} [d^{1−2/L}(β₁u − β₂)u^{2/L−2} + ρd^{2−4/L}u^{4/L−3}]/g du)
     """
     if depth < 2:
-        raise ValueError("the general-depth law needs L >= 2 (use log_density_depth1 for L = 1)")
+        raise ConfigError("depth", depth, "an integer >= 2 for the general-depth law (log_density_depth1 for L = 1)")
     c = resolve_constants(constants).branch(sign)
     v = np.atleast_1d(np.asarray(v, np.float64))
     y_ref = math.log(v_ref)

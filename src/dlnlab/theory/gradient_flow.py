@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import integrate, optimize, special
 
+from ..errors import ConfigError
+
 
 def _F(x, L, lam, s):
     q = 2.0 - 2.0 / L
@@ -22,10 +24,12 @@ def _F(x, L, lam, s):
 def mode_time(m, m0, s, input_variance=1.0, depth=2):
     """Time for a balanced mode to go from ``m0`` to ``m`` under gradient flow (scalar arguments)."""
     lam, L = input_variance, depth
-    if not (m0 > 0 and s > 0 and lam > 0):
-        raise ValueError(f"mode_time needs m0 > 0, s > 0, input_variance > 0; got {m0}, {s}, {lam}")
+    for name, v in (("m0", m0), ("s", s), ("input_variance", lam)):
+        if not v > 0:
+            raise ConfigError(name, v, "a number > 0")
     if (m - m0) * (s - m0) < 0 or (s - m) * (s - m0) <= 0:
-        raise ValueError(f"m = {m} is not reached from m0 = {m0} (fixed point s = {s})")
+        raise ConfigError("m", m, f"a value between m0 = {m0} and the fixed point s = {s} (excluded): the flow "
+                                  "from m0 reaches only these")
     if L == 1:
         return np.log1p((m - m0) / (s - m)) / lam  # = ln((s − m0)/(s − m)), accurate for m near m0
     if L == 2:
@@ -91,7 +95,7 @@ def mode_flow_fn(m0, s, input_variance=1.0, depth=2):
         for a0, sa, la in zip(m0, s, lam):
             if sa == 0:
                 if a0 != 0:
-                    raise ValueError("mode_flow_fn: a mode with s = 0 must start at m0 = 0")
+                    raise ConfigError("m0", a0, "0 for a mode with s = 0 (only those are handled)")
                 cols.append(np.zeros(np.shape(t)))
             else:
                 cols.append(mode_trajectory(t, a0, sa, la, L))

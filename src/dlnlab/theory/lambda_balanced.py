@@ -73,6 +73,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import integrate
 
+from ..errors import ConfigError
+
 #: ``μ_max · τ`` reached within one stretch of the stable formula before the flow is restarted from its state.
 _STRETCH = 300.0
 
@@ -90,24 +92,34 @@ class BalancedFlowState(NamedTuple):
     W2: np.ndarray | None
 
 
-def _check_layers(W1, W2, M=None):
+def _check_layers(W1, W2, M=None, names=("W1", "W2")):
+    """The layers (and ``M``) as float arrays; ``names``: the caller's names of the two layer arguments."""
     W1, W2 = np.asarray(W1, np.float64), np.asarray(W2, np.float64)
-    if W1.ndim != 2 or W2.ndim != 2 or W2.shape[1] != W1.shape[0]:
-        raise ValueError(f"need W1 of shape (w, d_in) and W2 of shape (d_out, w); got {W1.shape} and {W2.shape}")
-    if not (np.all(np.isfinite(W1)) and np.all(np.isfinite(W2))):
-        raise ValueError("W1 and W2 must be finite")
+    if W1.ndim != 2:
+        raise ConfigError(names[0], f"an array of shape {W1.shape}", "a matrix of shape (w, d_in)")
+    if W2.ndim != 2 or W2.shape[1] != W1.shape[0]:
+        raise ConfigError(names[1], f"an array of shape {W2.shape}",
+                          f"a matrix of shape (d_out, w) with w = {W1.shape[0]} (the rows of {names[0]})")
+    for name, W in zip(names, (W1, W2)):
+        if not np.all(np.isfinite(W)):
+            raise ConfigError(name, "a matrix with non-finite entries", "finite entries")
     if M is None:
         return W1, W2
     M = np.asarray(M, np.float64)
     if M.shape != (W2.shape[0], W1.shape[1]) or not np.all(np.isfinite(M)):
-        raise ValueError(f"M must be a finite (d_out, d_in) = {(W2.shape[0], W1.shape[1])} matrix; got {M.shape}")
+        raise ConfigError("M", f"an array of shape {M.shape}" + ("" if np.all(np.isfinite(M)) else ", not finite"),
+                          f"a finite (d_out, d_in) = {(W2.shape[0], W1.shape[1])} matrix")
     return W1, W2, M
 
 
 def balance_constant(W1, W2, rtol: float = 1e-9) -> float:
     """λ of a λ-balanced pair: ``W₁W₁ᵀ − W₂ᵀW₂ = λΠ`` on the active hidden subspace (``= λI`` when it is all of
-    ``ℝ^w``). Raises ``ValueError`` when the pair is not λ-balanced to relative ``rtol``; ``0.0`` for zero weights."""
-    W1, W2 = _check_layers(W1, W2)
+    ``ℝ^w``). Raises :class:`~dlnlab.errors.ConfigError` (a ``ValueError``) when the pair is not λ-balanced to
+    relative ``rtol``; ``0.0`` for zero weights."""
+    return _balance_constant(*_check_layers(W1, W2), rtol)
+
+
+def _balance_constant(W1, W2, rtol, names=("W1", "W2")) -> float:
     Q = np.vstack([W1.T, W2])
     norm2 = np.sum(Q * Q)
     if norm2 == 0:
@@ -116,9 +128,10 @@ def balance_constant(W1, W2, rtol: float = 1e-9) -> float:
     lam = float(np.sum(Q * QC) / norm2)
     resid = np.linalg.norm(QC - lam * Q) / (np.sqrt(norm2) * np.linalg.norm(Q, 2) ** 2)
     if resid > rtol:
-        raise ValueError(
-            f"W1, W2 are not λ-balanced: ‖Q(W₁W₁ᵀ − W₂ᵀW₂) − λQ‖ / ‖Q‖‖Q‖₂² = {resid:.2e} > rtol = {rtol:.0e} "
-            "(Q = [W₁ᵀ; W₂]); build one with lambda_balanced_init")
+        raise ConfigError(", ".join(names), f"a pair not λ-balanced: ‖Q(W₁W₁ᵀ − W₂ᵀW₂) − λQ‖ / ‖Q‖‖Q‖₂² = "
+                                            f"{resid:.2e} > rtol = {rtol:.0e} (Q = [W₁ᵀ; W₂])",
+                          "a λ-balanced pair (W₁W₁ᵀ − W₂ᵀW₂ = λΠ); build one with lambda_balanced_init or "
+                          "lambda_balanced_factors")
     return lam
 
 
@@ -134,9 +147,11 @@ def lambda_balanced_init(rng: np.random.Generator, d_in: int, d_out: int, width:
     λ < 0, ``min(w, d_in, d_out)`` for λ = 0."""
     cap = min(width, d_in) if lam > 0 else min(width, d_out) if lam < 0 else min(width, d_in, d_out)
     r = cap if rank is None else int(rank)
-    if not 1 <= r <= cap or scale <= 0:
-        raise ValueError(f"rank must lie in [1, {cap}] for λ = {lam}, w = {width}, d_in = {d_in}, d_out = {d_out} "
-                         f"and scale > 0; got rank = {rank}, scale = {scale}")
+    if not 1 <= r <= cap:
+        raise ConfigError("rank", rank, f"an integer in [1, {cap}] for λ = {lam}, width = {width}, d_in = {d_in}, "
+                                        f"d_out = {d_out}")
+    if not scale > 0:
+        raise ConfigError("scale", scale, "a number > 0")
 
     n_small = min(r, d_out if lam > 0 else d_in)  # nonzero singular values of the smaller layer
 
@@ -169,8 +184,9 @@ def lambda_balanced_factors(W0, lam: float, width: int, rng: np.random.Generator
     k0 = min(d_in, d_out)
     r = min(width, d_in) if lam > 0 else min(width, d_out) if lam < 0 else min(width, k0)
     if np.any(c[r:] > 1e-12 * max(c[0], 1e-300)):
-        raise ValueError(f"rank(W0) = {int(np.sum(c > 1e-12 * c[0]))} exceeds the active rank {r} allowed by "
-                         f"width = {width} and λ = {lam}")
+        raise ConfigError("W0", f"a matrix of rank {int(np.sum(c > 1e-12 * c[0]))}",
+                          f"rank at most the active rank {r} allowed by width = {width} and λ = {lam} (a wider "
+                          "network, or a W0 of lower rank)")
     cc = np.zeros(r)
     cc[: min(r, k0)] = c[: min(r, k0)]
     small = _smaller_layer_value(cc, lam)
@@ -243,8 +259,8 @@ def lambda_balanced_flow_fn(W1_0, W2_0, M, layers: bool = False, rtol: float = 1
     ``end_to_end``, ``S1``, ``S2`` are closed forms (see the module docstring); with ``layers=True`` the layers the
     flow reaches are returned too, their hidden rotation integrated to ``rtol``. ``t`` may be a scalar or an array of
     times ``≥ 0``."""
-    W1_0, W2_0, M = _check_layers(W1_0, W2_0, M)
-    lam = balance_constant(W1_0, W2_0, balance_rtol)
+    W1_0, W2_0, M = _check_layers(W1_0, W2_0, M, names=("W1_0", "W2_0"))
+    lam = _balance_constant(W1_0, W2_0, balance_rtol, names=("W1_0", "W2_0"))
     d_out, d_in = M.shape
     A = np.block([[0.5 * lam * np.eye(d_in), M.T], [M, -0.5 * lam * np.eye(d_out)]])
     mu, O = np.linalg.eigh(A)
@@ -261,7 +277,7 @@ def lambda_balanced_flow_fn(W1_0, W2_0, M, layers: bool = False, rtol: float = 1
     def predict(t):
         t = np.asarray(t, np.float64)
         if np.any(~np.isfinite(t)) or np.any(t < 0):
-            raise ValueError(f"times must be finite and >= 0; got {t}")
+            raise ConfigError("t", t, "finite times >= 0")
         flat = t.ravel()
         seg = np.floor(flat / span).astype(int)
         Q = np.empty((flat.size, d_in + d_out, W1_0.shape[0]))
@@ -291,7 +307,7 @@ def linearised_flow_fn(W1_0, W2_0, M):
     ``W(t) = M + e^{−tS₂}(W₀ − M)e^{−tS₁}`` with ``S₁ = W₁ᵀW₁``, ``S₂ = W₂W₂ᵀ`` at init (derived; any init).
 
     The λ → ±∞ limit of :func:`lambda_balanced_flow_fn` at a fixed initial map. Returns shape ``t.shape + M.shape``."""
-    W1_0, W2_0, M = _check_layers(W1_0, W2_0, M)
+    W1_0, W2_0, M = _check_layers(W1_0, W2_0, M, names=("W1_0", "W2_0"))
     sig1, V = np.linalg.eigh(W1_0.T @ W1_0)
     sig2, U = np.linalg.eigh(W2_0 @ W2_0.T)
     E0 = U.T @ (W2_0 @ W1_0 - M) @ V
@@ -300,7 +316,7 @@ def linearised_flow_fn(W1_0, W2_0, M):
     def predict(t):
         t = np.asarray(t, np.float64)
         if np.any(~np.isfinite(t)) or np.any(t < 0):
-            raise ValueError(f"times must be finite and >= 0; got {t}")
+            raise ConfigError("t", t, "finite times >= 0")
         E = E0 * np.exp(-t[..., None, None] * rate)
         return M + U @ E @ V.T
 
@@ -317,8 +333,9 @@ def lambda_mode_trajectory(t, m0, s, lam):
     ``s / (1 + (s/m₀ − 1)e^{−2st})`` (and ``m₀/(1 + 2m₀t)`` at ``s = 0``); ``|λ| → ∞`` gives
     ``s + (m₀ − s)e^{−|λ|t}``. Any sign of ``m₀`` and λ; arguments broadcast."""
     t, m0, s, lam = np.broadcast_arrays(*(np.asarray(x, np.float64) for x in (t, m0, s, lam)))
-    if np.any(t < 0) or np.any(s < 0):
-        raise ValueError(f"lambda_mode_trajectory needs t >= 0 and s >= 0; got t = {t}, s = {s}")
+    for name, v in (("t", t), ("s", s)):
+        if np.any(v < 0):
+            raise ConfigError(name, v, "values >= 0")
     omega = np.sqrt(s**2 + 0.25 * lam**2)
     small = _smaller_layer_value(m0, lam)
     large = np.sqrt(small**2 + np.abs(lam))

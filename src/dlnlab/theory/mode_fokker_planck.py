@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
+from ..errors import ConfigError
 from .mode_sde import ModeCoordinate, ModeSDE, potential_slope, resolve_temperature
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
@@ -137,17 +138,19 @@ class ModeFokkerPlanck:
                  m_min=None, m_max=None, n_cells=2000, edges=None, absorb_at=None, noise="exact"):
         T = resolve_temperature(temperature, lr, batch_size)
         if depth < 2:
-            raise ValueError("the Fokker–Planck solver works in ln m and needs depth >= 2")
+            raise ConfigError("depth", depth, "an integer >= 2 (the Fokker–Planck solver works in ln m)")
         self.sde = sde = ModeSDE(int(depth), float(s), float(input_variance), float(label_noise), T, noise)
         self.coord = ModeCoordinate(sde)
+        upper = "edges" if edges is not None else "absorb_at" if absorb_at is not None else "m_max"
         if edges is None:
             hi = math.log(absorb_at) if absorb_at is not None else math.log(m_max)
             edges = np.linspace(math.log(m_min), hi, int(n_cells) + 1)
         self.edges = edges = np.asarray(edges, np.float64)
         if absorb_at is not None and not math.isclose(edges[-1], math.log(absorb_at), rel_tol=0, abs_tol=1e-12):
-            raise ValueError("with absorb_at, the last edge must be ln(absorb_at)")
+            raise ConfigError("edges", edges[-1], f"a last edge ln(absorb_at) = {math.log(absorb_at)!r} (with absorb_at)")
         if label_noise == 0 and edges[-1] > math.log(s) + 1e-12:
-            raise ValueError("without label noise the domain must stay below m = s (the diffusion vanishes there)")
+            raise ConfigError(upper, math.exp(edges[-1]), f"at most s = {s} without label noise (the diffusion "
+                                                             "vanishes at m = s), or label_noise > 0")
         self.absorbing = absorb_at is not None
         self.y = (edges[:-1] + edges[1:]) / 2
         self.h = np.diff(edges)
@@ -215,7 +218,8 @@ class ModeFokkerPlanck:
         """All mass at ``y0 = ln m0``, split between the two nearest centres so that ``E[y]`` is exact."""
         y0 = math.log(m0)
         if not self.edges[0] < y0 < self.edges[-1]:
-            raise ValueError(f"m0 = {m0} is outside the domain")
+            raise ConfigError("m0", m0, f"a value inside the domain ({math.exp(self.edges[0]):g}, "
+                                        f"{math.exp(self.edges[-1]):g})")
         P = np.zeros(len(self.y))
         j = int(np.clip(np.searchsorted(self.y, y0) - 1, 0, len(self.y) - 2))
         w = (y0 - self.y[j]) / (self.y[j + 1] - self.y[j])
@@ -229,7 +233,7 @@ class ModeFokkerPlanck:
         ``dt`` is the largest time step (steps are shortened to land on every record time)."""
         times = np.asarray(times, np.float64)
         if np.any(np.diff(times) < 0) or times[0] < 0:
-            raise ValueError("times must be non-negative and increasing")
+            raise ConfigError("times", times, "record times >= 0, non-decreasing")
         A = self.generator_bands()
         N = len(self.y)
         P = np.zeros(A.shape[1])

@@ -31,12 +31,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
+from ..config import Interval, Options
 from ..conventions import layer_products, mode_noise_var
 from ..conventions import temperature as sgd_temperature
+from ..errors import ConfigError
 from .gradient_flow import mode_time
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_NON_NEGATIVE = Interval(Real, 0, None, closed="left")
 
 
 def _products(a):
@@ -174,7 +180,7 @@ _KINDS = {"parameter": "parameter", "par": "parameter", "function": "function", 
 
 def _kind(kind):
     if kind not in _KINDS:
-        raise ValueError(f"kind = {kind!r}; allowed: 'parameter' (p = 2 − 2/L) or 'function' (p = 4 − 4/L)")
+        raise ConfigError("kind", kind, "'parameter' (p = 2 − 2/L) or 'function' (p = 4 − 4/L)")
     return _KINDS[kind]
 
 
@@ -283,15 +289,13 @@ def resolve_temperature(temperature=None, lr=None, batch_size=1):
     """``T`` from ``temperature`` or from ``lr`` and ``batch_size`` (``T = η/(2B)``); exactly one must be given."""
     if temperature is not None:
         if lr is not None:
-            raise ValueError("give either temperature or lr (with batch_size), not both")
-        T = float(temperature)
-    else:
-        if lr is None:
-            raise ValueError("give temperature T = η/(2B), or lr and batch_size")
-        T = sgd_temperature(float(lr), float(batch_size))
-    if not T > 0:
-        raise ValueError(f"temperature must be > 0, got {T}")
-    return T
+            raise ConfigError("lr", lr, "None when temperature is given: give temperature, or lr with batch_size")
+        return _POSITIVE.check("temperature", temperature)
+    if lr is None:
+        raise ConfigError("temperature", None, "a number > 0 (T = η/(2B)), or give lr and batch_size")
+    _POSITIVE.check("lr", lr)
+    _POSITIVE.check("batch_size", batch_size)
+    return sgd_temperature(float(lr), float(batch_size))
 
 
 @dataclass(frozen=True)
@@ -308,11 +312,12 @@ class ModeSDE:
 
     def __post_init__(self):
         if self.depth < 1 or int(self.depth) != self.depth:
-            raise ValueError(f"depth must be an integer >= 1, got {self.depth}")
-        if self.noise not in ("exact", "label"):
-            raise ValueError(f"noise must be 'exact' or 'label', got {self.noise!r}")
-        if not (self.input_variance > 0 and self.temperature > 0 and self.label_noise >= 0 and self.s >= 0):
-            raise ValueError("need input_variance > 0, temperature > 0, label_noise >= 0, s >= 0")
+            raise ConfigError("depth", self.depth, "an integer >= 1")
+        Options("exact", "label").check("noise", self.noise)
+        for name in ("input_variance", "temperature"):
+            _POSITIVE.check(name, getattr(self, name))
+        for name in ("label_noise", "s"):
+            _NON_NEGATIVE.check(name, getattr(self, name))
 
     @property
     def q(self):

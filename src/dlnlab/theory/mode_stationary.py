@@ -39,6 +39,7 @@ import numpy as np
 from scipy import integrate, optimize
 
 from ..conventions import step_ratio
+from ..errors import ConfigError
 from ._quadrature import Panels, anchored_sums, by_region, evaluate, first_kind_rule, graded_edges
 from .mode_sde import ModeCoordinate, ModeSDE, potential_slope, resolve_temperature
 from .mode_stationary_forms import (
@@ -199,12 +200,15 @@ class StationaryLaw:
     def __init__(self, sde: ModeSDE):
         self.sde = sde
         L, s, lam, se, T = sde.depth, sde.s, sde.input_variance, sde.label_noise, sde.temperature
-        if not (se > 0 and s > 0):
-            raise ValueError("StationaryLaw needs s > 0 and label_noise > 0 (otherwise use stationary_law)")
-        if L == 2 and sde.noise == "exact" and not T < critical_temperature(2, s, lam, se):
-            raise ValueError(f"L = 2 at T = {T} >= T_c = {critical_temperature(2, s, lam, se)}: not normalisable")
+        for name, v in (("s", s), ("label_noise", se)):
+            if not v > 0:
+                raise ConfigError(name, v, "a number > 0 for StationaryLaw (stationary_law handles 0: a point mass)")
+        if L == 2 and sde.noise == "exact" and not T < (Tc := critical_temperature(2, s, lam, se)):
+            raise ConfigError("temperature", T, f"< T_c = {Tc!r} at L = 2 (at and above it the law is not "
+                                                "normalisable: stationary_law gives the point mass)")
         if L == 2 and sde.noise == "label" and not sde.label_temperature < s:
-            raise ValueError("label-noise law at L = 2 needs T_ε < s")
+            raise ConfigError("temperature", T, f"< s / label_noise² = {s / se**2!r} for the label-noise law at L = 2 "
+                                                "(T_ε = σ_ε² T < s)")
         Te = sde.label_temperature
         if L >= 2:
             sd_y = math.sqrt(L * Te) * s ** (-1.0 / L)
@@ -516,7 +520,7 @@ def boltzmann_error(depth, s, input_variance=1.0, label_noise=0.0, temperature=N
     T = resolve_temperature(temperature, lr, batch_size)
     law = stationary_law(depth, s, input_variance, label_noise, T)
     if not law.normalisable:
-        raise ValueError(f"no continuous stationary law here: {law}")
+        raise ConfigError("temperature", T, f"parameters with a continuous stationary law (here: {law})")
     grid = _law_grid(law)
     g = boltzmann_law(depth, s, input_variance, label_noise, T)
     gs = boltzmann_law(depth, s, input_variance, label_noise, T, shifted=True)

@@ -25,6 +25,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from ..config import Options
+from ..errors import ConfigError
 from .mode_sde import collapse_temperature, resolve_temperature
 
 
@@ -108,6 +110,7 @@ def asymptotic_moments(depth, s, input_variance=1.0, label_noise=0.0, temperatur
 
     Returns ``(mean, var)`` to the requested order (1 or 2). The relative error of order 1 is ``O(T)``."""
     T = resolve_temperature(temperature, lr, batch_size)
+    Options(1, 2).check("order", order)
     L, lam, se = depth, float(input_variance), float(label_noise)
     if se == 0:
         return float(s), 0.0
@@ -117,8 +120,6 @@ def asymptotic_moments(depth, s, input_variance=1.0, label_noise=0.0, temperatur
     mean1 = s - (L - 1) * Te * s ** (1.0 - 2.0 / L)
     if order == 1:
         return mean1, V
-    if order != 2:
-        raise ValueError("order must be 1 or 2")
     k2 = 2.0 * lam / se**2
     c = 3.0 / L - 3.0
     b1, a3 = c / s, q / (3 * s)
@@ -165,5 +166,6 @@ def gamma_law(s, label_noise, temperature=None, *, lr=None, batch_size=1):
     Te = label_noise**2 * T
     shape = s / (2 * Te) - 0.5
     if not shape > 0:
-        raise ValueError(f"the Gamma law needs T_ε < s (T_ε = {Te}, s = {s})")
+        raise ConfigError("temperature", T, f"< s / label_noise² = {s / label_noise**2!r} (the Gamma law needs "
+                                            f"T_ε = σ_ε² T < s; here T_ε = {Te!r})")
     return stats.gamma(a=shape, scale=2 * Te)

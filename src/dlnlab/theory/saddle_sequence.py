@@ -24,11 +24,16 @@ Everything attributed to [J] beyond its abstract is derived (see the theory note
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 from scipy import integrate
 
+from ..config import Interval
+from ..errors import ConfigError
 from .gradient_flow import mode_time
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
 
 # ---------------------------------------------------------------------------------------------------------
 # The saddle sequence (§6.2)
@@ -37,8 +42,10 @@ from .gradient_flow import mode_time
 def _modes(s, input_variance):
     s = np.atleast_1d(np.asarray(s, np.float64))
     lam = np.broadcast_to(np.asarray(input_variance, np.float64), s.shape).astype(np.float64)
-    if np.any(s < 0) or np.any(lam <= 0):
-        raise ValueError(f"need s >= 0 and input_variance > 0; got s = {s}, input_variance = {lam}")
+    if np.any(s < 0):
+        raise ConfigError("s", s, "singular values >= 0")
+    if np.any(lam <= 0):
+        raise ConfigError("input_variance", input_variance, "input variances > 0 (a number or one per mode)")
     return s, lam
 
 
@@ -58,7 +65,7 @@ def saddle_loss(k: int, s, input_variance=1.0, label_noise: float = 0.0, d_out: 
     s, lam = _modes(s, input_variance)
     order = learning_order(s, lam)
     if not 0 <= k <= len(order):
-        raise ValueError(f"k = {k} outside [0, rank = {len(order)}]")
+        raise ConfigError("k", k, f"a saddle index in [0, {len(order)}] (the rank: the number of modes with s > 0)")
     unlearned = np.setdiff1d(np.arange(len(s)), order[:k])
     d_out = len(s) if d_out is None else d_out
     return float(0.5 * np.sum(lam[unlearned] * s[unlearned] ** 2) + 0.5 * d_out * label_noise**2)
@@ -93,7 +100,8 @@ def best_rank_k(M, k: int, input_cov=None, label_noise: float = 0.0):
     else:
         evals, evecs = np.linalg.eigh(np.asarray(input_cov, np.float64))
         if np.any(evals <= 0):
-            raise ValueError("input_cov must be positive definite")
+            raise ConfigError("input_cov", f"a matrix with smallest eigenvalue {evals.min():.3g}",
+                              "a positive definite covariance (None: whitened inputs)")
         S_half = (evecs * np.sqrt(evals)) @ evecs.T
         S_inv_half = (evecs / np.sqrt(evals)) @ evecs.T
     Mt = M @ S_half
@@ -132,8 +140,9 @@ def greedy_sequence(M, input_cov=None, label_noise: float = 0.0) -> list[GreedyS
     r = int(np.sum(s > 1e-12 * max(s[0], 1e-300)))
     lam = np.array([V[:, a] @ S @ V[:, a] for a in range(r)])
     if np.linalg.norm(S @ V[:, :r] - V[:, :r] * lam) > 1e-10 * max(1.0, np.linalg.norm(S)):
-        raise ValueError("greedy_sequence needs Σx aligned with the right singular vectors of M; "
-                         "use greedy_low_rank for general costs")
+        raise ConfigError("input_cov", "a Σx not aligned with the right singular vectors of M",
+                          "a Σx sharing M's right singular vectors (None: whitened); use greedy_low_rank for "
+                          "general costs")
     order = learning_order(s[:r], lam)
     d_out = M.shape[0]
     A = np.zeros_like(M)
@@ -170,7 +179,7 @@ def greedy_low_rank(grad, shape, *, depth: int = 2, lipschitz: float = 1.0, k_ma
     d_out, d_in = shape
     L = int(depth)
     if L < 2:
-        raise ValueError("greedy low-rank learning needs a factorisation: depth >= 2")
+        raise ConfigError("depth", depth, "an integer >= 2 (greedy low-rank learning needs a factorisation)")
     k_max = min(d_out, d_in) if k_max is None else int(k_max)
     A = np.zeros(shape)
     layers = [np.zeros((0, d_in)), *(np.zeros((0, 0)) for _ in range(L - 2)), np.zeros((d_out, 0))]
@@ -244,7 +253,7 @@ def c_L(depth: int) -> float:
     ``c_L = −L 2^{1−2/L}/(L − 2) + ∫_0^{1/2} x^{2/L−1}/(1 − x) dx`` (``c_3 = −2.5508``, ``c_4 = −1.0657``)."""
     L = depth
     if L < 3:
-        raise ValueError("c_L is defined for L >= 3")
+        raise ConfigError("depth", depth, "an integer >= 3 (c_L is defined for L >= 3)")
     p = 2.0 / L - 1.0
     # ∫ x^p/(1−x) = ∫ x^p + ∫ x^{p+1}/(1−x): the first part in closed form, the second smooth
     head = 0.5 ** (p + 1) / (p + 1)
@@ -265,7 +274,7 @@ def escape_time_asymptotic(s, m0, depth: int, input_variance: float = 1.0) -> fl
     if L == 2:
         return float(np.log((s - m0) / m0) / (2 * input_variance * s))
     if L < 2:
-        raise ValueError("escape times need L >= 2 (L = 1 has no plateau)")
+        raise ConfigError("depth", depth, "an integer >= 2 (L = 1 has no plateau)")
     return float((L / (L - 2) * (m0 / s) ** (2.0 / L - 1) + c_L(L)) / (L * input_variance * s ** (2 - 2.0 / L)))
 
 
@@ -281,7 +290,7 @@ def escape_time_law(sigma, s, depth: int, input_variance: float = 1.0, width: in
     if L == 2:
         return np.log(1.0 / a0) / (input_variance * s) + np.log(s) / (2 * input_variance * s)
     if L < 2:
-        raise ValueError("escape times need L >= 2")
+        raise ConfigError("depth", depth, "an integer >= 2 (L = 1 has no plateau)")
     return a0 ** (2.0 - L) / ((L - 2) * input_variance * s)
 
 
@@ -293,7 +302,7 @@ def escape_law_slope(depth: int, s: float = 1.0, input_variance: float = 1.0) ->
     if L == 2:
         return "slope", 1.0 / (input_variance * s)
     if L < 2:
-        raise ValueError("escape laws need L >= 2")
+        raise ConfigError("depth", depth, "an integer >= 2 (L = 1 has no plateau)")
     return "exponent", -(L - 2.0)
 
 
@@ -379,12 +388,13 @@ def regularised_singular_values(s, rho: float, depth: int) -> np.ndarray:
     exists and beats ``a = 0``, else 0."""
     from scipy import optimize
 
-    L, rho = int(depth), float(rho)
+    L = int(depth)
     s = np.atleast_1d(np.asarray(s, np.float64))
+    if L < 2:
+        raise ConfigError("depth", depth, "an integer >= 2")
     if L == 2:
-        return np.maximum(s - rho, 0.0)
-    if L < 2 or rho <= 0:
-        raise ValueError(f"regularised_singular_values: depth = {depth!r}, rho = {rho!r}; allowed: L >= 2, rho > 0")
+        return np.maximum(s - float(rho), 0.0)
+    rho = _POSITIVE.check("rho", rho)
     q = 2.0 / L - 1.0
     a_c = (rho * -q) ** (1.0 / (1.0 - q))  # minimum of g(a) = a + ρ a^q: g'(a) = 1 + ρ q a^(q−1) = 0
     out = np.zeros_like(s)

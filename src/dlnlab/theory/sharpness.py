@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def balanced_minimum_sharpness(s, depth: int, input_variance=1.0) -> float:
     """Top Hessian eigenvalue at a balanced global minimum of depth ``L`` (module docstring).
@@ -34,12 +36,14 @@ def balanced_minimum_sharpness(s, depth: int, input_variance=1.0) -> float:
     ``s``: the teacher's singular values (``k`` of them); ``input_variance``: a number, or one ``λ_j`` per input
     direction of the teacher's basis, at least ``k`` (entries past ``k`` are input directions with ``s_j = 0``)."""
     s = np.asarray(s, np.float64)
-    if s.ndim != 1 or s.size == 0 or np.any(s < 0) or int(depth) != depth or depth < 1:
-        raise ValueError(f"need s >= 0 (a non-empty list) and an integer depth >= 1; got s = {s}, depth = {depth}")
+    if s.ndim != 1 or s.size == 0 or np.any(s < 0):
+        raise ConfigError("s", s, "a non-empty list of singular values >= 0")
+    if int(depth) != depth or depth < 1:
+        raise ConfigError("depth", depth, "an integer >= 1")
     lam = np.broadcast_to(np.asarray(input_variance, np.float64), s.shape) if np.ndim(input_variance) == 0 \
         else np.asarray(input_variance, np.float64)
     if lam.size < s.size or np.any(lam <= 0):
-        raise ValueError(f"input_variance must be > 0: a number or at least len(s) = {s.size} values; got {lam}")
+        raise ConfigError("input_variance", input_variance, f"a number > 0, or at least len(s) = {s.size} values > 0")
     s_j = np.concatenate([s, np.zeros(lam.size - s.size)])
     L = int(depth)
     terms = sum(s[:, None] ** (2.0 * (L - l) / L) * s_j[None, :] ** (2.0 * (l - 1) / L)
@@ -50,6 +54,6 @@ def balanced_minimum_sharpness(s, depth: int, input_variance=1.0) -> float:
 def lambda_balanced_minimum_sharpness(s1: float, lam: float) -> float:
     """``√(λ² + 4s₁²)``: top Hessian eigenvalue at a λ-balanced global minimum of a two-layer network (whitened;
     module docstring); ``λ = 0`` gives the balanced ``2s₁``."""
-    if s1 < 0:
-        raise ValueError(f"s1 must be >= 0; got {s1}")
+    if not s1 >= 0:
+        raise ConfigError("s1", s1, "a singular value >= 0")
     return float(np.hypot(lam, 2.0 * s1))

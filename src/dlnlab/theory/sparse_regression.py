@@ -43,27 +43,36 @@ every coordinate within ``1e−12`` of the first hit.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize
 
+from ..config import Interval, Options
+from ..errors import ConfigError
+
 KINDS = ("product", "power")
+_KIND = Options(*KINDS)
+_POSITIVE = Interval(Real, 0, None, closed="neither")
 
 
 def _check_kind(kind, depth):
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    _KIND.check("kind", kind)
     if kind == "product" and depth != 2:
-        raise ValueError(f"kind = 'product' (β = u ⊙ v) has depth 2; got depth = {depth} (use kind = 'power')")
+        raise ConfigError("depth", depth, "2 for kind = 'product' (β = u ⊙ v); kind = 'power' for other depths")
     if int(depth) != depth or depth < 2:
-        raise ValueError(f"depth must be an integer >= 2; got {depth}")
+        raise ConfigError("depth", depth, "an integer >= 2")
 
 
 def _check_data(X, y):
     X, y = np.asarray(X, np.float64), np.asarray(y, np.float64)
-    if X.ndim != 2 or y.shape != (X.shape[0],) or not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ValueError(f"need finite X of shape (n, d) and y of shape (n,); got {X.shape} and {y.shape}")
+    if X.ndim != 2 or not np.all(np.isfinite(X)):
+        raise ConfigError("X", f"an array of shape {X.shape}" + ("" if np.all(np.isfinite(X)) else ", not finite"),
+                          "a finite matrix of shape (n, d)")
+    if y.shape != (X.shape[0],) or not np.all(np.isfinite(y)):
+        raise ConfigError("y", f"an array of shape {y.shape}" + ("" if np.all(np.isfinite(y)) else ", not finite"),
+                          f"a finite vector of shape (n,) = {(X.shape[0],)} (one label per row of X)")
     return X, y
 
 
@@ -73,7 +82,7 @@ def time_scale(alpha, depth: int = 2, kind: str = "product"):
     _check_kind(kind, depth)
     alpha = np.asarray(alpha, np.float64)
     if np.any(alpha <= 0) or np.any(alpha >= 1):
-        raise ValueError(f"time_scale needs 0 < alpha < 1; got {alpha}")
+        raise ConfigError("alpha", alpha, "a scale 0 < alpha < 1 (or an array of these)")
     if depth == 2:
         return np.log(1 / alpha) * (1.0 if kind == "product" else 0.5)
     return alpha ** (2.0 - depth) / (depth * (depth - 2))
@@ -113,8 +122,7 @@ def implicit_bias_solution(X, y, alpha: float, depth: int = 2, kind: str = "prod
     Needs ``y ∈ range(X)`` (e.g. ``n ≤ d`` and ``X`` of full row rank)."""
     X, y = _check_data(X, y)
     _check_kind(kind, depth)
-    if alpha <= 0:
-        raise ValueError(f"alpha must be > 0; got {alpha}")
+    alpha = _POSITIVE.check("alpha", alpha)
     nu = np.zeros(X.shape[0])
     reach = 0.5 if kind == "product" or depth == 2 else 0.5 * alpha ** (2.0 - depth) / (depth * (depth - 2.0))
 
@@ -166,8 +174,11 @@ def min_l1_interpolator(X, y):
     X, y = _check_data(X, y)
     n, d = X.shape
     res = optimize.linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs")
+    if res.status == 2:  # infeasible: no β with Xβ = y
+        raise ConfigError("y", "a vector outside range(X)", f"y in the range of X, so that Xβ = y has a solution "
+                                                            f"(the LP: {res.message})")
     if res.status != 0:
-        raise ValueError(f"min_l1_interpolator: the LP failed ({res.message}); is y in range(X)?")
+        raise ValueError(f"min_l1_interpolator: the LP failed ({res.message})")
     beta = res.x[:d] - res.x[d:]
     supp = np.flatnonzero(np.abs(beta) > 1e-9 * max(np.abs(beta).max(), 1e-300))
     if len(supp) <= n and np.linalg.matrix_rank(X[:, supp]) == len(supp):

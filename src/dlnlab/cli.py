@@ -434,6 +434,8 @@ def analyze(
         _fail(ConfigError("RUN_DIR", str(store), f"a readable zarr dataset ({type(exc).__name__}: {exc})"))
     try:
         table = plateau_table(ds, threshold=threshold)
+    except ConfigError as exc:  # the dataset lacks what the analysis needs: say what it needs
+        _fail(ConfigError("RUN_DIR", str(store), exc.allowed))
     except ValueError as exc:
         _fail(ConfigError("RUN_DIR", str(store), str(exc)))
     table.to_csv(run_dir / "plateaus.csv", index=False)

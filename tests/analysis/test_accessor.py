@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import dlnlab
-from dlnlab.config import Config, config_to_toml
+from dlnlab.config import Config, ConfigError, config_to_toml
 from dlnlab.engines import diagonal_config, mode_config, simulate_diagonal, simulate_modes
 from dlnlab.model import DiagonalModel
 from dlnlab.theory import mode_flow_fn, mode_time
@@ -123,9 +123,9 @@ def test_per_mode_dataset(modes, tmp_path):
     ax = ds.dln.plot_modes(quantiles=(0.25, 0.75))
     ax.figure.savefig(tmp_path / "modes.png")
     plt.close("all")
-    with pytest.raises(ValueError, match="'loss'.*plot_modes"):
+    with pytest.raises(ConfigError, match="'loss'.*plot_modes"):  # a ConfigError is also a ValueError
         ds.dln.plot_loss()
-    with pytest.raises(ValueError, match="singular_values"):
+    with pytest.raises(ConfigError, match="singular_values"):
         ds.dln.plateaus()
 
 
@@ -148,5 +148,5 @@ def test_diagonal_dataset(diagonal, tmp_path):
                         (lambda: ds.dln.stationary(30.0), "t_burn = 30.0"),
                         (lambda: ds.dln.stationary(1.0, "weights_x"), "'weights_x'.*output"),
                         (lambda: ds.dln.summary(tail=0.2), "config")]:
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(ConfigError, match=match):
             call()

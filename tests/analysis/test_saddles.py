@@ -29,6 +29,7 @@ from dlnlab.cli import app
 from dlnlab.model.network import Initializer
 from dlnlab.model.problem import Problem
 from dlnlab.model.teacher import Teacher
+from dlnlab.theory.saddle_sequence import regularised_singular_values
 
 S4 = [4.0, 2.0, 1.0, 0.5]  # well-separated teacher spectrum (ratio 2), d = 5: one null direction
 
@@ -376,8 +377,23 @@ def test_greedy_low_rank_gives_the_saddles_G12():
             assert st.loss == pytest.approx(theory.saddle_loss(st.k, s), abs=1e-6)
     closed = theory.greedy_sequence(M)
     assert all(np.allclose(c.A, theory.saddle_map(c.k, s, U, V)) for c in closed)
-    with pytest.raises(ValueError):
+    with pytest.raises(dlnlab.ConfigError, match="greedy_low_rank") as exc:  # also a ValueError
         theory.greedy_sequence(M, np.diag([1.0, 2.0, 3.0]) + 0.5)  # Σx not aligned with M
+    assert exc.value.field == "input_cov"
+
+
+def test_bad_arguments_name_their_field():
+    """Issue 13: a bad argument raises the ConfigError of the config layer (also a ValueError), naming it."""
+    xr_ds = pd.DataFrame({"t": [0.0, 1.0]}).set_index("t").to_xarray()
+    cases = [(lambda: theory.c_L(2), "depth"), (lambda: theory.escape_time_asymptotic(1.0, 1e-3, 1), "depth"),
+             (lambda: theory.saddle_loss(3, [1.0, 0.5]), "k"), (lambda: theory.learning_order([1.0], -1.0),
+                                                                 "input_variance"),
+             (lambda: regularised_singular_values([1.0], -0.1, 3), "rho"),
+             (lambda: saddle_distance((np.eye(2),)), "weights"), (lambda: plateau_table(xr_ds), "ds")]
+    for call, field in cases:
+        with pytest.raises(dlnlab.ConfigError) as exc:
+            call()
+        assert exc.value.field == field
 
 
 def test_representation_cost_and_distance_bounds():

@@ -28,6 +28,7 @@ from scipy import special
 from scipy import stats as ss
 
 from dlnlab.analysis import stats
+from dlnlab.errors import ConfigError
 
 N_TRIALS = 8000
 TOL = 0.015
@@ -85,10 +86,12 @@ def test_group_estimate_of_a_nonlinear_statistic():
 
 
 def test_group_estimate_rejects_bad_groups():
-    with pytest.raises(ValueError, match="groups = 20 with 7 replicas"):
+    with pytest.raises(ConfigError, match="groups = 20; allowed: .* replicas = 7") as err:  # also a ValueError
         stats.group_estimate(np.ones(7))
-    with pytest.raises(ValueError, match="a number"):
+    assert err.value.field == "groups"
+    with pytest.raises(ConfigError, match="a number") as err:
         stats.group_estimate(np.ones((40, 3)), lambda g: g.mean(axis=0))
+    assert err.value.field == "stat"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -123,8 +126,13 @@ def test_censored_median_beyond_the_horizon_is_infinite():
     x = np.array([1.0, 2.0, np.nan, np.nan, np.nan])
     e = stats.bootstrap_quantile(x, censored=True)
     assert e.value == math.inf and e.bounds(0.05)[1] == math.inf and e.bounds(0.05)[0] >= 1.0
-    with pytest.raises(ValueError, match="censored=True"):
+    with pytest.raises(ConfigError, match="censored=True") as err:
         stats.bootstrap_quantile(x)
+    assert err.value.field == "x"
+    for kwargs, field in [({"q": 1.0}, "q"), ({"n_boot": 10}, "n_boot")]:
+        with pytest.raises(ConfigError) as err:
+            stats.bootstrap_quantile(x, censored=True, **kwargs)
+        assert err.value.field == field
 
 
 def test_bootstrap_is_seeded_and_matches_resampling():
@@ -161,8 +169,9 @@ def test_wilson_never_has_zero_width():
         lo, hi = e.bounds(0.01)
         assert hi - lo > 0.05 and e.se > 0 and 0.0 <= lo <= hi <= 1.0
     assert stats.wilson(0, 64).se == pytest.approx(math.sqrt(1 / (4 * 64**2)) / (1 + 1 / 64))
-    with pytest.raises(ValueError, match="0 ≤ k ≤ n"):
+    with pytest.raises(ConfigError, match="0 ≤ k ≤ n") as err:
         stats.wilson(65, 64)
+    assert (err.value.field, err.value.value) == ("k", 65)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -287,10 +296,12 @@ def test_equivalence_error_rates():
 
 
 def test_equivalence_rejects_bad_bands():
-    with pytest.raises(ValueError, match="band"):
+    with pytest.raises(ConfigError, match="band") as err:
         stats.equivalence(_t(0.0), 0.0, (1.0, -1.0), 0.01)
-    with pytest.raises(ValueError, match="alpha"):
+    assert err.value.field == "band"
+    with pytest.raises(ConfigError, match="alpha") as err:
         stats.equivalence(_t(0.0), 0.0, (-1.0, 1.0), 0.5)
+    assert err.value.field == "alpha"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -307,10 +318,12 @@ def test_first_hit_time_convention():
     assert fh.horizon == 3.0
     down = stats.first_hit_time(t, x[:, :, 0].T, 0.0, axis=0, above=False)  # time on axis 0, level ≤
     np.testing.assert_array_equal(down.time, [0.0, 0.0])
-    with pytest.raises(ValueError, match="len\\(t\\)"):
+    with pytest.raises(ConfigError, match="len\\(t\\)") as err:
         stats.first_hit_time(t[:3], x, 1.0)
-    with pytest.raises(ValueError, match="broadcastable"):
+    assert err.value.field == "t"
+    with pytest.raises(ConfigError, match="broadcastable") as err:
         stats.first_hit_time(t, x, [1.0, 2.0, 3.0])
+    assert err.value.field == "level"
 
 
 def test_one_sigma_scale_of_the_laws():

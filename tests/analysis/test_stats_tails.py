@@ -5,6 +5,7 @@ import pytest
 from scipy import stats as sps
 
 from dlnlab.analysis import stats
+from dlnlab.errors import ConfigError
 
 
 def test_hill_index_of_a_pareto_and_a_student_law():
@@ -40,9 +41,9 @@ def test_hill_index_coverage_on_correlated_replicas():
 
 def test_hill_index_errors():
     x = np.ones((40, 3))
-    with pytest.raises(ValueError, match="threshold"):
-        stats.hill_index(x, 0.0)
-    with pytest.raises(ValueError, match="above the threshold"):
-        stats.hill_index(x, 2.0)
-    with pytest.raises(ValueError, match="groups"):
-        stats.hill_index(x, 0.5, groups=41)
+    cases = [(0.0, 20, "threshold", "> 0"), (2.0, 20, "threshold", "above the threshold"),
+             (0.5, 41, "groups", "groups ≤ replicas = 40")]
+    for threshold, groups, field, allowed in cases:
+        with pytest.raises(ConfigError, match=allowed) as err:  # a ConfigError is also a ValueError
+            stats.hill_index(x, threshold, groups=groups)
+        assert err.value.field == field

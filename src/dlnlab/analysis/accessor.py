@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from ..config import Config
+from ..errors import ConfigError
 from ..theory.saddle_sequence import saddle_losses
 from .saddles import plateau_table
 from .summaries import TAIL, diverged_replicas, plateaus, summarize, summarize_dataset
@@ -56,11 +57,12 @@ class DlnAccessor:
         ``(replica, t, …)`` (``.values`` for the array). ``var`` defaults to ``output`` (diagonal networks) or
         ``mode_strength``. Whether ``t_burn`` is past the relaxation is the caller's judgement."""
         ds = self._ds
-        var = var if var is not None else ("output" if "output" in ds else "mode_strength")
-        self._need(var, "stationary samples")
+        given = var is not None
+        var = var if given else ("output" if "output" in ds else "mode_strength")
+        self._need(var, "stationary samples", field="var" if given else "ds")
         t = ds["t"].values
         if not isinstance(t_burn, Real) or isinstance(t_burn, bool) or not t_burn <= t[-1]:
-            raise ValueError(f"t_burn = {t_burn!r}: a time at most the last record time {t[-1]:g}")
+            raise ConfigError("t_burn", t_burn, f"a time at most the last record time {t[-1]:g}")
         keep = np.flatnonzero(~diverged_replicas(ds))
         return ds[var].isel(t=np.flatnonzero(t >= t_burn), replica=keep).transpose("replica", "t", ...)
 
@@ -72,9 +74,10 @@ class DlnAccessor:
         cfg = self.config
         if cfg is None or cfg.model not in ("network", "modes"):
             if tail != TAIL or rank_threshold is not None:
-                raise ValueError("tail and rank_threshold summarise a run of the network or per-mode model with its "
-                                 "config (attrs['config']); this dataset has " + ("none" if cfg is None else
-                                                                                  f"a {cfg.model} config"))
+                field, value = ("tail", tail) if tail != TAIL else ("rank_threshold", rank_threshold)
+                raise ConfigError(field, value, "the default: tail and rank_threshold summarise a run of the network "
+                                                "or per-mode model with its config (attrs['config']); this dataset "
+                                                "has " + ("none" if cfg is None else f"a {cfg.model} config"))
             return pd.DataFrame(summarize_dataset(self._ds))
         table, _ = plateaus(self._ds)
         return pd.DataFrame(summarize(self._ds, cfg, tail=tail, rank_threshold=rank_threshold,
@@ -109,8 +112,9 @@ class DlnAccessor:
         in learning order, :func:`dlnlab.theory.saddle_sequence.saddle_losses`)."""
         ds = self._ds
         if "s" not in ds.coords or "input_variance" not in ds.coords:
-            raise ValueError("plot_staircase needs the teacher's mode coordinates 's' and 'input_variance' (datasets of "
-                             "dlnlab.simulate); this dataset has none")
+            raise ConfigError("ds", "a dataset without the coordinates 's' and 'input_variance'",
+                              "a dataset with the teacher's mode coordinates 's' and 'input_variance' (from "
+                              "dlnlab.simulate) for plot_staircase")
         levels = saddle_losses(ds["s"].values, ds["input_variance"].values, *self._label_noise_floor())
         ax = self.plot_loss(ax, quantiles=quantiles, xscale=xscale, yscale=yscale)
         for k, level in enumerate(levels):
@@ -124,26 +128,34 @@ class DlnAccessor:
         ds = self._ds
         noise = np.unique(ds["label_noise"].values) if "label_noise" in ds.coords else np.zeros(1)
         if noise.size != 1:
-            raise ValueError(f"plot_staircase: label_noise is stacked ({noise.tolist()}): select one value first, "
-                             "e.g. ds.where(ds.label_noise == v, drop=True)")
+            raise ConfigError("ds", f"a dataset with label_noise stacked ({noise.tolist()})",
+                              "one label_noise value for plot_staircase: select one first, e.g. "
+                              "ds.where(ds.label_noise == v, drop=True)")
         cfg = self.config
         if cfg is None and noise[0] != 0:
-            raise ValueError("plot_staircase: the label-noise floor needs d_out, from the run's config "
-                             "(attrs['config']); this dataset has none")
+            raise ConfigError("ds", "a dataset without its run's config (attrs['config'])",
+                              "a dataset with its run's config for plot_staircase: the label-noise floor needs "
+                              "d_out")
         return float(noise[0]), None if cfg is None else int(cfg.teacher.d_out)
 
     def _kept(self, var: str) -> xr.DataArray:
         keep = np.flatnonzero(~diverged_replicas(self._ds))
         if keep.size == 0:
-            raise ValueError(f"every replica of this dataset diverged: no {var} to plot")
+            raise ConfigError("ds", "a dataset whose replicas all diverged",
+                              f"at least one replica that did not diverge (no {var} to plot)")
         return self._ds[var].isel(replica=keep)
 
-    def _need(self, var: str, what: str, hint: str = "") -> None:
+    def _need(self, var: str, what: str, hint: str = "", field: str = "ds") -> None:
+        """Raise unless ``var`` is on ``(replica, t)``; ``field``: ``"var"`` when the caller named it, else the
+        dataset ``"ds"`` lacks it."""
         ds = self._ds
         if var not in ds or not {"replica", "t"} <= set(ds[var].dims):
-            have = sorted(str(k) for k, v in ds.data_vars.items() if {"replica", "t"} <= set(v.dims))
-            raise ValueError(f"{what} needs the variable {var!r} on (replica, t); this dataset has "
-                             f"{', '.join(have) or 'none'}" + (f" ({hint})" if hint else ""))
+            have = ", ".join(sorted(str(k) for k, v in ds.data_vars.items() if {"replica", "t"} <= set(v.dims)))
+            hint = f" ({hint})" if hint else ""
+            if field == "var":
+                raise ConfigError("var", var, f"a variable on (replica, t) of this dataset: {have or 'none'}{hint}")
+            raise ConfigError("ds", f"a dataset with {have or 'no variable'} on (replica, t)",
+                              f"a dataset with the variable {var!r} on (replica, t) for {what}{hint}")
 
 
 def _axes(ax):

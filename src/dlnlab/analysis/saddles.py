@@ -51,6 +51,7 @@ import pandas as pd
 import xarray as xr
 from jax import lax
 
+from ..errors import ConfigError
 from ..theory import saddle_sequence as th
 
 # ---------------------------------------------------------------------------------------------------------
@@ -78,7 +79,9 @@ def _singular_values(ds: xr.Dataset) -> np.ndarray:
     if "end_to_end" in ds:
         W = np.asarray(ds["end_to_end"].transpose("replica", "t", ...).values, np.float64)
         return np.linalg.svd(W, compute_uv=False)
-    raise ValueError("plateau analysis needs the observable 'singular_values' (or 'end_to_end') in the dataset")
+    raise ConfigError("ds", "a dataset without 'singular_values' or 'end_to_end'",
+                      "a dataset with the observable 'singular_values' (or 'end_to_end') recorded, for the plateau "
+                      "analysis (record.observables)")
 
 
 def _auto_threshold(final: np.ndarray, gap: float) -> float:
@@ -140,10 +143,12 @@ def plateau_table(ds: xr.Dataset, *, threshold: float | None = None, rank_tol: f
     gap : minimal ratio between consecutive final singular values that separates learned from unlearned ones.
     """
     if "t" not in ds.dims or "replica" not in ds.dims:
-        raise ValueError("plateau analysis needs a dataset with dims 'replica' and 't' (from dlnlab.simulate)")
+        raise ConfigError("ds", f"a dataset with dims {tuple(ds.dims)}",
+                          "a dataset with dims 'replica' and 't' (from dlnlab.simulate) for the plateau analysis")
     t = np.asarray(ds["t"].values, np.float64)
     if t.size < 3:
-        raise ValueError(f"plateau analysis needs at least 3 record times, got {t.size}")
+        raise ConfigError("ds", f"a dataset with {t.size} record times", "≥ 3 record times for the plateau "
+                                                                         "analysis (record.n_times)")
     SV = _singular_values(ds)
     R = SV.shape[0]
     loss = ds["loss"].transpose("replica", "t").values if "loss" in ds else np.full((R, t.size), np.nan)
@@ -283,7 +288,8 @@ def escape_vectors(ds: xr.Dataset, table: pd.DataFrame) -> dict:
     ``W(after) − W(before)`` for the jump that ends each plateau (``before``: the last record of the plateau's core;
     ``after``: the first record at or past the jump's half-time), as in :func:`plateau_table`. Needs ``end_to_end``."""
     if "end_to_end" not in ds:
-        raise ValueError("escape directions need the observable 'end_to_end' in the dataset")
+        raise ConfigError("ds", "a dataset without 'end_to_end'", "a dataset with the observable 'end_to_end' "
+                                                                  "recorded, for the escape directions")
     t = np.asarray(ds["t"].values, np.float64)
     W = ds["end_to_end"].transpose("replica", "t", ...).values
     out = {}
@@ -328,7 +334,8 @@ def fit_escape_law(sigma, times, depth: int) -> dict:
     sigma, times = np.asarray(sigma, np.float64), np.asarray(times, np.float64)
     ok = np.isfinite(times) & (times > 0) & (sigma > 0)
     if ok.sum() < 2:
-        raise ValueError("need at least two finite escape times to fit")
+        raise ConfigError("times", f"{int(ok.sum())} finite escape times > 0 (with sigma > 0)",
+                          "at least two, to fit the escape law")
     if depth == 2:
         x, y, kind = np.log(1.0 / sigma[ok]), times[ok], "slope"
     else:
@@ -374,7 +381,7 @@ def saddle_distance(weights):
     ``√(‖W_1‖² + ‖W_L‖²)``. ``weights``: one replica's ``(W_1, …, W_L)`` or arrays with a leading replica axis."""
     ws, single = _as_batched(weights)
     if len(ws) < 2:
-        raise ValueError("the saddle at 0 needs depth >= 2")
+        raise ConfigError("weights", f"{len(ws)} layer", "at least two layers (the saddle at 0 needs depth >= 2)")
     d = np.sqrt(np.sum(ws[0] ** 2, axis=(1, 2)) + np.sum(ws[-1] ** 2, axis=(1, 2)))
     return float(d[0]) if single else d
 

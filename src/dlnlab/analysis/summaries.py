@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
+from ..errors import ConfigError
 
 #: Summary defaults: the stationary moments use records with ``t >= (1 - TAIL) * t_final``.
 TAIL = 0.5
@@ -121,7 +122,8 @@ class _Arrays:
     def of(cls, ds, config: Config, rank_threshold) -> _Arrays:
         R, n = ds.sizes["replica"], len(config.replica_grid())
         if n != R:
-            raise ValueError(f"dataset has {R} replicas, config describes {n}")
+            raise ConfigError("config", f"a config describing {n} replicas", f"the config of this dataset, which "
+                                                                            f"has {R} replicas (attrs['config'])")
         diverged = diverged_replicas(ds)
         t_nom = np.asarray(ds["t"].values, np.float64)
         times = (np.asarray(ds["t_exact"].values, np.float64) if "t_exact" in ds.coords

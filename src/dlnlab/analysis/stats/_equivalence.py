@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from ._estimate import Estimate, RecordedLaw
+from ...errors import ConfigError
+from ._estimate import ALPHA, Estimate, RecordedLaw
 
 VERDICTS = ("holds", "fails", "inconclusive", "not applicable")
 
@@ -35,8 +36,8 @@ def evidence(estimate: Estimate, band: tuple[float, float], alpha: float) -> Evi
     for Wilson and bootstrap laws the widths at the estimate stand in for those at ``θ``, a plug-in)."""
     if isinstance(estimate.law, RecordedLaw):
         if estimate.law.alpha != alpha:
-            raise ValueError(f"evidence: a recorded estimate was judged at alpha = {estimate.law.alpha!r}, not "
-                             f"{alpha!r}")
+            raise ConfigError("alpha", alpha, f"the recorded estimate's alpha = {estimate.law.alpha!r} (it keeps "
+                                              "only the evidence it was judged on)")
         return Evidence(*estimate.law.evidence)
     lo_edge, hi_edge = band
     alpha_side = alpha / 2.0 if math.isfinite(lo_edge) and math.isfinite(hi_edge) else alpha
@@ -78,8 +79,7 @@ def equivalence(estimate: Estimate, theory: float, band: tuple[float, float], al
     (:func:`evidence`, then :func:`decide`)."""
     lo_edge, hi_edge = band
     if lo_edge > hi_edge or (lo_edge == -math.inf and hi_edge == math.inf):
-        raise ValueError(f"equivalence: band = {band!r}; allowed: lo ≤ hi, not both infinite")
-    if not 0.0 < alpha < 0.5:
-        raise ValueError(f"equivalence: alpha = {alpha!r}; allowed: 0 < alpha < 0.5")
+        raise ConfigError("band", band, "(lo, hi) with lo ≤ hi, not both infinite")
+    alpha = ALPHA.check("alpha", alpha)
     ev = evidence(estimate, band, alpha) if not math.isnan(estimate.value) else Evidence(*(math.nan,) * 4)
     return decide(estimate.value, theory, band, ev), ev

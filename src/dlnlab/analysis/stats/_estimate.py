@@ -22,9 +22,15 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numpy as np
 from scipy import special, stats
+
+from ...config import Interval
+from ...errors import ConfigError
+
+ALPHA = Interval(Real, 0, 0.5, closed="neither")  # a one-sided false-fail rate
 
 ONE_SIGMA = float(special.ndtr(-1.0))  # 0.158655…: the one-sided tail at one standard deviation
 
@@ -117,8 +123,9 @@ class RecordedLaw:
     name = "recorded"
 
     def bounds(self, value, alpha):
-        raise ValueError(f"Estimate.bounds(alpha={alpha!r}): a recorded estimate keeps only the evidence it was "
-                         "judged on (Claim.evidence); rebuild the estimate from the data for other levels")
+        raise ConfigError("alpha", alpha, f"the recorded alpha = {self.alpha!r}: a recorded estimate keeps only the "
+                                          "evidence it was judged on (Claim.evidence); rebuild the estimate from the "
+                                          "data for other levels")
 
 
 @dataclass(frozen=True)
@@ -143,8 +150,7 @@ class Estimate:
 
     def bounds(self, alpha: float) -> tuple[float, float]:
         """One-sided ``1 − α`` lower and upper confidence bounds of the estimand."""
-        if not 0.0 < alpha < 0.5:
-            raise ValueError(f"Estimate.bounds: alpha = {alpha!r}; allowed: 0 < alpha < 0.5")
+        alpha = ALPHA.check("alpha", alpha)
         return self.law.bounds(self.value, alpha)
 
     def interval(self, level: float) -> tuple[float, float]:
@@ -154,15 +160,17 @@ class Estimate:
     @classmethod
     def student(cls, value: float, se: float, dof: float, n: int | None = None) -> Estimate:
         """``value ± se`` with a Student-t law of ``dof`` degrees of freedom (e.g. a regression slope: ``n − 2``)."""
-        if not (dof >= 1 and se >= 0):
-            raise ValueError(f"Estimate.student: se = {se!r}, dof = {dof!r}; allowed: se ≥ 0, dof ≥ 1")
+        if not se >= 0:
+            raise ConfigError("se", se, "a standard error ≥ 0")
+        if not dof >= 1:
+            raise ConfigError("dof", dof, "degrees of freedom ≥ 1")
         return cls(float(value), float(se), float(dof), int(dof + 1 if n is None else n), StudentLaw(float(se), dof))
 
     @classmethod
     def exact(cls, value: float, bound: float = 0.0) -> Estimate:
         """A deterministic number, exact to within ``± bound`` (its numerical error; 0 for a closed form)."""
         if not bound >= 0:
-            raise ValueError(f"Estimate.exact: bound = {bound!r}; allowed: a numerical error bound ≥ 0")
+            raise ConfigError("bound", bound, "a numerical error bound ≥ 0")
         return cls(float(value), float(bound), math.nan, 1, ExactLaw(float(bound)))
 
     @classmethod

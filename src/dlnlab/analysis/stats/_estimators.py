@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 
+from ...config import Interval
+from ...errors import ConfigError
 from ._estimate import BootstrapLaw, Estimate, WilsonLaw, from_law
 
 
@@ -29,13 +32,13 @@ def group_estimate(x, stat=np.mean, groups: int = 20) -> Estimate:
     x = np.asarray(x)
     R = x.shape[0] if x.ndim else 0
     if not (isinstance(groups, int | np.integer) and 2 <= groups <= R):
-        raise ValueError(f"group_estimate: groups = {groups!r} with {R} replicas; allowed: an integer "
-                         "2 ≤ groups ≤ replicas (axis 0 of x)")
+        raise ConfigError("groups", groups, f"an integer 2 ≤ groups ≤ replicas = {R} (axis 0 of x)")
     m = R // groups
     kept = x[: groups * m]
     per = np.array([stat(kept[g * m:(g + 1) * m]) for g in range(groups)], np.float64)
     if per.ndim != 1:
-        raise ValueError(f"group_estimate: stat returned shape {per.shape[1:]} per group; allowed: a number")
+        raise ConfigError("stat", f"a function returning shape {per.shape[1:]} per group",
+                          "a function returning a number per group")
     se = float(np.std(per, ddof=1) / math.sqrt(groups))
     return Estimate.student(float(stat(kept)), se, groups - 1, n=groups * m)
 
@@ -58,13 +61,15 @@ def bootstrap_quantile(x, q: float = 0.5, *, n_boot: int = 4000, seed: int = 0, 
     explicitly if they are to be ignored)."""
     x = np.asarray(x, np.float64).ravel()
     n = x.size
-    if not 0.0 < q < 1.0 or n < 2 or n_boot < 100:
-        raise ValueError(f"bootstrap_quantile: q = {q!r}, {n} samples, n_boot = {n_boot!r}; allowed: 0 < q < 1, "
-                         "≥ 2 samples, n_boot ≥ 100")
+    q = Interval(Real, 0, 1, closed="neither").check("q", q)
+    if n < 2:
+        raise ConfigError("x", f"{n} samples", "≥ 2 samples")
+    if not n_boot >= 100:
+        raise ConfigError("n_boot", n_boot, "an integer ≥ 100 (bootstrap replicates)")
     nan = np.isnan(x)
     if nan.any() and not censored:
-        raise ValueError(f"bootstrap_quantile: {int(nan.sum())} of {n} samples are NaN; allowed: none, or "
-                         "censored=True when NaN marks a censored time (first_hit_time's never-hit)")
+        raise ConfigError("x", f"{int(nan.sum())} of {n} samples NaN", "no NaN, or censored=True when NaN marks a "
+                                                                       "censored time (first_hit_time's never-hit)")
     xs = np.sort(np.where(nan, np.inf, x))
     j = max(1, math.ceil(q * n - 1e-9 * n))
     u = np.random.default_rng(seed).beta(j, n + 1 - j, size=n_boot)
@@ -78,6 +83,8 @@ def wilson(k: int, n: int) -> Estimate:
     ``k = n`` (where the binomial ``√(p(1 − p)/n)`` would claim certainty). Like every binomial interval its
     coverage at a fixed ``p`` oscillates with ``n`` and ``p`` by a few % (Brown, Cai & DasGupta 2001; e.g. 0.870 at
     nominal 0.90 for ``n = 100``, ``p = 0.1``); averaged over ``p`` it is nominal (0.951 at 0.95 for ``n = 64``)."""
-    if not (int(n) == n >= 1 and int(k) == k and 0 <= k <= n):
-        raise ValueError(f"wilson: k = {k!r}, n = {n!r}; allowed: integers 0 ≤ k ≤ n, n ≥ 1")
+    if not int(n) == n >= 1:
+        raise ConfigError("n", n, "an integer ≥ 1 (the trials)")
+    if not (int(k) == k and 0 <= k <= n):
+        raise ConfigError("k", k, f"an integer 0 ≤ k ≤ n = {n} (the successes)")
     return from_law(k / n, WilsonLaw(int(k), int(n)), int(n))

@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ...errors import ConfigError
+
 
 class FirstHit(NamedTuple):
     """First-hit times: ``time`` (the first record time at which the level is reached; ``NaN`` if never within the
@@ -34,14 +36,14 @@ def first_hit_time(t, x, level, *, axis: int = 1, above: bool = True) -> FirstHi
     t, x = np.asarray(t, np.float64), np.asarray(x)
     axis = axis % x.ndim if x.ndim else 0
     if t.ndim != 1 or x.ndim == 0 or x.shape[axis] != t.size or t.size == 0:
-        raise ValueError(f"first_hit_time: t has shape {t.shape}, x {x.shape}, axis = {axis}; allowed: t 1-D with "
-                         "len(t) = x.shape[axis] ≥ 1")
+        raise ConfigError("t", f"an array of shape {t.shape}", f"1-D with len(t) = x.shape[axis] ≥ 1 (x has shape "
+                                                               f"{x.shape}, axis = {axis})")
     rest = x.shape[:axis] + x.shape[axis + 1:]
     try:
         lev = np.expand_dims(np.broadcast_to(np.asarray(level), rest), axis)
     except ValueError:
-        raise ValueError(f"first_hit_time: level has shape {np.shape(level)}; allowed: broadcastable to x's shape "
-                         f"without the time axis, {rest}") from None
+        raise ConfigError("level", f"an array of shape {np.shape(level)}", f"broadcastable to x's shape without "
+                                                                            f"the time axis, {rest}") from None
     mask = x >= lev if above else x <= lev
     hit = mask.any(axis=axis)
     first = t[mask.argmax(axis=axis)]

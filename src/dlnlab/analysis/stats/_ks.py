@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
+from ...config import Interval
+from ...errors import ConfigError
 from ._estimate import Estimate, KSLaw, from_law, kstwo_isf
 
 EXACT_MAX_N = 10_000  # two-sample exact p-values up to this sample size (scipy's own "auto" limit); asymptotic above
@@ -25,8 +28,9 @@ def ks_critical(n: int, alpha: float) -> float:
     """Exact critical value of the one-sample KS statistic: ``P(D_n > c) = α`` under the null, ``c =
     kstwo.isf(α, n)`` (Kolmogorov's law at finite ``n``; → ``c_α/√n`` with ``c_0.05 = 1.358``, ``c_0.01 = 1.628``,
     ``c_0.001 = 1.949`` as ``n → ∞``)."""
-    if not (int(n) == n >= 1 and 0.0 < alpha < 1.0):
-        raise ValueError(f"ks_critical: n = {n!r}, alpha = {alpha!r}; allowed: n ≥ 1, 0 < alpha < 1")
+    if not int(n) == n >= 1:
+        raise ConfigError("n", n, "an integer ≥ 1 (the sample size)")
+    alpha = Interval(Real, 0, 1, closed="neither").check("alpha", alpha)
     return kstwo_isf(float(alpha), int(n))
 
 
@@ -36,8 +40,8 @@ def ks_1samp(x, cdf) -> KSTest:
     on a lattice (e.g. record times) make the test conservative."""
     x = np.asarray(x, np.float64).ravel()
     if x.size < 1 or not np.all(np.isfinite(x)):
-        raise ValueError(f"ks_1samp: {x.size} samples, {int(np.sum(~np.isfinite(x)))} not finite; allowed: ≥ 1 "
-                         "finite samples")
+        raise ConfigError("x", f"{x.size} samples, {int(np.sum(~np.isfinite(x)))} not finite", "≥ 1 samples, all "
+                                                                                               "finite")
     r = stats.ks_1samp(x, cdf, method="exact")
     return KSTest(from_law(float(r.statistic), KSLaw(x.size), x.size), float(r.pvalue), True)
 
@@ -47,8 +51,10 @@ def ks_2samp(x, y) -> KSTest:
     are ≤ ``EXACT_MAX_N``, asymptotic above; ``distance`` bounds ``sup|F − G|`` by ``D ∓ (q_{α/2}(n) +
     q_{α/2}(m))``, a union bound over the two samples' own KS deviations (valid at every ``F ≠ G``)."""
     x, y = (np.asarray(v, np.float64).ravel() for v in (x, y))
-    if min(x.size, y.size) < 1 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError(f"ks_2samp: sizes {x.size}, {y.size}; allowed: ≥ 1 finite samples each")
+    for name, v in (("x", x), ("y", y)):
+        if v.size < 1 or not np.all(np.isfinite(v)):
+            raise ConfigError(name, f"{v.size} samples, {int(np.sum(~np.isfinite(v)))} not finite",
+                              "≥ 1 samples, all finite")
     exact = max(x.size, y.size) <= EXACT_MAX_N
     r = stats.ks_2samp(x, y, method="exact" if exact else "asymp")
     law = KSLaw(x.size, y.size)

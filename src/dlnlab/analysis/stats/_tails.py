@@ -4,10 +4,13 @@ estimand for a known law."""
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 from scipy import integrate
 
+from ...config import Interval
+from ...errors import ConfigError
 from ._estimate import Estimate
 
 
@@ -27,17 +30,16 @@ def hill_index(x, threshold: float, groups: int = 20) -> Estimate:
     sample quantile)."""
     x = np.asarray(x, np.float64)
     R = x.shape[0] if x.ndim else 0
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"hill_index: threshold = {threshold!r}; allowed: a finite number > 0")
+    threshold = Interval(Real, 0, None, closed="neither").check("threshold", threshold)
     if not (isinstance(groups, int | np.integer) and 2 <= groups <= R):
-        raise ValueError(f"hill_index: groups = {groups!r} with {R} replicas; allowed: 2 ≤ groups ≤ replicas")
+        raise ConfigError("groups", groups, f"an integer 2 ≤ groups ≤ replicas = {R} (axis 0 of x)")
     m = R // groups
     blocks = x[: groups * m].reshape(groups, -1)
     logs = np.log(np.maximum(blocks / threshold, 1.0))
     n_g, s_g = np.sum(blocks > threshold, axis=1).astype(np.float64), np.sum(logs, axis=1)
     if n_g.sum() < 2:
-        raise ValueError(f"hill_index: {int(n_g.sum())} samples above the threshold {threshold:g}; allowed: a lower "
-                         "threshold or more samples")
+        raise ConfigError("threshold", threshold, f"a threshold with ≥ 2 samples above it (here {int(n_g.sum())} "
+                                                  "above the threshold): a lower threshold, or more samples")
     a = n_g.sum() / s_g.sum()
     se = float(np.std(n_g - a * s_g, ddof=1) / math.sqrt(groups) / s_g.mean())
     return Estimate.student(a, se, groups - 1, n=int(n_g.sum()))

@@ -120,13 +120,13 @@ def verify_dataset(path: str | Path) -> None:
     try:
         manifest = json.loads((path / MANIFEST).read_text())
         expected = manifest["files"]
-        if manifest.get("format") != _FORMAT or not isinstance(expected, dict):
-            raise ValueError(f"unknown manifest format {manifest.get('format')!r}")
     except FileNotFoundError:
         raise CorruptDatasetError(path, f"no {MANIFEST} (the write did not finish, or the store was not written "
                                         "by dlnlab.save; dlnlab.load(path, verify=False) reads it unchecked)") from None
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise CorruptDatasetError(path, f"unreadable {MANIFEST} ({exc})") from None
+    if manifest.get("format") != _FORMAT or not isinstance(expected, dict):
+        raise CorruptDatasetError(path, f"unreadable {MANIFEST} (unknown manifest format {manifest.get('format')!r})")
     present = _files(path)
     missing = sorted(set(expected) - set(present))
     if missing:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dlnlab.analysis import stats
+from dlnlab.errors import ConfigError
 from dlnlab.experiments.base import Claim as OldClaim
 from dlnlab.experiments.base import ExperimentResult, write_claims_csv
 from dlnlab.experiments.claims import Claim, Tolerance, setting, tally
@@ -48,7 +49,7 @@ def test_tolerance_bands():
     (lambda: Tolerance("within", WHY, threshold=1.0), "threshold"),
 ])
 def test_tolerance_validation(make, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         make()
 
 
@@ -99,27 +100,27 @@ def test_a_verdict_cannot_be_written():
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.verdict = "holds"
     row = c.to_dict()
-    with pytest.raises(ValueError, match="computed, not written"):
+    with pytest.raises(ConfigError, match="computed, not written"):
         Claim.from_dict({**row, "verdict": "holds"})
-    with pytest.raises(ValueError, match="computed, not written"):  # doctored evidence: judged again, disagrees
+    with pytest.raises(ConfigError, match="computed, not written"):  # doctored evidence: judged again, disagrees
         Claim.from_dict({**row, "lower": -0.5, "upper": 0.5})
 
 
 def test_measured_rows_need_an_uncertainty():
-    with pytest.raises(ValueError, match="uncertainty > 0"):
+    with pytest.raises(ConfigError, match="uncertainty > 0"):
         _claim(stats.Estimate.exact(0.3))
     assert _claim(stats.Estimate.exact(0.3), kind="theory").verdict == "holds"
     assert _claim(stats.Estimate.exact(0.3, bound=1e-6)).verdict == "holds"
 
 
 def test_claim_validation():
-    with pytest.raises(ValueError, match="inside its own tolerance band"):
+    with pytest.raises(ConfigError, match="inside its own tolerance band"):
         _claim(_t(1.0), theory=0.5, tolerance=Tolerance.above(0.9, why=WHY))
-    with pytest.raises(ValueError, match="Claim.kind"):
+    with pytest.raises(ConfigError, match="Claim.kind"):
         _claim(_t(0.0), kind="measurement")
-    with pytest.raises(ValueError, match="Claim.key"):
+    with pytest.raises(ConfigError, match="Claim.key"):
         _claim(_t(0.0), key="a/b")
-    with pytest.raises(ValueError, match="Claim.estimate"):
+    with pytest.raises(ConfigError, match="Claim.estimate"):
         _claim(0.3)
     assert _claim(_t(0.0), setting={"L": 3, "s": 0.5}).setting == "L=3, s=0.5"
 
@@ -167,5 +168,5 @@ def test_tally():
     # Σα over the judged measured rows: mean, median (α = 0.005), ks, noisy — not "missing"
     assert t.expected_false_fails == pytest.approx(0.01 + 0.005 + 0.01 + 0.01)
     assert t.inconclusive == ("exp/noisy/depth=2, T=0.1",)
-    with pytest.raises(ValueError, match="unique"):
+    with pytest.raises(ConfigError, match="unique"):
         tally([table[0], table[0]])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dlnlab.errors import ConfigError
 from dlnlab.experiments import PAPERS, REGISTRY, ExperimentResult, register, register_paper
 from dlnlab.experiments import index as registry_index
 from dlnlab.experiments.claims import Claim
@@ -80,17 +81,17 @@ def test_plugin_files_are_in_the_index_key(plugin_site, monkeypatch):
 
 def test_register_paper_checks():
     register_paper("J", PAPERS["J"])  # the same title again: nothing happens
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ConfigError, match="already registered"):
         register_paper("J", "someone else — another paper")
-    with pytest.raises(ValueError, match="short identifier"):
+    with pytest.raises(ConfigError, match="short identifier"):
         register_paper("not a key", "A. B. (2026) — title")
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ConfigError, match="non-empty"):
         register_paper("NEWKEY", " ")
     assert "NEWKEY" not in PAPERS
 
 
 def test_register_needs_a_known_paper():
-    with pytest.raises(ValueError, match="register_paper"):
+    with pytest.raises(ConfigError, match="register_paper"):
         register("never_registered", paper="NOPE", claim="c", cost="1 s", quick={"seed": 0}, full={"seed": 0})(print)
     assert "never_registered" not in REGISTRY
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError, parse_override
+from ..config import ConfigError, Options, parse_override
 from .claims import PAPERS, VERDICTS
 from .claims import Claim as ComputedClaim
 
@@ -40,10 +40,8 @@ class Claim:
     verdict: str  # holds | fails | not applicable
 
     def __post_init__(self):
-        if self.paper not in PAPERS:
-            raise ValueError(f"Claim.paper = {self.paper!r}; allowed: {', '.join(PAPERS)}")
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"Claim.verdict = {self.verdict!r}; allowed: {', '.join(VERDICTS)}")
+        Options(*PAPERS).check("Claim.paper", self.paper)
+        Options(*VERDICTS).check("Claim.verdict", self.verdict)
 
 
 def verdict(ok: bool) -> str:
@@ -180,7 +178,7 @@ class Registry(MutableMapping):
 
     def add(self, exp: Experiment) -> None:
         if exp.name in self._experiments:
-            raise ValueError(f"experiment {exp.name!r} registered twice")
+            raise ConfigError("name", exp.name, "a name not registered yet (REGISTRY[name] = experiment replaces one)")
         self._experiments[exp.name] = exp
 
     def load(self) -> Registry:
@@ -206,7 +204,7 @@ class Registry(MutableMapping):
 
     def __setitem__(self, name: str, exp: Experiment) -> None:
         if name != exp.name:
-            raise ValueError(f"REGISTRY[{name!r}] = experiment named {exp.name!r}: the key must be the experiment's name")
+            raise ConfigError("name", name, f"the experiment's own name {exp.name!r} (REGISTRY[exp.name] = exp)")
         self.load()._experiments[name] = exp
 
     def __delitem__(self, name: str) -> None:
@@ -260,8 +258,8 @@ def register(name: str, *, paper: str, claim: str, cost: str, quick: dict, full:
 
     def deco(fn):
         if paper not in PAPERS:
-            raise ValueError(f"experiment {name!r}: paper {paper!r} is not one of {', '.join(PAPERS)} "
-                             "(register it first with register_paper)")
+            raise ConfigError("paper", paper, f"one of {', '.join(PAPERS)} (experiment {name!r}; register a new "
+                                              "paper first with register_paper)")
         presets = {"quick": dict(quick), "full": dict(full), "smoke": {**quick, **(smoke or {})}}
         for preset in presets.values():
             preset.setdefault("perturb", {})
@@ -279,11 +277,12 @@ def register_paper(key: str, title: str) -> None:
     ``key`` a short tag such as ``"K"`` (``dlnlab reproduce --paper K``), ``title`` "Authors (year) — title".
     Registering the same key again with the same title does nothing; with another title it raises."""
     if not (isinstance(key, str) and key.isidentifier() and len(key) <= 16):
-        raise ValueError(f"paper key {key!r}: a short identifier such as 'K' or 'Kim25'")
+        raise ConfigError("key", key, "a short identifier (≤ 16 characters) such as 'K' or 'Kim25'")
     if not (isinstance(title, str) and title.strip()):
-        raise ValueError(f"paper {key!r}: the title must be a non-empty string")
+        raise ConfigError("title", title, f"a non-empty string (the title of paper {key!r})")
     if PAPERS.get(key, title) != title:
-        raise ValueError(f"paper {key!r} is already registered as {PAPERS[key]!r}")
+        raise ConfigError("key", key, f"a new key: {key!r} is already registered as {PAPERS[key]!r} (the same key "
+                                      "again only with the same title)")
     PAPERS[key] = title
 
 

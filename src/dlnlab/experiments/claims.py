@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, NoReturn
 
 from ..analysis.stats import VERDICTS, Estimate, Evidence, equivalence
+from ..errors import ConfigError
 
 PAPERS = {
     "J": "Jacot, Ged, Şimşek, Hongler, Gabriel — Saddle-to-saddle dynamics in deep linear networks",
@@ -80,7 +81,7 @@ _SLUG = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def _fail(owner: str, name: str, value, allowed: str) -> NoReturn:
-    raise ValueError(f"{owner}.{name} = {value!r}; allowed: {allowed}")
+    raise ConfigError(f"{owner}.{name}", value, allowed)
 
 
 @dataclass(frozen=True)
@@ -253,8 +254,9 @@ class Claim:
                 claim=row["claim"], quantity=row["quantity"], theory=num("theory"), estimate=est, tolerance=tol,
                 kind=row["kind"], source=row["source"], note=row["note"])
         if (c.verdict, c.id) != (row["verdict"], row["id"]):
-            raise ValueError(f"claims row {row['id']!r}: recorded verdict {row['verdict']!r}, but its evidence gives "
-                             f"{c.verdict!r} (id {c.id!r}); verdicts are computed, not written")
+            key = "verdict" if c.verdict != row["verdict"] else "id"
+            raise ConfigError(f"row[{key!r}]", row[key], f"{getattr(c, key)!r}, what the row's evidence gives (claims "
+                                                         f"row {row['id']!r}): verdicts are computed, not written")
         return c
 
 
@@ -273,7 +275,7 @@ def tally(claims: Iterable[Claim]) -> Tally:
     claims = list(claims)
     dup = sorted(i for i, k in Counter(c.id for c in claims).items() if k > 1)
     if dup:
-        raise ValueError(f"tally: claim ids must be unique; repeated: {', '.join(dup)}")
+        raise ConfigError("claims", f"claims with repeated ids {', '.join(dup)}", "claims with unique ids")
     counts = {k: dict.fromkeys(VERDICTS, 0) for k in KINDS}
     for c in claims:
         counts[c.kind][c.verdict] += 1

@@ -31,7 +31,7 @@ from ..engines import simulate
 from ..storage import save
 from ..theory import mode_flow_fn
 from ..theory import saddle_sequence as th
-from .base import ExperimentResult, Figure, Perturbation, register
+from .base import ExperimentResult, Figure, Perturbation, register, theory_factors
 from .claims import Claim, Tolerance, setting
 
 
@@ -190,10 +190,7 @@ def saxe(p, out):
 
 def _factor(p) -> float:
     """The power-test factor of the teacher spectrum in the closed forms (``perturb = {s = f}``)."""
-    perturb = dict(p.get("perturb") or {})
-    if set(perturb) - {"s"}:
-        raise ValueError(f"saxe: perturb = {perturb!r}; allowed: the theory input 's'")
-    return float(perturb.get("s", 1.0))
+    return theory_factors(p, ("s",))["s"]
 
 
 def _figure(p, t, m_al, m_rand, s, k, out):

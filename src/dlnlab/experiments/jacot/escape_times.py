@@ -52,7 +52,7 @@ import pandas as pd
 
 from ... import figures
 from ...analysis import fit_escape_law, plateau_table, stats
-from ...config import Config
+from ...config import Config, ConfigError
 from ...sweep import summarize, sweep
 from ...theory import saddle_sequence as th
 from ..base import ExperimentResult, Figure, Perturbation, register, theory_factors, write_csv
@@ -69,7 +69,7 @@ def escape_rows(ds, config) -> list[dict]:
     ``jump_time_k`` among them), each with ``plateaus``: its replica's rows of the plateau table
     (:func:`dlnlab.analysis.plateau_table`) as JSON records (exact floats; null for missing values)."""
     if config.ensemble.replicas != 1:
-        raise ValueError(f"escape_rows needs one replica per σ, got ensemble.replicas = {config.ensemble.replicas}")
+        raise ConfigError("ensemble.replicas", config.ensemble.replicas, "1: escape_rows needs one replica per σ")
     tab = plateau_table(ds)
     rows = summarize(ds, config, plateau_table=tab)
     for r, rw in enumerate(rows):  # rows follow the stacked σ, as the replicas do

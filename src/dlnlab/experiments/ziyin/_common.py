@@ -12,6 +12,7 @@ import numpy as np
 
 from ... import figures
 from ...analysis import stats
+from ...errors import ConfigError
 from ...storage import save
 from ...theory.balance import DataConstants
 from ..base import Figure, theory_factors  # noqa: F401  (theory_factors: imported from here by the [Z] modules)
@@ -46,7 +47,7 @@ def burn_in(x) -> stats.Estimate:
     estimate of the replica mean (0 at stationarity, > 0 while the law still drifts upward, < 0 downward)."""
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[1] < 2:
-        raise ValueError(f"burn_in: samples of shape {x.shape}; allowed: (replica, ≥ 2 records)")
+        raise ConfigError("x", f"samples of shape {x.shape}", "an array (replica, record) with ≥ 2 records")
     med = np.median(x)
     h = x.shape[1] // 2
     return stats.group_estimate(np.mean(x[:, :h] < med, axis=1) - np.mean(x[:, -h:] < med, axis=1))

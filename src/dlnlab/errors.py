@@ -1,7 +1,8 @@
 """The exceptions of dlnlab: one hierarchy under :class:`DlnlabError`.
 
-* :class:`ConfigError` — bad input (a config value, an override, a keyword, a path): names the field, the value
-  and what is allowed. Also a ``ValueError``, so ``except ValueError`` keeps working.
+* :class:`ConfigError` — bad input (a config value, an override, a keyword, a path, a public function's argument):
+  names the field (a config key, or the argument's name), the value and what is allowed. Also a ``ValueError``, so
+  ``except ValueError`` keeps working.
 * :class:`CheckpointError` — a checkpoint that cannot be used (unreadable, or written by another run).
 * :class:`CorruptDatasetError` — a stored result that is incomplete, truncated or altered.
 * :class:`InsufficientMemoryError` — a run whose memory estimate exceeds the available memory (refused before

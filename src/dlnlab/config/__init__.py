@@ -1,4 +1,4 @@
-"""Run configuration: typed sections, defaults, and *all* validation of user input in one place.
+"""Run configuration: typed sections, defaults, and the validation of every config in one place.
 
 A config is a nested mapping (TOML on disk). Its sections describe one simulator (its ``model``): the deep linear
 network (``teacher``, ``data``, ``network``, ``init``), the per-mode reduction (``modes``), [Z]'s diagonal network
@@ -7,6 +7,11 @@ beside the shared ``dynamics``, ``record`` and ``ensemble``. :data:`FIELDS` decl
 constraint, doc, the models using it); :data:`RULES` are the named cross-field rules. ``Config.from_dict`` checks
 every key and value against both and raises :class:`~dlnlab.errors.ConfigError` naming the field, the value and
 what is allowed.
+
+The rest of the library rejects bad input the same way: a public function (theory, analysis, stats, experiments)
+given an argument it cannot use raises the same :class:`~dlnlab.errors.ConfigError` (also a ``ValueError``), with
+``field`` its own argument's name (``depth``, ``alpha``, ``ds``; a dataclass's ``Claim.kind``), often checked with
+the constraint objects here (:class:`Interval`, :class:`Options`).
 
 Hyper-parameters that keep array shapes may be given as lists and are *stacked* on the replica axis (the
 product of all lists, each combination with ``ensemble.replicas`` seeds): :data:`STACKABLE`.

@@ -1,5 +1,5 @@
 """The :class:`Config`: typed sections, checked field by field against :data:`~._sections.FIELDS` and then by the
-named rules of :mod:`._rules` — the one place where user input is validated."""
+named rules of :mod:`._rules` — the one place where a config is validated."""
 
 from __future__ import annotations
 

@@ -53,9 +53,9 @@ def step_ratio(lr, depth, input_var, s):
     return lr * depth * input_var * s ** (2.0 - 2.0 / depth)
 
 
-def mode_noise_var(m, s, input_var, label_noise):
-    """Per-sample variance of the mode gradient, ``D(m) = 2λ²(m−s)² + λσ_ε²`` (aligned manifold)."""
-    return 2.0 * input_var**2 * (m - s) ** 2 + input_var * label_noise**2
+def mode_noise_var(m, s, input_variance, label_noise):
+    """Per-sample variance of the mode gradient, ``D(m) = 2λ²(m−s)² + λσ_ε²`` (aligned manifold; NumPy or JAX)."""
+    return 2.0 * input_variance**2 * (m - s) ** 2 + input_variance * label_noise**2
 
 
 def layer_products(a):

@@ -13,7 +13,7 @@ SMOKE_FIRST = "tests/experiments/test_verdicts.py::test_smoke_verdicts_are_the_e
 #: the tests run last: the power tests (which take their run at the true theory from the smoke run once it has
 #: finished) and the smoke run's other users (which would wait for it)
 LAST = ("tests/experiments/beyond/test_power", "tests/experiments/corlouer/test_power",
-        "tests/experiments/jacot/test_power", "tests/experiments/ziyin/test_power", "tests/test_claims_table.py")
+        "tests/experiments/jacot/test_power", "tests/experiments/ziyin/test_power", "tests/experiments/test_claims_table.py")
 
 
 def _order(item) -> int:

@@ -48,14 +48,15 @@ def init_variance(width, gamma):
     return float(width) ** (-float(gamma))
 
 
-def step_ratio(lr, depth, input_var, s):
-    """Dimensionless step of a mode, ``h = η L λ s^{2−2/L}``; SGD-vs-SDE errors scale with it."""
-    return lr * depth * input_var * s ** (2.0 - 2.0 / depth)
+def step_ratio(lr, depth, input_variance, s):
+    """Dimensionless step of a mode, ``h = η L λ s^{2−2/L}``; SGD-vs-SDE errors scale with it (``lr = 1``: the
+    mode's relaxation rate ``L λ s^{2−2/L}``)."""
+    return lr * depth * input_variance * s ** (2.0 - 2.0 / depth)
 
 
-def mode_noise_var(m, s, input_var, label_noise):
-    """Per-sample variance of the mode gradient, ``D(m) = 2λ²(m−s)² + λσ_ε²`` (aligned manifold)."""
-    return 2.0 * input_var**2 * (m - s) ** 2 + input_var * label_noise**2
+def mode_noise_var(m, s, input_variance, label_noise):
+    """Per-sample variance of the mode gradient, ``D(m) = 2λ²(m−s)² + λσ_ε²`` (aligned manifold; NumPy or JAX)."""
+    return 2.0 * input_variance**2 * (m - s) ** 2 + input_variance * label_noise**2
 
 
 def layer_products(a):
@@ -90,14 +91,14 @@ def from_ziyin(eta_z, batch_size_z, depth_z):
     return 2.0 * eta_z, int(batch_size_z), int(depth_z) + 1
 
 
-def warn_if_float32_stalls(lr, input_var, s, layer_scale, depth, dtype):
+def warn_if_float32_stalls(lr, input_variance, s, layer_scale, depth, dtype):
     """Warn when a float32 GD step on the plateau is below 10 ulp, so the iterate would never move.
 
     The relative change of a layer per step is ``≈ η λ s a^{L−2}`` (README item 8).
     """
     if np.dtype(dtype) != np.float32 or depth < 2:
         return
-    rel = lr * input_var * s * layer_scale ** (depth - 2)
+    rel = lr * input_variance * s * layer_scale ** (depth - 2)
     if rel < 10 * FLOAT32_EPS:
         warnings.warn(
             f"float32: relative step η·λ·s·a^(L−2) = {rel:.2e} is below 10·eps = {10 * FLOAT32_EPS:.1e}; "

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .. import conventions
 from ..config import Config
 from ..conventions import layer_products  # (and float64)
 from ..errors import ConfigError
@@ -80,11 +81,12 @@ BLOCK_BYTES = 2**14
 # Per-mode building blocks (pure JAX; ``a`` has shape (L, n_modes))
 
 
-def mode_noise_var(m, s, lam, label_noise, noise="exact"):
-    """``D(m) = 2λ²(m − s)² + λσ_ε²`` (``noise="exact"``) or its label-noise part ``λσ_ε²`` (``"label"``)."""
+def mode_noise_var(m, s, input_variance, label_noise, noise="exact"):
+    """:func:`dlnlab.conventions.mode_noise_var` ``D(m) = 2λ²(m − s)² + λσ_ε²`` (``noise="exact"``) or its
+    label-noise part ``λσ_ε²`` (``"label"``)."""
     if noise == "label":
-        return lam * label_noise**2 + 0.0 * m
-    return 2.0 * lam**2 * (m - s) ** 2 + lam * label_noise**2
+        return input_variance * label_noise**2 + 0.0 * m
+    return conventions.mode_noise_var(m, s, input_variance, label_noise)
 
 
 def mode_draws(key, batch_size, lam, label_noise):

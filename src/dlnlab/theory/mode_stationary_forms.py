@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from ..config import Options
+from ..conventions import step_ratio
 from ..errors import ConfigError
 from .mode_sde import collapse_temperature, resolve_temperature
 
@@ -79,7 +80,7 @@ def boltzmann_temperature(depth, s, input_variance=1.0, label_noise=0.0, tempera
                           batch_size=1):
     """``T_eff = L λ s^{2−2/L} T_ε``: the law ``exp(−𝓛_α(m)/T_eff)``, ``𝓛_α = λ(m − s)²/2`` (§9.5)."""
     T = resolve_temperature(temperature, lr, batch_size)
-    return depth * input_variance * s ** (2.0 - 2.0 / depth) * label_noise**2 * T
+    return step_ratio(1.0, depth, input_variance, s) * label_noise**2 * T
 
 
 def boltzmann_law(depth, s, input_variance=1.0, label_noise=0.0, temperature=None, *, lr=None, batch_size=1,

@@ -1,6 +1,7 @@
 """``diagonal_saddles``: saddle to saddle in diagonal linear networks on sparse regression (issue 16 part 2).
 
-Simulate. Per instance (a Gaussian design ``n × d``, a sparse target, ``regression.seed`` = the instance), gradient
+Simulate. Per instance (a Gaussian design ``n × d``, a sparse target, ``regression.seed`` = ``10·seed`` + the
+instance; the rows name the instance, so that a row has the same id at every ``seed``), gradient
 flow on ``β = u ⊙ v`` (:mod:`dlnlab.engines.regression`, float64, Dopri5 at ``rtol``) from init scales
 
 * ``staircase_alphas`` (the last two are the extrapolation pair ``α``, ``α²``), records log-spaced over the
@@ -32,7 +33,8 @@ the mirror form: see that module):
 * ``l1_limit`` (W) — ``‖β(∞) − β_ℓ₁‖_∞`` at the smallest α against the LP solution, on the instances whose last
   jump adds a coordinate (dual margin :func:`final_margin` ≥ ``MARGIN``): when it drops one, that coordinate's
   dual stays at ±1 with a zero gradient and it decays algebraically (instance 10: 2.7e−3 at t = 1e5, falling
-  like 1/t), so no finite run reaches 1e−6 — no row then (the margin is in the notes); ``l2_limit`` (W) — at the
+  like 1/t), so no finite run reaches 1e−6 — the row is then ``not applicable`` (the margin is in the notes);
+  ``l2_limit`` (W) — at the
   largest α against ``X⁺y``; ``implicit_bias`` (W) — at the ``bias_alphas`` against ``argmin φ_α`` s.t. ``Xβ = y``
   (:func:`~dlnlab.theory.sparse_regression.implicit_bias_solution`): each ``at_most`` 1e−6 (the issue's bar).
   Their error bound: the last record-to-record motion (the remaining convergence) plus the solver's tolerance.
@@ -164,12 +166,16 @@ def _limit_claims(sim, p, fy, inst):
     alphas, ds = p["staircase_alphas"], sim["stair"]
     rows, margin = [], final_margin(sim["seq"])
     if margin >= MARGIN:
-        rows.append(row(NAME, "l1_limit", paper="W", claim="as α → 0 the flow's limit is the minimum-ℓ₁ "
-                        "interpolator (Woodworth et al. 2020)", quantity="‖β(∞) − argmin{‖β‖₁ : Xβ = y}‖_∞ (LP)",
-                        theory=0.0, estimate=_limit_estimate(ds, len(alphas) - 1, sr.min_l1_interpolator(data.X, y),
-                                                             rtol),
-                        tolerance=LIMIT_BUDGET, note=f"α = {alphas[-1]:g}, t = {ds.t.values[-1]:.4g}; dual margin "
-                                                     f"{margin:.3g}", instance=inst))
+        l1 = _limit_estimate(ds, len(alphas) - 1, sr.min_l1_interpolator(data.X, y), rtol)
+        why = f"dual margin {margin:.3g}"
+    else:  # the row exists at every draw (a stable id), not applicable at this one
+        l1 = Estimate.exact(np.nan)
+        why = (f"not applicable: dual margin {margin:.3g} < {MARGIN:g} (the last jump drops a coordinate, which "
+               "then decays algebraically: the limit is not reached within the run)")
+    rows.append(row(NAME, "l1_limit", paper="W", claim="as α → 0 the flow's limit is the minimum-ℓ₁ "
+                    "interpolator (Woodworth et al. 2020)", quantity="‖β(∞) − argmin{‖β‖₁ : Xβ = y}‖_∞ (LP)",
+                    theory=0.0, estimate=l1, tolerance=LIMIT_BUDGET,
+                    note=f"α = {alphas[-1]:g}, t = {ds.t.values[-1]:.4g}; {why}", instance=inst))
     big = sim["large"][-1]
     rows.append(row(NAME, "l2_limit", paper="W", claim="as α → ∞ the flow's limit is the minimum-ℓ₂ interpolator "
                     "(Woodworth et al. 2020)", quantity="‖β(∞) − X⁺y‖_∞", theory=0.0,
@@ -225,7 +231,7 @@ def _figure(out, p, sim):
     ax[2].set(xlabel="init scale α", ylabel="test error ½‖β(∞) − β*‖²", title="test error vs α")
     ax[2].legend(fontsize=7)
     return Figure(figures.save(fig, out, "diagonal_saddles"),
-                  f"Diagonal network β = u ⊙ v on sparse regression (n = {p['n']}, d = {p['d']}, instance "
+                  f"Diagonal network β = u ⊙ v on sparse regression (n = {p['n']}, d = {p['d']}, data seed "
                   f"{sim['task'].seed}): training loss against t/ln(1/α) approaching the α → 0 algorithm's staircase; "
                   "the coordinates entering and leaving the support at the algorithm's jumps (dotted); the test error "
                   "of the limit falls from the min-ℓ₂ interpolator's (large α) to the min-ℓ₁ one's (α → 0).")
@@ -250,9 +256,9 @@ _BASE = {"n": 5, "d": 8, "target": [1.5, -1.0], "staircase_alphas": [1e-3, 1e-6,
 def diagonal_saddles(p, out):
     fy = theory_factors(p, INPUTS)["y"]
     claims, first = [], None
-    for inst in instances(p):
+    for i, inst in zip(p["instances"], instances(p), strict=True):  # rows name the preset's instance, not its seed
         sim = simulate_instance(_task(p, inst), p)
         first = first or sim
-        claims += _staircase_claims(sim, p, fy, inst) + _limit_claims(sim, p, fy, inst)
+        claims += _staircase_claims(sim, p, fy, int(i)) + _limit_claims(sim, p, fy, int(i))
     return ExperimentResult(NAME, claims=claims, figures=[_figure(out, p, first)])
 

@@ -4,11 +4,12 @@
 Simulate. A whitened online teacher ``d × d`` (random basis, ``s = (s₁, s₂)``), a two-layer network of width ``w``,
 started from random non-aligned λ-balanced weights (:func:`~dlnlab.theory.lambda_balanced.lambda_balanced_init`,
 ``W₁W₁ᵀ − W₂ᵀW₂ = λΠ``, small scale), full-batch GD on the population loss at the stacked step sizes ``etas``
-(``replicas`` random inits each; 12 replicas in all: with the sharpness observable, runs of 16, 40 and 80
-replicas never returned on this 2-device machine — 13–15 s of CPU in 8 minutes — while 12 and 14 did, like the
-batched-LAPACK hang of ``singular_values``; not investigated further, so a third step size in the window and more
-replicas wait for that fix) to ``t_max``, recording the loss and the ``sharpness`` observable (the top Hessian
-eigenvalue by Lanczos, :mod:`dlnlab.model.hessian`; ``P = 2wd ≤ 32``: exact to round-off).
+(``replicas`` random inits each; quick: 4, 12 in all — runs recording the sharpness use one device since the
+two-device hang was fixed, so more replicas only cost time) to ``t_max``, recording the loss and the ``sharpness``
+observable (the top Hessian eigenvalue by Lanczos, :mod:`dlnlab.model.hessian`; ``P = 2wd ≤ 32``: exact to
+round-off). Seen at 12 replicas per step size (``--set replicas=12``): 2 of 12 inits at η = 0.3 end at minima
+*sharper* than GF's (S = 5.94, 6.59 against S_GF = 5, loss 0), so ``flatter_than_gf`` (a mean over replicas) is
+then inconclusive: it holds for most inits, not for every one.
 
 Closed forms (:mod:`dlnlab.theory.sharpness`, derived): gradient flow conserves λ and ends at a λ-balanced minimum
 of sharpness ``S_GF = √(λ² + 4s₁²)``; the flattest minima are the balanced ones, ``S_bal = 2s₁``. GD is linearly
@@ -19,7 +20,7 @@ Claims:
 
 * ``edge`` (CE; Cohen et al. 2021: sharpness rises to, and hovers at, ``2/η``) — for ``η`` in
   ``(2/S_GF, 2/S_bal)``: ``η·S(t_max)/2`` against 1, within 0.05 (batch means over replicas; measured
-  0.97–0.99 at η = 0.44, 0.47: GD settles just inside the stable side);
+  0.97–0.98 at η = 0.42, 0.47: GD settles just inside the stable side);
 * ``above_balanced`` (derived) — at ``η`` of ``flattest_eta`` (the edge step closest to ``2/S_bal``): the minimum GD
   reaches is no flatter than the balanced one, ``S(t_max) ≥ S_bal`` (a threshold row: the lower bound above it);
 * beyond rows (no theory value held to a model budget): progressive sharpening at the smallest η (``max_t S −

@@ -55,7 +55,7 @@ def simulate(p, group, seed):
     """One engine call for a group: ``{(η, σ_ε): m (replicas, records)}`` and the number of records before the kept
     ones (the saddle crossing and the burn-in)."""
     L, s, lam, B, lrs, sigs = group
-    rate = L * lam * s ** (2.0 - 2.0 / L)  # h/η: k/h steps last k/rate time units at every η
+    rate = step_ratio(1.0, L, lam, s)  # h/η: k/h steps last k/rate time units at every η
     thin_t = p["thin_h"] / rate
     t_escape = tm.learning_time(p["m0"] * s, s, lam, L)
     n_skip = math.ceil((t_escape + p["burn_h"] / rate) / thin_t)

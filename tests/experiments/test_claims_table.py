@@ -16,13 +16,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from experiments._smoke import smoke_run
 from typer.testing import CliRunner
 
 from dlnlab.cli import app
 from dlnlab.experiments import PAPERS, REGISTRY, VERDICTS
 from dlnlab.experiments.claims import KINDS, Claim
 from dlnlab.experiments.table import hold_line
+
+from ._smoke import smoke_run
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

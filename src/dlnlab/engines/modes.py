@@ -89,16 +89,16 @@ def mode_noise_var(m, s, input_variance, label_noise, noise="exact"):
     return conventions.mode_noise_var(m, s, input_variance, label_noise)
 
 
-def mode_draws(key, batch_size, lam, label_noise):
+def mode_draws(key, batch_size, input_variance, label_noise):
     """One step's samples along every mode: ``z`` of shape ``(B, n_modes)`` with ``z ~ N(0, λ)`` and ``e ~ N(0, σ_ε²)``,
     drawn exactly as :meth:`dlnlab.Problem.sample` draws ``x`` and ``ε`` (``key`` is the step key;
     ``label_noise=None``: σ_ε = 0 without drawing ``e``)."""
     kx, ke = jax.random.split(key)
-    n = lam.shape[0]
-    z = normal(kx, (batch_size, n), lam.dtype) * jnp.sqrt(lam)
+    n = input_variance.shape[0]
+    z = normal(kx, (batch_size, n), input_variance.dtype) * jnp.sqrt(input_variance)
     if label_noise is None:
         return z, jnp.zeros_like(z)
-    return z, label_noise * normal(ke, (batch_size, n), lam.dtype)
+    return z, label_noise * normal(ke, (batch_size, n), input_variance.dtype)
 
 
 def minibatch_mode_gradient(a, z, e, s):
@@ -113,36 +113,36 @@ def recursion_step(a, zeta_hat, lr):
     return a - lr * pi * zeta_hat
 
 
-def _log_coefficients(y, s, lam, label_noise, c, noise):
+def _log_coefficients(y, s, input_variance, label_noise, c, noise):
     """Log-coordinate drift ``μ`` and noise ``ς`` (per layer) and the pieces of their Jacobian."""
     Y = jnp.sum(y, axis=0)
     m = jnp.exp(Y)
     r = jnp.exp(Y[None] - 2.0 * y)  # π_l / a_l
-    D = mode_noise_var(m, s, lam, label_noise, noise)
-    mu = lam * r * (s - m) - 0.5 * c * r**2 * D
+    D = mode_noise_var(m, s, input_variance, label_noise, noise)
+    mu = input_variance * r * (s - m) - 0.5 * c * r**2 * D
     return mu, r, m, D
 
 
-def _log_drift_jacobian_parts(y, s, lam, label_noise, c, noise):
+def _log_drift_jacobian_parts(y, s, input_variance, label_noise, c, noise):
     """The log-coordinate drift and its Jacobian in the form ``∂μ_l/∂y_j = b_l − 2 A_l δ_lj`` (diagonal plus rank one).
 
     With ``r_l = exp(Y − 2y_l)``, ``m = exp(Y)``, ``Y = Σ y``: ``∂r_l/∂y_j = r_l(1 − 2δ_lj)`` and ``∂m/∂y_j = m``, so
     ``A_l = λ r_l (s − m) − c r_l² D`` and ``b_l = A_l − λ r_l m − ½ c r_l² D'(m) m`` (``c = η/B``)."""
-    mu, r, m, D = _log_coefficients(y, s, lam, label_noise, c, noise)
-    dD = 4.0 * lam**2 * (m - s) if noise == "exact" else 0.0 * m  # D'(m)
-    A = lam * r * (s - m) - c * r**2 * D
-    b = A - lam * r * m - 0.5 * c * r**2 * dD * m
+    mu, r, m, D = _log_coefficients(y, s, input_variance, label_noise, c, noise)
+    dD = 4.0 * input_variance**2 * (m - s) if noise == "exact" else 0.0 * m  # D'(m)
+    A = input_variance * r * (s - m) - c * r**2 * D
+    b = A - input_variance * r * m - 0.5 * c * r**2 * dD * m
     return mu, A, b
 
 
-def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
+def implicit_log_step(y, xi, dt, s, input_variance, label_noise, c, noise="exact"):
     """One drift-implicit Euler step in ``y = ln a``: solve ``y' − Δt μ(y') = y + ς(y) sqrt(Δt) ξ`` (``ς_l = sqrt(c) r_l
     sqrt(D)``, ``c = η/B``) by damped Newton; the Newton system ``diag(1 + 2ΔtA) − Δt b 1ᵀ`` is solved by
     Sherman–Morrison, elementwise over modes. Steps are clipped to ``|Δy| ≤ 1`` and iterations stop at
     ``max|Δy| ≤ 1e-13`` (or after 60). A mode whose right-hand side is not finite (it diverged earlier, or its noise
     term overflows) fails at once: iterating could only end in NaN, and under ``vmap`` the loop runs until its
     slowest element stops, so one such mode cost every replica of the batch 60 iterations a step."""
-    mu0, r, _, D = _log_coefficients(y, s, lam, label_noise, c, noise)
+    mu0, r, _, D = _log_coefficients(y, s, input_variance, label_noise, c, noise)
     target = y + jnp.sqrt(dt * c) * r * jnp.sqrt(D) * xi
     dead = ~jnp.all(jnp.isfinite(target), axis=0)
     # start from the explicit (log-EM) step where it is finite: then the residual is O(Δt²) and Newton needs
@@ -152,7 +152,7 @@ def implicit_log_step(y, xi, dt, s, lam, label_noise, c, noise="exact"):
 
     def newton(state):
         u, it, _ = state
-        mu, A, b = _log_drift_jacobian_parts(u, s, lam, label_noise, c, noise)
+        mu, A, b = _log_drift_jacobian_parts(u, s, input_variance, label_noise, c, noise)
         F = u - target - dt * mu  # (L, n)
         d = 1.0 + 2.0 * dt * A
         Fd, bd = F / d, b / d

@@ -55,7 +55,7 @@ INPUTS = ("s",)
 KINDS = ("parameter", "function")
 
 
-def run(p, L, start, *, m0=None, replicas=None, record_every=None, noise=True, t_factor=None):
+def run(p, depth, start, *, m0=None, replicas=None, record_every=None, noise=True, t_factor=None):
     """One ensemble: full-network SGD from the ``aligned`` or ``random`` start (per-layer scale ``m0^{1/L}/√w``),
     with the measured noise (``noise``)."""
     s = np.asarray(p["s"], np.float64)
@@ -63,14 +63,14 @@ def run(p, L, start, *, m0=None, replicas=None, record_every=None, noise=True, t
     width = len(s) if start == "aligned" else int(p["random_width"])
     m_eff = m0 if start == "aligned" else m0 / math.sqrt(width)
     dt_rec = p["lr"] * (p["record_every"] if record_every is None else record_every)
-    t_max = (p["t_factor"] if t_factor is None else t_factor) * tm.learning_time(m_eff, float(s.min()), 1.0, L)
+    t_max = (p["t_factor"] if t_factor is None else t_factor) * tm.learning_time(m_eff, float(s.min()), 1.0, depth)
     n_rec = math.ceil(t_max / dt_rec)
     init = ({"kind": "aligned", "scale": m0, "hidden_basis": "random"} if start == "aligned" else
-            {"kind": "gaussian", "scale": m0 ** (1.0 / L) / math.sqrt(width)})
-    cfg = network_config(s=s, depth=L, width=width, label_noise=p["label_noise"], lr=p["lr"],
+            {"kind": "gaussian", "scale": m0 ** (1.0 / depth) / math.sqrt(width)})
+    cfg = network_config(s=s, depth=depth, width=width, label_noise=p["label_noise"], lr=p["lr"],
                          batch_size=p["batch_size"], t_max=n_rec * dt_rec, n_times=n_rec + 1,
                          replicas=p["replicas"] if replicas is None else replicas,
-                         seed=100 * int(p["seed"]) + 10 * L + (start == "random") + 5 * (not noise), init=init,
+                         seed=100 * int(p["seed"]) + 10 * depth + (start == "random") + 5 * (not noise), init=init,
                          observables=("mode_strength", "singular_values", "loss"))
     extra = [sampled_noise(int(p["n_samples"]), int(p["seed"]))] if noise else None
     return simulate(cfg, observables=extra, progress=False)
@@ -128,7 +128,7 @@ def _median(x, seed, censored=False):
     return stats.bootstrap_quantile(x if censored else x[np.isfinite(x)], censored=censored, seed=seed)
 
 
-def peak_claims(ds, p, L, start, fs):
+def peak_claims(ds, p, depth, start, fs):
     """Aligned start: ``m_peak`` and ``t_peak`` against the closed forms (measured). Random start: the peak comes
     before learning and in saddle order ([C]: qualitatively; ``beyond``: the aligned closed forms make no
     quantitative claim there, their values are in the notes)."""
@@ -136,10 +136,10 @@ def peak_claims(ds, p, L, start, fs):
     rows, rec = [], p["lr"] * p["record_every"]
     for kind in KINDS:
         tp, mp, learned = peaks(ds, p, kind)
-        pe = tm.peak_exponent(L, kind)
+        pe = tm.peak_exponent(depth, kind)
         for j, sj in enumerate(s):
-            tag = setting(start=start, L=L, kind=kind, mode=j + 1)
-            mstar = tm.peak_strength(sj * fs, L, kind, 1.0, sig)
+            tag = setting(start=start, L=depth, kind=kind, mode=j + 1)
+            mstar = tm.peak_strength(sj * fs, depth, kind, 1.0, sig)
             note = (f"s = {sj:g}, p = {pe:.3g}, σ_ε = {sig:g}, η = {p['lr']:g}, B = {p['batch_size']}, "
                     f"{tp.shape[0]} replicas ({int(np.isfinite(tp[:, j]).sum())} with a peak fit, "
                     f"{int(np.isnan(learned[:, j]).sum())} never learned), noise from {p['n_samples']} fresh samples "
@@ -157,21 +157,22 @@ def peak_claims(ds, p, L, start, fs):
                                     Tolerance.above(0.0, why="qualitative claim: the stronger mode peaks first"),
                                     kind="beyond", note=note))
                 continue
-            h = step_ratio(p["lr"], L, 1.0, sj)
+            h = step_ratio(p["lr"], depth, 1.0, sj)
             rows.append(row(NAME, "m_peak", tag, "the diffusion along a mode peaks at m* = ps/(p+2) (m_− with label "
                             "noise), before the mode is learned (§7.2–7.3)", "median m_α(t_peak) of the measured "
                             "minibatch noise", mstar, _median(mp[:, j], p["seed"]),
                             Tolerance.within(relative=p["peak_tol"], why="cubic-fit bias ≤ 0.5 % on the exact curve "
                                              "and SGD's O(h) effects"), note=note))
             rows.append(row(NAME, "t_peak", tag, "the peaks come at the gradient-flow times t*, in saddle order (§7.2)",
-                            "median t_peak", tm.peak_time(m0, sj * fs, 1.0, L, kind, sig), _median(tp[:, j], p["seed"]),
+                            "median t_peak", tm.peak_time(m0, sj * fs, 1.0, depth, kind, sig),
+                            _median(tp[:, j], p["seed"]),
                             Tolerance.within(absolute=rec, relative=p["time_tol"], why="one record interval, and SGD's "
                                              f"noise-induced delay of the escape, O(h) (h = {h:.3g}; ≈ 1 % measured)"),
                             note=note))
     return rows
 
 
-def sequence_claims(ds, p, L, fs):
+def sequence_claims(ds, p, depth, fs):
     """Plateau levels of random-start SGD against the saddle losses (``saddle_to_saddle.md`` §6.2); the run starts
     small enough (``sequence_m0``) for the plateaus to be flat."""
     s = np.asarray(p["s"], np.float64)
@@ -186,7 +187,7 @@ def sequence_claims(ds, p, L, fs):
     rows = []
     for k in range(K):
         loss = table[table.replica.isin(full) & (table.plateau == k)]["loss"].to_numpy()
-        rows.append(row(NAME, "plateau_loss", setting(start="random", L=L, plateau=k), "SGD keeps the GF saddle "
+        rows.append(row(NAME, "plateau_loss", setting(start="random", L=depth, plateau=k), "SGD keeps the GF saddle "
                         "sequence: its k-th plateau is the saddle with the k strongest modes learned",
                         f"loss on plateau {k}", ss.saddle_loss(k, s * fs, 1.0, p["label_noise"]),
                         _median(loss, p["seed"]),

@@ -44,18 +44,18 @@ NAME = "mode_agreement"
 INPUTS = ("s", "n_samples")
 
 
-def compare_times(p, L, s):
+def compare_times(p, depth, s):
     """Per mode: its gradient-flow half-time (on the full network's 0.1 record grid) and the end of the run."""
-    half = [round(float(gf.mode_time(x / 2, p["m0"], x, 1.0, L)), 1) for x in s]
+    half = [round(float(gf.mode_time(x / 2, p["m0"], x, 1.0, depth)), 1) for x in s]
     return sorted(set(half) | {float(p["t_max"])})
 
 
-def ensembles(p, L, fs):
+def ensembles(p, depth, fs):
     """Full-network SGD at the comparison times, and the per-mode SDE and recursion at ``s × fs``."""
     s = np.asarray(p["s"], np.float64)
-    times = compare_times(p, L, s)
-    seed = 100 * int(p["seed"]) + 10 * L
-    cfg = network_config(s=s, depth=L, width=len(s), label_noise=p["label_noise"], lr=p["lr"],
+    times = compare_times(p, depth, s)
+    seed = 100 * int(p["seed"]) + 10 * depth
+    cfg = network_config(s=s, depth=depth, width=len(s), label_noise=p["label_noise"], lr=p["lr"],
                          batch_size=p["batch_size"], t_max=p["t_max"], n_times=round(p["t_max"] / 0.1) + 1,
                          replicas=p["replicas"], seed=seed, init={"kind": "aligned", "scale": p["m0"],
                                                                   "hidden_basis": "random"})
@@ -63,7 +63,7 @@ def ensembles(p, L, fs):
     idx = [int(np.argmin(np.abs(full.t.values - x))) for x in times]
     out = {"full": full.mode_strength.values[:, idx]}
     for kind, name in (("sde", "per-mode SDE"), ("sgd", "per-mode recursion")):
-        mc = mode_config(s * fs, depth=L, lr=p["lr"], batch_size=p["batch_size"], label_noise=p["label_noise"],
+        mc = mode_config(s * fs, depth=depth, lr=p["lr"], batch_size=p["batch_size"], label_noise=p["label_noise"],
                          m0=p["m0"], kind=kind, times=[0.0] + times,
                          replicas=p["sde_replicas" if kind == "sde" else "recursion_replicas"],
                          seed=seed + (1 if kind == "sde" else 2))
@@ -71,17 +71,17 @@ def ensembles(p, L, fs):
     return times, out, full
 
 
-def agreement_claims(p, L, times, ens):
+def agreement_claims(p, depth, times, ens):
     s = np.asarray(p["s"], np.float64)
-    half = compare_times(p, L, s)
+    half = compare_times(p, depth, s)
     rows = []
     for name, key in (("per-mode SDE", "ks_sde"), ("per-mode recursion", "ks_recursion")):
         for j, sj in enumerate(s):
-            for t in sorted({round(float(gf.mode_time(sj / 2, p["m0"], sj, 1.0, L)), 1), float(p["t_max"])}):
+            for t in sorted({round(float(gf.mode_time(sj / 2, p["m0"], sj, 1.0, depth)), 1), float(p["t_max"])}):
                 i = half.index(t)
                 a, b = ens["full"][:, i, j], ens[name][:, i, j]
                 ok = np.isfinite(a).sum() + np.isfinite(b).sum()
-                rows.append(row(NAME, key, setting(L=L, mode=j + 1, t=t),
+                rows.append(row(NAME, key, setting(L=depth, mode=j + 1, t=t),
                                 f"full-network SGD from an aligned balanced init has the law of the {name} (§5)",
                                 f"two-sample KS(full SGD m_α(t), {name} m_α(t))", 0.0,
                                 stats.ks_2samp(a[np.isfinite(a)], b[np.isfinite(b)]).distance,
@@ -149,7 +149,7 @@ def finite_claims(p, fn):
     return rows
 
 
-def _figure(out, p, L, full, ens, times):
+def _figure(out, p, depth, full, ens, times):
     s = np.asarray(p["s"], np.float64)
     fig, axes = figures.subplots(1, len(s), figsize=(3.4 * len(s), 3.0), squeeze=False)
     t, m = full.t.values, full.mode_strength.values
@@ -161,10 +161,10 @@ def _figure(out, p, L, full, ens, times):
             qq = np.nanpercentile(ens[name][:, :, j], [10, 50, 90], axis=0)
             ax.errorbar(times, qq[1], yerr=[qq[1] - qq[0], qq[2] - qq[1]], fmt="o", color=c, ms=3, capsize=2,
                         label=name)
-        ax.set(title=f"L = {L}, mode {j + 1} (s = {s[j]:g})", xlabel="t = ηk", ylabel="m_α")
+        ax.set(title=f"L = {depth}, mode {j + 1} (s = {s[j]:g})", xlabel="t = ηk", ylabel="m_α")
     axes[0, 0].legend(fontsize=7)
-    return Figure(figures.save(fig, out, f"agreement_L{L}"),
-                  f"L = {L}: m_α(t) of full-network SGD from an aligned balanced init (band: 10–90 %) and of its "
+    return Figure(figures.save(fig, out, f"agreement_L{depth}"),
+                  f"L = {depth}: m_α(t) of full-network SGD from an aligned balanced init (band: 10–90 %) and of its "
                   f"per-mode SDE and recursion at the comparison times (η = {p['lr']}, B = {p['batch_size']}, "
                   f"σ_ε = {p['label_noise']}); the per-mode quantiles sit on the full network's band.")
 

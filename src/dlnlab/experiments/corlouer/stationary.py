@@ -68,29 +68,30 @@ def simulate(p, group, seed):
     return runs, n_skip
 
 
-def _tag(L, s, lam, sig, lr, B):
-    return setting(L=L, s=float(s), lam=float(lam), sigma=float(sig), lr=float(lr), B=B)
+def _tag(depth, s, input_variance, sig, lr, B):
+    return setting(L=depth, s=float(s), lam=float(input_variance), sigma=float(sig), lr=float(lr), B=B)
 
 
-def _laws(L, s, lam, sig, T):
+def _laws(depth, s, input_variance, sig, T):
     """The exact law and the two approximate laws at the (possibly perturbed) theory inputs."""
-    exact = st.stationary_law(L, s, lam, sig, T)
-    label = stf.gamma_law(s, sig, T) if L == 2 else st.stationary_law(L, s, lam, sig, T, noise="label")
-    return exact, stf.boltzmann_law(L, s, lam, sig, T), label
+    exact = st.stationary_law(depth, s, input_variance, sig, T)
+    label = (stf.gamma_law(s, sig, T) if depth == 2
+             else st.stationary_law(depth, s, input_variance, sig, T, noise="label"))
+    return exact, stf.boltzmann_law(depth, s, input_variance, sig, T), label
 
 
-def row_claims(x, L, s, lam, sig, lr, B, p, fs):
+def row_claims(x, depth, s, input_variance, sig, lr, B, p, fs):
     """The rows of one setting from its kept samples ``x`` (replicas × records; diverged replicas dropped)."""
     ok = np.all(np.isfinite(x), axis=1)
-    x, T, h = x[ok], lr / (2 * B), step_ratio(lr, L, lam, s)
-    exact, boltz, label = _laws(L, s * fs, lam, sig, T)
+    x, T, h = x[ok], lr / (2 * B), step_ratio(lr, depth, input_variance, s)
+    exact, boltz, label = _laws(depth, s * fs, input_variance, sig, T)
     flat = x.ravel()
     grid = exact.grid(4000, 1e-7, 1 - 1e-7)
     shift = s * fs - exact.mean()
     note = (f"start m0 = {p['m0']:g} s (far below the law); burn-in {p['burn_h']:g}/h steps after the GF learning "
             f"time; {x.shape[0]} replicas × {x.shape[1]} records {p['thin_h']:g}/h steps apart "
             f"({int((~ok).sum())} diverged, dropped); {burn_in(x)}")
-    key = _tag(L, s, lam, sig, lr, B)
+    key = _tag(depth, s, input_variance, sig, lr, B)
     ks = lambda law: stats.ks_1samp(flat, law.cdf).distance
     ks_budget = Tolerance.at_most(absolute=0.3 * h + p["ks_margin"], why="0.3h: SGD's KS bias against the SDE law "
                                   f"(checks.md §0), + {p['ks_margin']:g}: the agreement claimed")
@@ -117,10 +118,10 @@ def row_claims(x, L, s, lam, sig, lr, B, p, fs):
     return rows
 
 
-def collapse_claim(m_end, L, s, lam, lr, B, p, fs):
+def collapse_claim(m_end, depth, s, input_variance, lr, B, p, fs):
     """§9.3 / checks.md S7: without label noise every replica converges to ``s`` (δ(m − s), the GF fixed point)."""
     hit = int(np.sum(np.abs(m_end - s * fs) <= 1e-6))
-    return row(NAME, "collapse", _tag(L, s, lam, 0.0, lr, B),
+    return row(NAME, "collapse", _tag(depth, s, input_variance, 0.0, lr, B),
                "without label noise the stationary law is the GF fixed point δ(m − s) (§9.3)",
                "fraction of replicas with |m − s| ≤ 1e-6 at the end", 1.0, stats.wilson(hit, m_end.size),
                Tolerance.above(0.99, why="every replica converges (S7: 4e-16); 1 % slack for the interval"),

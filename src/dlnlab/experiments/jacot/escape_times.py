@@ -94,10 +94,10 @@ def _jump_matrix(tab: pd.DataFrame, R: int, K: int, col: str = "t_end") -> np.nd
     return out
 
 
-def _t_max(p, L, sig, s) -> float:
+def _t_max(p, depth, sig, s) -> float:
     """``t_max_factor`` × the leading-order escape law (§4, a₀ = σ√w) of the slowest mode at the smallest σ."""
-    law = float(th.escape_time_law(min(sig), s[-1], L, width=p["width"]))
-    return float(p["t_max_factor"]) * law + (5.0 if L == 2 else 0.0)
+    law = float(th.escape_time_law(min(sig), s[-1], depth, width=p["width"]))
+    return float(p["t_max_factor"]) * law + (5.0 if depth == 2 else 0.0)
 
 
 def _run_grid(p, out):
@@ -120,31 +120,33 @@ def _run_grid(p, out):
     return sweep(base, grids, summary=escape_rows, **opts).raise_unless_done().table
 
 
-def _slope_row(L, k, sig, t, s, s_th, f, per_decade):
+def _slope_row(depth, k, sig, t, s, s_th, f, per_decade):
     """The escape-law row of saddle ``k`` at depth ``L`` from the escape times ``t`` over ``sig`` (NaN: left out)."""
     ok = np.isfinite(t)
-    fit = fit_escape_law(sig[ok], t[ok], L)
+    fit = fit_escape_law(sig[ok], t[ok], depth)
     est = stats.Estimate.student(fit["value"], fit["stderr"], int(ok.sum()) - 2, int(ok.sum()))
     span = f"σ ∈ [{sig[ok].min():.3g}, {sig[ok].max():.3g}] ({int(ok.sum())} values, one draw rescaled)"
-    if L == 2:
+    if depth == 2:
         tol = Tolerance.within(relative=0.02, why="O(σ²w) corrections of the linear escape at the largest σ and the "
                                "record interpolation (jumps of width ln81/(2λs) span several records: second order)")
-        return row(NAME, "slope", setting(L=L, saddle=k), f"L=2: the escape time from saddle {k} grows like "
+        return row(NAME, "slope", setting(L=depth, saddle=k), f"L=2: the escape time from saddle {k} grows like "
                    f"ln(1/σ)/(λ s_{k + 1}) (§4)", f"slope of t_{k + 1} against ln(1/σ), {span}", 1.0 / s_th[k], est,
                    tol)
     # the O(1) time B of the nonlinear phase (aligned: c_L/(Lλs^(2−2/L)), §3) bends d ln t/d ln σ = −(L−2)(1 − B/t);
     # a half-time is interpolated between records: an error up to half the record spacing, opposite at the two ends
-    offset = abs(th.c_L(L)) / (L * s[k] ** (2 - 2.0 / L))  # a model budget: the simulated s, not the theory's
+    # a model budget: the simulated s, not the theory's
+    offset = abs(th.c_L(depth)) / (depth * s[k] ** (2 - 2.0 / depth))
     delta = (10 ** (1.0 / per_decade) - 1) / 2
-    budget = (L - 2) * offset / float(np.min(t[ok])) + 2 * delta / math.log(sig[ok].max() / sig[ok].min())
+    budget = (depth - 2) * offset / float(np.min(t[ok])) + 2 * delta / math.log(sig[ok].max() / sig[ok].min())
     tol = Tolerance.within(absolute=budget, why=f"nonlinear-phase time |c_L|/(Lλs^(2−2/L)) over the shortest escape "
                            f"time, plus the half-time's interpolation between records (≤ {100 * delta:.2g} % of t, "
                            "opposite at the ends of the fit)")
-    return row(NAME, "exponent", setting(L=L, saddle=k), f"L={L}: the escape time from saddle {k} grows like "
-               "σ^−(L−2) (§4)", f"log-log slope of t_{k + 1} against σ, {span}", -(L - 2.0) * f["exponent"], est, tol)
+    return row(NAME, "exponent", setting(L=depth, saddle=k), f"L={depth}: the escape time from saddle {k} grows like "
+               "σ^−(L−2) (§4)", f"log-log slope of t_{k + 1} against σ, {span}", -(depth - 2.0) * f["exponent"], est,
+               tol)
 
 
-def _level_rows(L, sig, tab, s_th, K, rtol):
+def _level_rows(depth, sig, tab, s_th, K, rtol):
     """Plateau losses at the smallest σ against the saddle levels ½Σ_{i>k} λ_i s_i² (every plateau, §6.2)."""
     i0 = int(np.argmin(sig))
     g = tab[tab.replica == i0].sort_values("plateau")
@@ -156,8 +158,8 @@ def _level_rows(L, sig, tab, s_th, K, rtol):
     for k in range(min(K, len(g))):
         loss = float(g.loss.iloc[k])
         est = stats.Estimate.exact(loss, 10 * rtol * abs(loss))
-        rows.append(row(NAME, "plateau_level", setting(L=L, plateau=k), f"L={L}: the flow rests on saddle {k} at "
-                        "the loss ½Σ_(i>k) λ_i s_i² (§6.2)", f"plateau {k} loss at σ = {sig[i0]:g}", levels[k], est,
+        rows.append(row(NAME, "plateau_level", setting(L=depth, plateau=k), f"L={depth}: the flow rests on saddle {k} "
+                        "at the loss ½Σ_(i>k) λ_i s_i² (§6.2)", f"plateau {k} loss at σ = {sig[i0]:g}", levels[k], est,
                         Tolerance.within(relative=1e-3, why="σ → 0 level; at finite σ the plateau sits below by "
                                          "O(σ) (Errata 10: 1e-5 at σ = 1e-3); solver error 10 rtol"), note=note))
     return rows

@@ -55,14 +55,14 @@ NAME = "phase_transition"
 INPUTS = ("s", "gamma_c", "init_var")
 
 
-def run(p, L: int, w: int, gamma: float):
+def run(p, depth: int, w: int, gamma: float):
     """One gradient-flow run at depth ``L``, width ``w`` from ``σ² = w^−γ``, ``replicas`` draws; horizon ``t_max_L``
     for γ > 1 and ``t_max_lazy`` for γ < 1 (module docstring)."""
-    t_max = p[f"t_max_{L}"] if gamma > 1 else p["t_max_lazy"]
-    cfg = network_config(s=p["s"], d=p["d"], depth=L, width=w, init={"kind": "gaussian", "gamma": float(gamma)},
+    t_max = p[f"t_max_{depth}"] if gamma > 1 else p["t_max_lazy"]
+    cfg = network_config(s=p["s"], d=p["d"], depth=depth, width=w, init={"kind": "gaussian", "gamma": float(gamma)},
                          dynamics={"kind": "flow", "t_max": float(t_max), "rtol": 1e-8, "solver": "explicit"},
                          n_times=p["n_times"], replicas=p["replicas"],
-                         seed=int(p["seed"]) + 10 * L + w + round(100 * gamma), teacher_seed=p["seed"])
+                         seed=int(p["seed"]) + 10 * depth + w + round(100 * gamma), teacher_seed=p["seed"])
     return cfg, simulate(cfg, progress=False)
 
 

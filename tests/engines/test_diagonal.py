@@ -16,7 +16,8 @@ import pytest
 from scipy import integrate
 
 import dlnlab
-from dlnlab.analysis.ensembles import group_se, stationary_samples
+from dlnlab.analysis.ensembles import stationary_samples
+from dlnlab.analysis.stats import group_estimate
 from dlnlab.engines import diagonal_config, simulate_diagonal
 from dlnlab.model.diagonal import DiagonalModel, balanced_factors, path_gradients, path_values, sgd_step
 from dlnlab.theory.balance import (
@@ -141,7 +142,8 @@ def test_sgd_balance_to_noise_balance():
     pred = -integrate.trapezoid(rate, ds.t.values, axis=1)
     obs = li[:, -1] - li[:, 0]
     diff = obs - pred
-    m, se = group_se(diff[:, None], np.mean)
+    est = group_estimate(diff[:, None], np.mean)
+    m, se = est.value, est.se
     assert abs(m) < 5 * se + 0.03 * abs(pred.mean()), (obs.mean(), pred.mean(), se)
     assert obs.mean() < -5  # |u² − w²| fell by a factor > e^5
 
@@ -162,10 +164,11 @@ def test_fluctuation_inversion_simulated():
                                            replicas=R, common_random_numbers=False, seed=3),
                            weights=balanced_factors(np.maximum(v0, 1e-300), 2))
     x = ds.output.values[:, 5:].reshape(len(Ts), R, -1)
-    stats = [group_se(xi, lambda z: np.var(z[z <= 3.0])) for xi in x]
-    var = np.array([a for a, _ in stats])
+    stats = [group_estimate(xi, lambda z: np.var(z[z <= 3.0])) for xi in x]
+    var = np.array([e.value for e in stats])
     assert np.all(np.diff(var) < 0), var
-    for (v_sim, se), law in zip(stats, laws):
+    for e, law in zip(stats, laws):
+        v_sim, se = e.value, e.se
         th = law.truncated_var(3.0)
         assert abs(v_sim - th) < 4 * se + 0.03 * th, (v_sim, th, se)
 
@@ -185,8 +188,8 @@ def test_sde_stationary_L2(sde_L2):
     Measured: mean 0.9315 (SE 0.0032), median 0.9075 (SE 0.0035), KS 0.031 (bound 0.062)."""
     law = DiagonalStationaryLaw(2, 0.05)
     x = stationary_samples(sde_L2, 5.0)
-    mean, se_m = group_se(x, np.mean)
-    med, se_q = group_se(x, np.median)
+    e_mean, e_med = group_estimate(x, np.mean), group_estimate(x, np.median)
+    (mean, se_m), (med, se_q) = (e_mean.value, e_mean.se), (e_med.value, e_med.se)
     assert abs(mean - 0.938) < 0.01 and abs(med - 0.911) < 0.01
     assert abs(mean / law.mean - 1) < 0.05 and abs(med / law.median - 1) < 0.05
     assert abs(mean - law.mean) < 5 * se_m + 0.002 and abs(med - law.median) < 5 * se_q + 0.002
@@ -302,7 +305,8 @@ def test_collapse_above_Tc():
                                            v0=[1.0], seed=21))
     y = ds.log_abs_v.values[:, :, 0]
     slope = (y[:, 2] - y[:, 1]) / 20
-    m, se = group_se(slope[:, None], np.mean)
+    est = group_estimate(slope[:, None], np.mean)
+    m, se = est.value, est.se
     assert abs(m + 4.0) < 5 * se + 0.04, (m, se)
     assert np.mean(y[:, 2] < np.log(1e-5)) >= 0.99
     below = simulate_diagonal(diagonal_config(MODEL2, kind="sde_log", lr=0.5, dt=1e-3, times=[0, 60], replicas=200,
@@ -321,9 +325,11 @@ def test_linear_model_keeps_both_signs():
     ds = simulate_diagonal(diagonal_config(m1, kind="sde", lr=0.4, dt=1e-3, times=np.arange(0, 30.5, 1.0),
                                            replicas=2000, seed=6), weights=[[1.0]])
     x = stationary_samples(ds, 5.0)
-    p, se = group_se(x, lambda z: np.mean(z < 0))
+    est = group_estimate(x, lambda z: np.mean(z < 0))
+    p, se = est.value, est.se
     assert abs(p - float(law.cdf(0.0))) < 5 * se + 0.002, (p, se)
-    mean, se_m = group_se(x, np.mean)
+    est = group_estimate(x, np.mean)
+    mean, se_m = est.value, est.se
     assert abs(mean - 1.0) < 5 * se_m
 
 

@@ -20,18 +20,11 @@ import pytest
 from scipy import integrate
 
 import dlnlab
+from dlnlab.analysis.stats import group_estimate
 from dlnlab.engines import modes as M
 from dlnlab.theory import mode_sde as TM
 
 G = 20  # groups for the group SE (checks.md §0)
-
-
-def group_se(x, axis=0):
-    """Group standard error of the mean of ``x`` along ``axis`` (checks.md §0, G = 20 groups of replicas)."""
-    x = np.moveaxis(np.asarray(x, np.float64), axis, 0)
-    n = (x.shape[0] // G) * G
-    g = x[:n].reshape(G, n // G, *x.shape[1:]).mean(axis=1)
-    return g.std(axis=0, ddof=1) / np.sqrt(G)
 
 
 
@@ -129,7 +122,7 @@ def test_c4_per_mode_step_noise(lr, B):
             var = TM.sgd_step_variance(a0, s, 1.0, sig, lr, B, 2)
             assert var == pytest.approx(lr**2 * a0**2 * D / B)
         g = x.reshape(G, -1)
-        z_mean = (x.mean() - mean) / group_se(x)
+        z_mean = (x.mean() - mean) / group_estimate(x, groups=G).se
         z_var = (g.var(axis=1).mean() - var) / (g.var(axis=1).std(ddof=1) / np.sqrt(G))
         assert abs(z_mean) < 5 and abs(z_var) < 5, (scheme, z_mean, z_var, g.var(axis=1).mean() / var)
 
@@ -240,7 +233,8 @@ def test_s6_escape_rates_l2_sde():
     rates = TM.escape_rates(1.0, 1.0, 0.5, 0.05, 1)
     lm = np.log(m)
     slope = (lm[:, i4] - lm[:, i1]) / 3
-    assert abs(slope.mean() - rates["median"]) < 4 * group_se(slope), (slope.mean(), group_se(slope))
+    se = group_estimate(slope, groups=G).se
+    assert abs(slope.mean() - rates["median"]) < 4 * se, (slope.mean(), se)
     var_slope = (lm[:, i4].var() - lm[:, i1].var()) / 3
     assert var_slope == pytest.approx(rates["var"], rel=0.05)
     mean_slope = (np.log(m[:, i4].mean()) - np.log(m[:, i1].mean())) / 3

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import dlnlab
-from dlnlab.analysis.ensembles import group_se
+from dlnlab.analysis.stats import group_estimate
 from dlnlab.engines import make_step
 from dlnlab.model.diagonal import path_gradients, sgd_step
 from dlnlab.model.gradients import minibatch_gradient
@@ -174,6 +174,7 @@ def test_noise_balance_dln_expected_drift():
         G1 = np.einsum("nbh,nbi->nhi", R_ @ W2, X) / B
         delta = lr**2 * (np.sum(G2**2, axis=(1, 2)) - np.sum(G1**2, axis=(1, 2)))
         pred = lr * layer_balance_drift([W1, W2], M, S, sig, lr, B)[0]
-        m, se = group_se(delta[:, None], np.mean)
+        est = group_estimate(delta[:, None], np.mean)
+        m, se = est.value, est.se
         assert abs(m - pred) < 5 * se, (m, pred, se)
 

@@ -13,18 +13,11 @@ import pytest
 from numpy.polynomial import hermite_e
 from scipy import stats
 
+from dlnlab.analysis.stats import group_estimate
 from dlnlab.engines import modes as M
 from dlnlab.theory import mode_sde as TM
 
 G = 20  # groups for the group SE (checks.md §0)
-
-
-def group_se(x, axis=0):
-    """Group standard error of the mean of ``x`` along ``axis`` (checks.md §0, G = 20 groups of replicas)."""
-    x = np.moveaxis(np.asarray(x, np.float64), axis, 0)
-    n = (x.shape[0] // G) * G
-    g = x[:n].reshape(G, n // G, *x.shape[1:]).mean(axis=1)
-    return g.std(axis=0, ddof=1) / np.sqrt(G)
 
 
 
@@ -193,10 +186,11 @@ def test_ito_drift_antithetic_monte_carlo():
     step = lambda sgn: np.prod(a[:, None] + b[:, None] * dt + c[:, None] * np.sqrt(dt) * sgn * xi[None, :], axis=0)
     est = (step(1.0) + step(-1.0) - 2 * m) / (2 * dt)
     pred = float(TM.function_drift_layers(a, S_, LAM_, SIG_, LR_, B_))
-    z = (est.mean() - pred) / group_se(est)
+    se = group_estimate(est, groups=G).se
+    z = (est.mean() - pred) / se
     assert abs(z) < 5, (est.mean(), pred, z)
     # non-vacuous: the drift without the Itô term is rejected
-    z_gf = (est.mean() - float(np.sum(TM.layer_products(a)[1] ** 2) * LAM_ * (S_ - m))) / group_se(est)
+    z_gf = (est.mean() - float(np.sum(TM.layer_products(a)[1] ** 2) * LAM_ * (S_ - m))) / se
     assert abs(z_gf) > 20, z_gf
 
 
@@ -222,7 +216,7 @@ def test_function_space_sde_reproduces_per_layer_sde():
     crit = 1.628 * np.sqrt(2 / R)
     good, bad = run(True), run(False)
     ks_good, ks_bad = stats.ks_2samp(layer, good).statistic, stats.ks_2samp(layer, bad).statistic
-    se = np.hypot(group_se(layer), group_se(good))
+    se = np.hypot(group_estimate(layer, groups=G).se, group_estimate(good, groups=G).se)
     assert ks_good < crit, ks_good
     assert abs(layer.mean() - good.mean()) < 4 * se
     assert ks_bad > crit and abs(layer.mean() - bad.mean()) > 6 * se, (ks_bad, layer.mean() - bad.mean(), se)

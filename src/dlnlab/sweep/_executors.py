@@ -36,6 +36,31 @@ def _local_pool(max_workers: int) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"))
 
 
+def _import_submitit():
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("--executor", "slurm", "an installed submitit: pip install 'dlnlab[slurm]'") from None
+    return submitit
+
+
+def _require_sbatch() -> None:
+    if shutil.which("sbatch") is None:
+        raise ConfigError("--executor", "slurm", "a machine with SLURM (sbatch on PATH); use local or dask here")
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError("--executor", "dask", "an installed dask.distributed: pip install 'dask[distributed]'") from None
+    return distributed
+
+
+def _unknown_executor(executor) -> ConfigError:
+    return ConfigError("executor", executor, "local, dask, slurm, serial, or an object with submit(fn, *args)")
+
+
 def _submitit_params(slurm: Mapping | None) -> dict:
     generic = {"timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node", "nodes", "tasks_per_node", "name",
                "stderr_to_stdout"}
@@ -49,12 +74,9 @@ def slurm_executor(out: Path, slurm: Mapping | None = None, cluster: str = "slur
     """A submitit ``AutoExecutor`` writing its logs to ``OUT/slurm``. ``slurm``: parameters, e.g.
     ``{"partition": "gpu", "timeout_min": 120, "mem_gb": 16, "gpus_per_node": 1, "array_parallelism": 64}``
     (bare SLURM names get the ``slurm_`` prefix submitit expects)."""
-    try:
-        import submitit
-    except ImportError:
-        raise ConfigError("--executor", "slurm", "an installed submitit: pip install 'dlnlab[slurm]'") from None
-    if cluster == "slurm" and shutil.which("sbatch") is None:
-        raise ConfigError("--executor", "slurm", "a machine with SLURM (sbatch on PATH); use local or dask here")
+    submitit = _import_submitit()
+    if cluster == "slurm":
+        _require_sbatch()
     ex = submitit.AutoExecutor(folder=str(Path(out) / "slurm" / "%j"), cluster=cluster)
     ex.update_parameters(**_submitit_params(slurm))
     return ex
@@ -78,19 +100,12 @@ def check_executor(executor, address) -> None:
         if address is not None and executor != "dask":
             raise ConfigError("--address", address, "given only with --executor dask")
         if executor == "dask":
-            try:
-                import distributed  # noqa: F401
-            except ImportError:
-                raise ConfigError("--executor", "dask", "an installed dask.distributed: pip install 'dask[distributed]'") from None
+            _import_distributed()
         if executor == "slurm":
-            try:
-                import submitit  # noqa: F401
-            except ImportError:
-                raise ConfigError("--executor", "slurm", "an installed submitit: pip install 'dlnlab[slurm]'") from None
-            if shutil.which("sbatch") is None:
-                raise ConfigError("--executor", "slurm", "a machine with SLURM (sbatch on PATH); use local or dask here")
+            _import_submitit()
+            _require_sbatch()
     elif executor is not None and not callable(getattr(executor, "submit", None)):
-        raise ConfigError("executor", executor, "local, dask, slurm, serial, or an object with submit(fn, *args)")
+        raise _unknown_executor(executor)
 
 
 def make_backend(executor, *, address, max_workers, out: Path, retries: int, slurm) -> Backend:
@@ -110,10 +125,8 @@ def make_backend(executor, *, address, max_workers, out: Path, retries: int, slu
             return Backend(lambda fn, *a: state["pool"].submit(fn, *a), "cf",
                             close=lambda: state["pool"].shutdown(wait=True, cancel_futures=True), restart=restart)
         if executor == "dask":
-            try:
-                from distributed import Client, LocalCluster
-            except ImportError:
-                raise ConfigError("--executor", "dask", "an installed dask.distributed: pip install 'dask[distributed]'") from None
+            distributed = _import_distributed()
+            Client, LocalCluster = distributed.Client, distributed.LocalCluster
             if address is not None:
                 try:
                     client = Client(address, timeout="20s")
@@ -142,7 +155,7 @@ def make_backend(executor, *, address, max_workers, out: Path, retries: int, slu
         return Backend(executor.submit, "cf")
     if callable(getattr(executor, "submit", None)):
         return Backend(executor.submit, "poll")
-    raise ConfigError("executor", executor, "local, dask, slurm, serial, or an object with submit(fn, *args)")
+    raise _unknown_executor(executor)
 
 
 def _is_dask_client(obj) -> bool:

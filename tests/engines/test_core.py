@@ -14,7 +14,7 @@ import xarray as xr
 
 import dlnlab
 from dlnlab import checkpoint
-from dlnlab.engines import build, diagonal_config, mode_config, relu_config
+from dlnlab.engines import RunResult, build, diagonal_config, mode_config, relu_config
 from dlnlab.errors import ConfigError
 from dlnlab.model import DiagonalModel, ReluTask
 
@@ -95,8 +95,9 @@ def test_program_step_and_run_agree(model):
     ran, _ = program.run(state, np.array([1]))
     for a, b in zip(jax.tree_util.tree_leaves(stepped[0]), jax.tree_util.tree_leaves(ran[0]), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-15)
-    _, every = program.run(state, np.arange(1, len(program.grid.t)))
-    np.testing.assert_array_equal(every[KEY[model]], ds[KEY[model]].values[:, 1:])
+    result = program.run(state, np.arange(1, len(program.grid.t)))
+    assert isinstance(result, RunResult) and result.state is result[0] and result.observations is result[1]
+    np.testing.assert_array_equal(result.observations[KEY[model]], ds[KEY[model]].values[:, 1:])
 
 
 def test_flow_program_has_no_step():

@@ -8,7 +8,7 @@ Public API::
     ds = simulate(config)                 # run any config: xarray.Dataset (replica, t, ...)
     program = build(config)               # its compiled Program: init() -> State, step(state), run(state, records)
     state = program.init()
-    state, obs = program.run(state, np.arange(1, len(program.grid.t)))
+    state, obs = program.run(state, np.arange(1, len(program.grid.t)))   # a RunResult(state, observations)
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ._core import (
     ProgressMeter,
     RecordGrid,
     Replicas,
+    RunResult,
     TqdmProgress,
     execute,
     keep_runs,
@@ -96,8 +97,8 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
 
 __all__ = [
     "DiagonalState", "DiscreteState", "FlowState", "Interrupted", "ModesState", "Program", "ProgressMeter",
-    "RecordGrid", "RegressionState", "ReluState", "Replicas", "StiffFlowState", "TqdmProgress", "as_network", "build",
-    "diagonal_config", "execute", "keep_runs", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
+    "RecordGrid", "RegressionState", "ReluState", "Replicas", "RunResult", "StiffFlowState", "TqdmProgress",
+    "as_network", "build", "diagonal_config", "execute", "keep_runs", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
     "reduce_to_modes", "regression_config", "relu_config", "simulate", "simulate_diagonal", "simulate_modes",
     "simulate_regression", "simulate_relu", "total_time",
 ]

@@ -186,14 +186,22 @@ def time_unit(config: Config, lr: np.ndarray) -> np.ndarray:
 # Programs
 
 
+class RunResult(NamedTuple):
+    """What :attr:`Program.run` returns: the ``state`` after the last record index asked for, and the
+    ``observations`` at each of them, ``{var: (R, len(records), …)}`` (NumPy)."""
+
+    state: Any
+    observations: dict
+
+
 @dataclass(frozen=True)
 class Program:
     """An ensemble simulation compiled for one config (blackjax-like: pure functions of a named state).
 
     * ``init() -> State``: the state at step 0 (every replica, leading axis ``R``);
     * ``step(state) -> State``: one step of every replica (``None`` for gradient flow, which has no fixed step);
-    * ``run(state, records) -> (State, observations)``: advance to each record index in ``records`` (increasing,
-      after the state's record) and observe there: ``{var: (R, len(records), …)}``;
+    * ``run(state, records) -> RunResult(state, observations)``: advance to each record index in ``records``
+      (increasing, after the state's record) and observe there: ``{var: (R, len(records), …)}``;
     * ``observe(state) -> {var: (R, …)}``: the recorded variables of a state;
     * ``summary(state) -> {var: (dims, values[, attrs])}``: per-replica variables of the final state.
 
@@ -208,7 +216,7 @@ class Program:
     grid: RecordGrid
     R: int
     init: Callable[[], Any]
-    run: Callable[[Any, np.ndarray], tuple[Any, dict]]
+    run: Callable[[Any, np.ndarray], RunResult]
     observe: Callable[[Any], dict]
     step: Callable[[Any], Any] | None
     dims: dict

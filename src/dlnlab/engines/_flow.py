@@ -55,7 +55,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..model.gradients import full_gradient
 from ..model.observables import BUILTIN
-from ._core import Program, RecordGrid, chunk_size, record_grid, trim_records
+from ._core import Program, RecordGrid, RunResult, chunk_size, record_grid, trim_records
 from ._rosenbrock import SolverState, advance, init_state
 
 #: ``t_max = "auto"``: a replica stops once no entry grew by more than this (relative) over a decade (:func:`settled`).
@@ -134,7 +134,7 @@ def _explicit(config, ens, observe, common) -> Program:
                                 ens.problem)
         state = FlowState(w, np.float64(t[-1]), state.solver_steps + np.asarray(ns),
                           state.solver_ok & np.asarray(good))
-        return state, trim_records(obs, len(t))
+        return RunResult(state, trim_records(obs, len(t)))
 
     def summary(state):
         return {"solver_steps": (("replica",), state.solver_steps), "solver_ok": (("replica",), state.solver_ok)}
@@ -290,7 +290,7 @@ def _stiff(config, ens, observe, common) -> Program:
         if auto:
             stop = _stop(state.stop, solver, last, (records[0] - 1) // n, t[-1],
                          lambda *x: rule(atol, *x, loss0))
-        return StiffFlowState(weights, solver, stop), trim_records(obs, len(t))
+        return RunResult(StiffFlowState(weights, solver, stop), trim_records(obs, len(t)))
 
     def summary(state):
         s = state.solver.stats

@@ -59,7 +59,7 @@ from jax import lax
 from ..config import Config
 from ..errors import ConfigError
 from ..model.diagonal import DiagonalModel, balanced_factors, path_gradients, path_values, sgd_step
-from ._core import Program, Replicas, execute, record_grid, time_unit, to_numpy
+from ._core import Program, Replicas, RunResult, execute, record_grid, time_unit, to_numpy
 
 BLOCK = 256  # steps per block of pre-drawn normals (fixed: part of the random-stream definition)
 
@@ -324,7 +324,7 @@ def build(config: Config, weights=None) -> Program:
         for k_end in grid.steps[np.asarray(records)]:
             carry = advance(carry, keys, p, jnp.asarray(int(k_end), jnp.int64))
             rows.append(to_numpy(observe(carry[0], p)))
-        return to_state(carry), {name: np.stack([r[name] for r in rows], axis=1) for name in rows[0]}
+        return RunResult(to_state(carry), {name: np.stack([r[name] for r in rows], axis=1) for name in rows[0]})
 
     def step(state):
         return to_state(advance(to_carry(state), keys, p, state.step + 1))

@@ -64,7 +64,7 @@ from ..errors import ConfigError
 from ..model.teacher import Teacher
 from ..rng import normal
 from ..runtime import shard_replicas
-from ._core import Program, Replicas, chunk_size, execute, pad_increments, record_grid, time_unit, to_numpy
+from ._core import Program, Replicas, RunResult, chunk_size, execute, pad_increments, record_grid, time_unit, to_numpy
 
 SCHEMES = ("sgd", "gd", "em", "log", "implicit")
 SDE_SCHEMES = ("em", "log", "implicit")
@@ -435,7 +435,7 @@ def build(config: Config, weights=None) -> Program:
         records = np.asarray(records)
         inc = pad_increments(incs[..., records - 1], max(size, len(records)))
         x, k, obs = run_prog(state.x, state.step, keys, params, jnp.asarray(inc), consts)
-        return ModesState(x, k), {name: a[:, :len(records)] for name, a in to_numpy(obs).items()}
+        return RunResult(ModesState(x, k), {name: a[:, :len(records)] for name, a in to_numpy(obs).items()})
 
     def dataset(ds):
         k = ds.sizes["mode"]

@@ -44,7 +44,17 @@ from ..model.observables import Observable, ReplicaParams, observe_fn, resolve
 from ..model.problem import Problem
 from ..model.teacher import Dataset, Teacher, completion_mask
 from ..runtime import shard_replicas
-from ._core import Program, Replicas, chunk_size, pad_increments, record_grid, time_unit, to_numpy, trim_records
+from ._core import (
+    Program,
+    Replicas,
+    RunResult,
+    chunk_size,
+    pad_increments,
+    record_grid,
+    time_unit,
+    to_numpy,
+    trim_records,
+)
 from ._flow import flow
 
 # ---------------------------------------------------------------------------------------------------------
@@ -353,7 +363,7 @@ def _discrete(config, ens: _Ensemble, observe, common) -> Program:
         records = np.asarray(records)
         inc = pad_increments(incs[..., records - 1], max(size, len(records)))
         state, obs = prog(state, ens.dyn_keys, ens.params, jnp.asarray(inc), ens.problem)
-        return state, trim_records(obs, len(records))
+        return RunResult(state, trim_records(obs, len(records)))
 
     def step(state):
         return guarded(state, jax.vmap(step_keys)(ens.dyn_keys), ens.problem, ens.params)

@@ -37,7 +37,7 @@ from jax import lax
 from ..config import Config
 from ..errors import ConfigError
 from ..model.regression import RegressionTask, beta_gradient, beta_of, factor_gradient, initial_factors
-from ._core import Program, Replicas, chunk_size, execute, pad_increments, record_grid, to_numpy
+from ._core import Program, Replicas, RunResult, chunk_size, execute, pad_increments, record_grid, to_numpy
 
 
 class RegressionState(NamedTuple):
@@ -182,7 +182,7 @@ def build(config: Config, weights=None) -> Program:
                                jnp.asarray(incs), lr, data)
         k = int(grid.steps[records[-1]])
         obs = {name: a[:, :len(records)] for name, a in to_numpy(obs).items()}
-        return state._replace(theta=theta, step=k, t=float(grid.t[records[-1]]), diverged_step=div), obs
+        return RunResult(state._replace(theta=theta, step=k, t=float(grid.t[records[-1]]), diverged_step=div), obs)
 
     def step(state):
         theta, div, _ = prog(state.theta, state.diverged_step, keys, jnp.asarray(state.step, jnp.int64),
@@ -211,8 +211,8 @@ def _flow(config, task, data, theta0, init, observe_state, common) -> Program:
         ts = np.concatenate([t, np.full(max(size, len(t)) - len(t), t[-1])])
         theta, ns, ok, obs = prog(state.theta, float(state.t), jnp.asarray(ts), atol, data)
         obs = {name: a[:, :len(t)] for name, a in to_numpy(obs).items()}
-        return state._replace(theta=theta, t=float(t[-1]), solver_steps=state.solver_steps + np.asarray(ns),
-                              solver_ok=state.solver_ok & np.asarray(ok)), obs
+        return RunResult(state._replace(theta=theta, t=float(t[-1]), solver_steps=state.solver_steps + np.asarray(ns),
+                                        solver_ok=state.solver_ok & np.asarray(ok)), obs)
 
     def summary(state):
         bad = ~np.asarray(jnp.all(jnp.isfinite(state.theta), axis=(1, 2))) | ~state.solver_ok

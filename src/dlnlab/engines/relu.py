@@ -25,7 +25,7 @@ from jax import lax
 from ..config import Config
 from ..errors import ConfigError
 from ..model.relu import ReluTask, balance_statistics, init_weights, ratio_bounds, sample_data, sgd_step
-from ._core import Program, Replicas, execute, record_grid, time_unit, to_numpy
+from ._core import Program, Replicas, RunResult, execute, record_grid, time_unit, to_numpy
 
 
 @partial(jax.jit, static_argnames=("task", "batch_size", "n_steps"))
@@ -118,7 +118,7 @@ def build(config: Config, weights=None) -> Program:
         for j in np.asarray(records):
             state = advance(state, grid.steps[j])._replace(record=int(j))
             rows.append(observe(state))
-        return state, {name: np.stack([r[name] for r in rows], axis=1) for name in rows[0]}
+        return RunResult(state, {name: np.stack([r[name] for r in rows], axis=1) for name in rows[0]})
 
     dims = {"sq_norm": ("layer",), "noise_trace": ("layer",), "grad_sq_norm": ("layer",), "loss": (),
             "ratio_bounds": ("bound",), "neuron_bounds": ("neuron", "bound"), "neuron_ratio": ("neuron",)}

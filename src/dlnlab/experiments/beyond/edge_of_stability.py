@@ -4,12 +4,12 @@
 Simulate. A whitened online teacher ``d × d`` (random basis, ``s = (s₁, s₂)``), a two-layer network of width ``w``,
 started from random non-aligned λ-balanced weights (:func:`~dlnlab.theory.lambda_balanced.lambda_balanced_init`,
 ``W₁W₁ᵀ − W₂ᵀW₂ = λΠ``, small scale), full-batch GD on the population loss at the stacked step sizes ``etas``
-(``replicas`` random inits each; quick: 4, 12 in all — runs recording the sharpness use one device since the
-two-device hang was fixed, so more replicas only cost time) to ``t_max``, recording the loss and the ``sharpness``
-observable (the top Hessian eigenvalue by Lanczos, :mod:`dlnlab.model.hessian`; ``P = 2wd ≤ 32``: exact to
-round-off). Seen at 12 replicas per step size (``--set replicas=12``): 2 of 12 inits at η = 0.3 end at minima
-*sharper* than GF's (S = 5.94, 6.59 against S_GF = 5, loss 0), so ``flatter_than_gf`` (a mean over replicas) is
-then inconclusive: it holds for most inits, not for every one.
+and at ``diverge_eta`` (``replicas`` random inits each; quick: 12, 60 in all — runs recording the sharpness use one
+device since the two-device hang was fixed, so more replicas only cost time) to ``t_max``, recording the loss and
+the ``sharpness`` observable (the top Hessian eigenvalue by Lanczos, :mod:`dlnlab.model.hessian`; ``P = 2wd ≤ 32``:
+exact to round-off). Not every init ends flatter than GF's minimum: at η = 0.3, 10–12 of 12 per seed did (seeds
+0–4; the others end *sharper*, e.g. S = 5.94, 6.59 against S_GF = 5, loss 0); at η = 0.38 (nearer 2/S_GF = 0.4)
+59 of 60 did over seeds 0–4 (11 or 12 of 12 per seed), so ``flatter_than_gf`` is held there, as a fraction of inits.
 
 Closed forms (:mod:`dlnlab.theory.sharpness`, derived): gradient flow conserves λ and ends at a λ-balanced minimum
 of sharpness ``S_GF = √(λ² + 4s₁²)``; the flattest minima are the balanced ones, ``S_bal = 2s₁``. GD is linearly
@@ -24,8 +24,11 @@ Claims:
 * ``above_balanced`` (derived) — at ``η`` of ``flattest_eta`` (the edge step closest to ``2/S_bal``): the minimum GD
   reaches is no flatter than the balanced one, ``S(t_max) ≥ S_bal`` (a threshold row: the lower bound above it);
 * beyond rows (no theory value held to a model budget): progressive sharpening at the smallest η (``max_t S −
-  S(0) > 0``), the minimum reached at ``flatter_eta`` < 2/S_GF is flatter than GF's (``S(t_max) − S_GF < 0``), and
-  above ``2/S_bal`` GD does not converge (median loss at ``t_max`` above 1e−3), without diverging.
+  S(0) > 0``); at ``flatter_eta`` < 2/S_GF most inits reach a minimum flatter than GF's (the fraction with
+  ``S(t_max) < S_GF``, Wilson interval, above 1/2); above ``2/S_bal`` GD does not converge (median loss at ``t_max``
+  above 1e−3), without diverging; and further up, at ``diverge_eta``, it diverges (the fraction of runs diverged,
+  Wilson, above 1/2). The divergence threshold, measured at the quick preset over seeds 0 and 1 (8 runs each):
+  no run diverged at η ≤ 0.65, every one at η ≥ 0.70; no closed form is held to it.
 
 Power: ``perturb = {lr = 1.15}`` (the threshold ``2/η`` computed at 1.15 η), ``{s = 1.05}`` (``S_bal``, ``S_GF`` at
 1.05 s).
@@ -55,12 +58,12 @@ def run(p):
         "teacher": {"d_in": d, "d_out": d, "singular_values": [float(x) for x in p["s"]], "basis": "random",
                     "seed": int(p["teacher_seed"])},
         "network": {"depth": 2, "width": w}, "init": {"kind": "gaussian", "scale": float(p["scale"])},
-        "dynamics": {"kind": "gd", "lr": etas, "t_max": float(p["t_max"])},
+        "dynamics": {"kind": "gd", "lr": etas + [float(p["diverge_eta"])], "t_max": float(p["t_max"])},
         "record": {"n_times": int(p["n_times"]), "spacing": "linear", "observables": ["loss", "sharpness"]},
         "ensemble": {"replicas": int(p["replicas"]), "seed": int(p["seed"])}})
     rng = np.random.default_rng(1000 + int(p["seed"]))
     pairs = [lambda_balanced_init(rng, d, d, w, float(p["lam"]), scale=float(p["scale"]))
-             for _ in range(len(etas) * int(p["replicas"]))]
+             for _ in range((len(etas) + 1) * int(p["replicas"]))]
     return simulate(cfg, weights=tuple(np.stack(x) for x in zip(*pairs)), progress=False)
 
 
@@ -110,11 +113,14 @@ def _beyond(ds, p, f):
                 estimate=stats.group_estimate(np.nanmax(sh, axis=1) - sh[:, 0], groups=len(sh)),
                 tolerance=Tolerance.above(0.0, why="growth"), kind="beyond", eta=etas[0])]
     sh, _ = _at(ds, float(p["flatter_eta"]))
+    flatter = int(np.sum(sh[:, -1] < s_gf))
     rows.append(row(NAME, "flatter_than_gf", paper="CE", claim="already below 2/S_GF, GD reaches a flatter minimum "
-                    "than gradient flow's (it does not conserve λ)", quantity="S(t_max) − S_GF", theory=np.nan,
-                    estimate=stats.group_estimate(sh[:, -1] - s_gf, groups=len(sh)),
-                    tolerance=Tolerance.below(0.0, why="flatter"), kind="beyond", source="derived",
-                    note=f"S_GF = {s_gf:.4g}", eta=float(p["flatter_eta"])))
+                    "than gradient flow's (it does not conserve λ), from most inits", theory=np.nan,
+                    quantity=f"fraction of the {len(sh)} inits with S(t_max) < S_GF", estimate=stats.wilson(flatter,
+                                                                                                   len(sh)),
+                    tolerance=Tolerance.above(0.5, why="'most inits': some end sharper than S_GF (2 of 12 seen)"),
+                    kind="beyond", source="derived", note=f"S_GF = {s_gf:.4g}; S(t_max) from {np.min(sh[:, -1]):.3g} "
+                                                          f"to {np.max(sh[:, -1]):.3g}", eta=float(p["flatter_eta"])))
     for eta in (e for e in etas if e > 2 / s_bal):
         sh, loss = _at(ds, eta)
         rows.append(row(NAME, "no_convergence", paper="CE", claim="above 2/S_bal no minimum is stable: GD does not "
@@ -123,6 +129,16 @@ def _beyond(ds, p, f):
                         tolerance=Tolerance.above(1e-3, why="not converged: the loss stays above 1e−3"), kind="beyond",
                         source="derived", note=f"diverged: {int(ds.diverged.values[ds.lr.values == eta].sum())} of "
                                                f"{len(loss)}", eta=eta))
+    eta = float(p["diverge_eta"])
+    div = ds.diverged.values[ds.lr.values == eta]
+    rows.append(row(NAME, "diverges", paper="CE", claim="further up, GD diverges (from these λ-balanced inits: "
+                    "measured threshold between η = 0.65 and 0.70 at the quick preset)", theory=np.nan,
+                    quantity=f"fraction of the {len(div)} runs diverged (weights not finite or above 1e30)",
+                    estimate=stats.wilson(int(div.sum()), len(div)),
+                    tolerance=Tolerance.above(0.5, why="'diverges' read as: in most runs"), kind="beyond",
+                    source="derived", note=f"diverged at η ≤ {max(etas):g}: "
+                    f"{int(ds.diverged.values[ds.lr.values <= max(etas)].sum())} of {int(np.sum(ds.lr.values <= max(etas)))}",
+                    eta=eta))
     return rows
 
 
@@ -153,8 +169,8 @@ def _figure(out, p, ds, f):
                   "2/S_bal the loss does not converge.")
 
 
-_QUICK = {"d": 3, "width": 3, "s": [2.0, 1.0], "lam": 3.0, "scale": 0.1, "etas": [0.3, 0.47, 0.52],
-          "flatter_eta": 0.3, "flattest_eta": 0.47, "replicas": 4, "t_max": 60.0, "n_times": 61, "teacher_seed": 3,
+_QUICK = {"d": 3, "width": 3, "s": [2.0, 1.0], "lam": 3.0, "scale": 0.1, "etas": [0.3, 0.38, 0.47, 0.52],
+          "diverge_eta": 0.75, "flatter_eta": 0.38, "flattest_eta": 0.47, "replicas": 12, "t_max": 60.0, "n_times": 61, "teacher_seed": 3,
           "seed": 0}
 
 

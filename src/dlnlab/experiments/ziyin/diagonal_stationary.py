@@ -134,12 +134,16 @@ def _figure(samples, sgd, y_col, out):
           full={"replicas": 16000, "l1_replicas": 32000, "sgd_replicas": 40000, "l3_dt": 2.5e-4, "l3_burn": 40.0,
                 "l3_t_max": 100.0, "collapse_t_max": 150.0, "collapse_replicas": 16000, "seed": 0},
           smoke={"l1_replicas": 4000, "sgd_replicas": 5000, "l3_t_max": 30.0},
-          # The sizes are set by the weakest row, L = 3's KS distance (budget 0.057 at 4000 replicas): its law
-          # moves by a KS distance of only 0.019 at s × 1.1 and 0.038 at d × 1.2 (it failed to resolve s × 1.1 in
-          # CI), 0.14 at s × 1.7 and at d × 2, so those are the perturbations every row must resolve.
-          perturbations=(Perturbation("s", 1.7, "the teacher s × 1.7 in every law (and in 2(β₂ − Tα₃))"),
-                         Perturbation("d", 2.0, "the number of paths d × 2 in Theorem 4.2's laws (L ≥ 2), through "
-                                      "d^((L−2)/L): the L = 3 law at T/2^(1/3); L = 2 unchanged")))
+          # The weakest rows are L = 3's (4000 replicas; its median is inconclusive at the smoke preset). Smoke
+          # preset, seeds 0–3, every measured row holding at the true theory fails at s × 1.2 and at d × 1.25; at
+          # s × 1.15 L = 3's KS still held at seed 1 and at d × 1.2 its mean was inconclusive at seed 1 (d enters
+          # L = 3 as T/d^(1/3): d × 1.25 is the law at 7 % lower T). At seed 2 the smoke L = 3 mean (+3.7 %) and KS
+          # fail at the true theory: its mean runs +0.5 to +1.6 % high at seeds 0, 1, 3 too (the tamed scheme's
+          # ~√Δt bias at Δt = 5e−4, engines.diagonal), so a 2.6-SE draw crosses the 5 % band; the quick preset
+          # (twice the kept window) holds at seeds 0–4 (benchmarks/flip_table.md).
+          perturbations=(Perturbation("s", 1.2, "the teacher s × 1.2 in every law (and in 2(β₂ − Tα₃))"),
+                         Perturbation("d", 1.25, "the number of paths d × 1.25 in Theorem 4.2's laws (L ≥ 2), "
+                                      "through d^((L−2)/L): the L = 3 law at T/1.25^(1/3); L = 2 unchanged")))
 def diagonal_stationary(p, out):
     f = theory_factors(p, ("s", "d"))
     claims, samples = _sde_settings(p, out, f)

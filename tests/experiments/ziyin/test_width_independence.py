@@ -31,3 +31,21 @@ def test_width_independence_L2_not_L3():
         else:
             assert res.pvalue < 1e-3 and res.statistic > 0.05
 
+
+
+def test_exponent_of_inverts_the_spread_ratio():
+    """The measured-exponent map: a spread ratio computed from the exact laws at T/d^κ gives κ back (to the PCHIP
+    interpolation error between the tabulated exponents, < 2e-3 here), and a ratio no exponent in the table explains
+    gives NaN, not a clipped value."""
+    import numpy as np
+
+    from dlnlab.experiments.ziyin.width_independence import exponent_of
+    from dlnlab.theory.diagonal_stationary import DiagonalStationaryLaw
+
+    T, d, cut = 0.01, 5, 2.0
+    kappa = exponent_of(3, T, d, cut)
+    base = DiagonalStationaryLaw(3, T).truncated_var(cut)
+    for k in (1 / 3, 0.42):
+        ratio = DiagonalStationaryLaw(3, T * d ** (-k)).truncated_var(cut) / base
+        assert abs(kappa(ratio) - k) < 2e-3
+    assert np.isnan(kappa(5.0)) and np.isnan(kappa(1e-6))

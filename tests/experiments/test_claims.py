@@ -152,7 +152,10 @@ def test_rows_round_trip_through_json_and_csv(tmp_path):
     with open(tmp_path / "claims.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["verdict"] == "holds" and rows[0]["id"] == ""
-    assert [Claim.from_dict(r).verdict for r in rows[1:]] == [c.verdict for c in table]
+    others, theory = [c for c in table if c.kind != "theory"], [c for c in table if c.kind == "theory"]
+    assert [r["kind"] for r in rows[-len(theory):]] == ["theory"] * len(theory) > []  # the self-checks' block, last
+    assert [Claim.from_dict(r).id for r in rows[1:]] == [c.id for c in others + theory]
+    assert [Claim.from_dict(r).verdict for r in rows[1:]] == [c.verdict for c in others + theory]
     res = ExperimentResult("exp", claims=[old, *table])
     again = ExperimentResult.from_json(res.to_json())
     assert again.claims[0] == old and [c.verdict for c in again.claims[1:]] == [c.verdict for c in table]

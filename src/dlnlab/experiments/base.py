@@ -299,8 +299,10 @@ CSV_COLUMNS = ("id", "experiment", "paper", "kind", "source", "claim", "quantity
 
 def write_claims_csv(claims: list, path: Path) -> None:
     """One row per claim: :data:`CSV_COLUMNS`, then the rest of a computed claim's :meth:`~claims.Claim.to_dict`
-    (the evidence, to judge it again); an old :class:`Claim` row leaves the columns it lacks blank."""
-    rows = [_claim_row(c) for c in claims]
+    (the evidence, to judge it again); an old :class:`Claim` row leaves the columns it lacks blank. The ``theory``
+    rows (self-checks of our own closed forms) come last, as their own block — the report's "theory self-checks"
+    section; the others keep their order."""
+    rows = sorted((_claim_row(c) for c in claims), key=lambda r: r.get("kind") == "theory")
     cols = list(dict.fromkeys([*CSV_COLUMNS, *(k for r in rows for k in r)]))
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)

@@ -63,6 +63,22 @@ def test_s2_perturbation_reverses_the_predicted_order():
     assert rows["staircase/plateau_loss/dynamics=gf, plateau=1"].verdict == "fails"
 
 
+def test_deep_rows_take_the_solver_error_where_replicas_agree_to_round_off():
+    """A vanishing-init run (``deep = (L, σ)``): its rows name ``L`` and ``sigma``, take the deep thresholds, and where
+    the replicas agree to round-off (here exactly: no jitter) the plateau losses and jumps carry the solver's error
+    ``FLOW_RTOL · value``, never 0 (a measured row with a zero-width interval is refused)."""
+    p = {**P, "deep_order_threshold": 0.5, "deep_level_tol": 5e-3}
+    rows = _by_key(st.claims_of("gradient flow (L = 3, σ = 1e-08)", _table(8, jitter=0.0), p, S, 3, deep=(3, 1e-8)))
+    assert rows["staircase/order/dynamics=gf, L=3, sigma=1e-08"].verdict == "holds"  # 8 of 8, Wilson above 0.5
+    for k in range(3):
+        level = rows[f"staircase/plateau_loss/dynamics=gf, L=3, sigma=1e-08, plateau={k}"]
+        jump = rows[f"staircase/jump_size/dynamics=gf, L=3, sigma=1e-08, jump={k + 1}"]
+        for r, value in ((level, th.saddle_loss(k, S)), (jump, S[k])):
+            assert r.verdict == "holds" and r.uncertainty == pytest.approx(st.FLOW_RTOL * value)
+    with_spread = _by_key(st.claims_of("gradient flow", _table(8, jitter=1e-6), p, S, 3, deep=(3, 1e-8)))
+    assert with_spread["staircase/plateau_loss/dynamics=gf, L=3, sigma=1e-08, plateau=0"].uncertainty > 1e-7  # the replicas'
+
+
 @pytest.mark.slow
 def test_smoke_rows_hold(tmp_path):
     """Every measured row of the smoke preset holds at seeds 0 and 1 (measured under load: all hold, 80 s a run)."""

@@ -1,5 +1,5 @@
-"""The ``diagonal_saddles`` experiment (issue 16 part 2) at its smoke preset: extrapolated jump times and plateau
-saddles against the α → 0 algorithm, the limits against the LP, least-norm and implicit-bias solutions; the
+"""The ``diagonal_saddles`` experiment (issue 16 part 2) at its smoke preset: extrapolated jump times (gradient flow,
+and gradient descent extrapolated in the step size too) and plateau saddles against the α → 0 algorithm, the limits against the LP, least-norm and implicit-bias solutions; the
 perturbed labels move every theory value."""
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from dlnlab.experiments import get
 def test_rows_hold_and_supports_match(tmp_path):
     result = get("diagonal_saddles").run("smoke", tmp_path)
     rows = {c.id: c for c in result.claims}
-    keys = {"jump_times", "plateau_iterates", "l1_limit", "l2_limit", "implicit_bias"}
+    keys = {"jump_times", "gd_jump_times", "plateau_iterates", "l1_limit", "l2_limit", "implicit_bias"}
     assert {c.key for c in rows.values()} == keys
     for c in rows.values():
         assert c.kind == "measured" and c.verdict == "holds", (c.id, c.verdict, c.value, c.evidence)
     note = rows["diagonal_saddles/plateau_iterates/instance=0"].note
     plateaus = int(note.split(" of ")[1].split(" ")[0])
     assert f"at {plateaus} of {plateaus} plateaus" in note, note
+    gd = rows["diagonal_saddles/gd_jump_times/instance=0"]
+    assert 0 < gd.uncertainty < 0.01 and "η = 0.02, 0.01" in gd.note  # record brackets resolve the 2 % budget
     assert (tmp_path / result.figures[0].path).exists()

@@ -85,6 +85,22 @@ def test_group_estimate_of_a_nonlinear_statistic():
     assert lo < 4.0 < hi
 
 
+def test_ols_slope_is_the_regression_t_interval():
+    """``ols_slope``: scipy's ``linregress`` slope and SE, ``n − 2`` dof, and nominal coverage of its interval over
+    ``N_TRIALS`` Gaussian data sets of 6 points (the width–slope fits have 4–24 points)."""
+    rng = np.random.default_rng(5)
+    x = np.log([4, 4, 16, 16, 128, 128])
+    ys = 0.5 - 1.0 * x + 0.3 * rng.normal(size=(N_TRIALS, x.size))
+    ref = ss.linregress(x, ys[0])
+    est = [stats.ols_slope(x, y) for y in ys]
+    assert est[0].value == pytest.approx(ref.slope, rel=1e-12) and est[0].se == pytest.approx(ref.stderr, rel=1e-12)
+    assert est[0].dof == x.size - 2 and est[0].n == x.size
+    for level in (0.90, 0.98):
+        _assert_near(_coverage(est, -1.0, level), level, f"OLS slope interval, level {level}")
+    with pytest.raises(ConfigError, match="length ≥ 3"):
+        stats.ols_slope([1.0, 2.0], [1.0, 2.0])
+
+
 def test_group_estimate_rejects_bad_groups():
     with pytest.raises(ConfigError, match="groups = 20; allowed: .* replicas = 7") as err:  # also a ValueError
         stats.group_estimate(np.ones(7))

@@ -253,3 +253,18 @@ def test_bad_input_is_rejected():
         with pytest.raises(ConfigError, match=allowed) as err:
             call()
         assert err.value.field == field
+
+
+def test_kernel_change_width_exponent_branches():
+    """The derived width exponent: γ − 1 on the rich side, max(γ − 3/2, 2(γ − 1)) on the lazy side (−1 at γ = 1/2,
+    where both lazy terms agree), continuous through 0 only in the limit γ → 1; γ = 1 and γ ≤ 0 are refused."""
+    import pytest
+
+    from dlnlab.errors import ConfigError
+    from dlnlab.theory import kernel_change_width_exponent as e
+
+    assert e(2.0) == 1.0 and e(0.5) == -1.0 and e(0.25) == -1.25 and e(0.75) == -0.5
+    assert abs(e(1 + 1e-9)) < 1e-8 and abs(e(1 - 1e-9)) < 1e-8
+    for bad in (1.0, 0.0, -1.0, float("inf")):
+        with pytest.raises(ConfigError, match="gamma"):
+            e(bad)

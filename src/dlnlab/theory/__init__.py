@@ -64,6 +64,7 @@ from .gradient_noise import total_noise_trace, wick_covariance_matrix
 from .lambda_balanced import (
     BalancedFlowState,
     balance_constant,
+    kernel_change_width_exponent,
     lambda_balanced_factors,
     lambda_balanced_flow_fn,
     lambda_balanced_init,
@@ -202,6 +203,7 @@ __all__ = [
     "implicit_regulariser",
     "ito_drift",
     "ito_drift_layers",
+    "kernel_change_width_exponent",
     "ks_between",
     "lambda_balanced",
     "lambda_balanced_factors",

@@ -31,7 +31,7 @@ from ._estimate import (
     WilsonLaw,
     wilson_bounds,
 )
-from ._estimators import bootstrap_quantile, group_estimate, wilson
+from ._estimators import bootstrap_quantile, group_estimate, ols_slope, wilson
 from ._hits import FirstHit, first_hit_time
 from ._ks import EXACT_MAX_N, KSTest, ks_1samp, ks_2samp, ks_critical
 from ._tails import hill_index, hill_index_of
@@ -60,6 +60,7 @@ __all__ = [
     "ks_1samp",
     "ks_2samp",
     "ks_critical",
+    "ols_slope",
     "wilson",
     "wilson_bounds",
 ]

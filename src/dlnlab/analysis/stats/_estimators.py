@@ -1,4 +1,5 @@
-"""Estimators over independent replicas: batch means (Student t), percentile bootstrap of quantiles, Wilson."""
+"""Estimators over independent replicas: batch means (Student t), percentile bootstrap of quantiles, Wilson, and the
+least-squares slope of independent points (Student t)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,18 @@ def wilson(k: int, n: int) -> Estimate:
     if not (int(k) == k and 0 <= k <= n):
         raise ConfigError("k", k, f"an integer 0 ≤ k ≤ n = {n} (the successes)")
     return from_law(k / n, WilsonLaw(int(k), int(n)), int(n))
+
+
+def ols_slope(x, y) -> Estimate:
+    """The least-squares slope of ``y`` on ``x`` (with intercept) over independent points, its standard error from
+    the residuals, as a Student-t estimate with ``n − 2`` degrees of freedom (the classical regression interval,
+    exact for Gaussian residuals)."""
+    x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    if x.shape != y.shape or x.size < 3:
+        raise ConfigError("x, y", (x.shape, y.shape), "two arrays of the same length ≥ 3 (a slope and its SE)")
+    A = np.stack([x, np.ones_like(x)], axis=1)
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    res = y - A @ coef
+    dof = x.size - 2
+    se = float(np.sqrt(res @ res / dof * np.linalg.inv(A.T @ A)[0, 0]))
+    return Estimate.student(float(coef[0]), se, dof, x.size)

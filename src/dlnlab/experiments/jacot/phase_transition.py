@@ -124,15 +124,6 @@ def regime_claims(runs, p, gamma_c) -> list:
     return rows
 
 
-def _slope(x, y):
-    """OLS slope of ``y`` on ``x``, its SE and residual dof."""
-    A = np.stack([x, np.ones_like(x)], axis=1)
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    res = y - A @ coef
-    dof = len(x) - 2
-    return float(coef[0]), float(np.sqrt(res @ res / dof * np.linalg.inv(A.T @ A)[0, 0])), dof
-
-
 def sharpen_claims(runs, p, gamma_c) -> list:
     rows = []
     g_lo, g_hi = min(p["gammas"]), max(p["gammas"])
@@ -141,19 +132,19 @@ def sharpen_claims(runs, p, gamma_c) -> list:
         fits = {}
         for g in (g_lo, g_hi):
             sub = [r for r in runs if r["depth"] == L and r["gamma"] == g]
-            fits[g] = _slope(np.log([r["width"] for r in sub]), np.log([r["rho"] for r in sub]))
-        b = fits[g_lo][0] - fits[g_hi][0]
-        se = float(np.hypot(fits[g_lo][1], fits[g_hi][1]))
+            fits[g] = stats.ols_slope(np.log([r["width"] for r in sub]), np.log([r["rho"] for r in sub]))
+        b = fits[g_lo].value - fits[g_hi].value
+        se = float(np.hypot(fits[g_lo].se, fits[g_hi].se))
         why = "the contrast between the regimes grows with w" if opposite else \
             "both γ in one regime: no contrast to grow"
         rows.append(row(NAME, "sharpens", setting(L=L), "the crossover sharpens as w grows: the γ > 1 runs come "
                         "ever closer to the rank-one saddle, the γ < 1 runs do not",
                         f"width slope of ln ρ at γ = {g_lo:g} minus at γ = {g_hi:g} (ρ: distance of W to the rank-one "
                         "maps over σ_1, its minimum after the first escape; OLS over runs)", np.nan,
-                        stats.Estimate.student(b, se, fits[g_lo][2] + fits[g_hi][2]),
+                        stats.Estimate.student(b, se, fits[g_lo].dof + fits[g_hi].dof),
                         Tolerance.above(0.0, why=why) if opposite else Tolerance.below(0.0, why=why),
-                        note=f"slopes {fits[g_lo][0]:+.3f} ± {fits[g_lo][1]:.3f} (γ = {g_lo:g}), "
-                             f"{fits[g_hi][0]:+.3f} ± {fits[g_hi][1]:.3f} (γ = {g_hi:g})"))
+                        note=f"slopes {fits[g_lo].value:+.3f} ± {fits[g_lo].se:.3f} (γ = {g_lo:g}), "
+                             f"{fits[g_hi].value:+.3f} ± {fits[g_hi].se:.3f} (γ = {g_hi:g})"))
     return rows
 
 

@@ -31,7 +31,7 @@ class ConfigError(DlnlabError, ValueError):
 
     def __init__(self, field: str, value: Any, allowed: str):
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"invalid config: {field} = {value!r}; allowed: {allowed}")
+        super().__init__(f"invalid {field} = {value!r}; allowed: {allowed}")
 
 
 class CheckpointError(DlnlabError, ValueError):

@@ -11,9 +11,15 @@ def pytest_addoption(parser):
 #: the test that makes the session's smoke run (``tests/experiments/_smoke.py``), run first
 SMOKE_FIRST = "tests/experiments/test_verdicts.py::test_smoke_verdicts_are_the_expected_ones"
 #: the tests run last: the power tests (which take their run at the true theory from the smoke run once it has
-#: finished) and the smoke run's other users (which would wait for it)
+#: finished), the smoke run's other users (which would wait for it), and the tests that run an experiment's smoke
+#: preset at seed 0 (``_smoke.run_smoke``: they read the smoke run's simulations from the run cache)
 LAST = ("tests/experiments/beyond/test_power", "tests/experiments/corlouer/test_power",
-        "tests/experiments/jacot/test_power", "tests/experiments/ziyin/test_power", "tests/experiments/test_claims_table.py")
+        "tests/experiments/jacot/test_power", "tests/experiments/ziyin/test_power", "tests/experiments/test_claims_table.py",
+        "tests/experiments/jacot/test_phase_transition.py::test_smoke_rows_hold",
+        "tests/experiments/jacot/test_staircase.py::test_smoke_rows_hold",
+        "tests/experiments/jacot/test_sparsity.py::test_smoke_rows", "tests/experiments/corlouer/test_unaligned.py",
+        "tests/experiments/beyond/test_lazy_rich.py::test_rows", "tests/experiments/beyond/test_edge_of_stability.py",
+        "tests/experiments/beyond/test_diagonal_saddles.py")
 
 
 def _order(item) -> int:

@@ -69,3 +69,11 @@ def smoke_run(tmp_path_factory) -> tuple[Path, list[dict]]:
     assert not result["error"], f"the smoke run (dlnlab reproduce --smoke) failed:\n{result['error'][-8000:]}"
     with open(out / "claims.csv") as fh:
         return out, list(csv.DictReader(fh))
+
+
+def run_smoke(tmp_path_factory, name: str, out: Path, seed: int = 0) -> ExperimentResult:
+    """Experiment ``name`` at its smoke preset and ``seed``, in ``out``, with this session's run cache: at seed 0 its
+    simulations are the smoke run's (bitwise the same datasets, read back instead of recomputed once that run has
+    made them: ``tests/conftest.py`` runs these tests last), at other seeds they are computed (and kept)."""
+    with keep_runs(run_cache(tmp_path_factory)):
+        return REGISTRY[name].run("smoke", out, seed=seed)

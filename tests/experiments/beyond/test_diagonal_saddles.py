@@ -4,11 +4,11 @@ perturbed labels move every theory value."""
 
 from __future__ import annotations
 
-from dlnlab.experiments import get
+from experiments._smoke import run_smoke
 
 
-def test_rows_hold_and_supports_match(tmp_path):
-    result = get("diagonal_saddles").run("smoke", tmp_path)
+def test_rows_hold_and_supports_match(tmp_path, tmp_path_factory):
+    result = run_smoke(tmp_path_factory, "diagonal_saddles", tmp_path)
     rows = {c.id: c for c in result.claims}
     keys = {"jump_times", "gd_jump_times", "plateau_iterates", "l1_limit", "l2_limit", "implicit_bias"}
     assert {c.key for c in rows.values()} == keys

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlnlab.experiments import get
+from experiments._smoke import run_smoke
 
 
-def test_rows(tmp_path):
-    rows = {c.id: c for c in get("edge_of_stability").run("smoke", tmp_path).claims}
+def test_rows(tmp_path, tmp_path_factory):
+    rows = {c.id: c for c in run_smoke(tmp_path_factory, "edge_of_stability", tmp_path).claims}
     for i in ("edge/eta=0.47", "above_balanced/eta=0.47", "sharpening/eta=0.3", "flatter_than_gf/eta=0.38",
               "no_convergence/eta=0.52", "diverges/eta=0.75"):
         c = rows[f"edge_of_stability/{i}"]

@@ -4,11 +4,11 @@ and rich ends."""
 
 from __future__ import annotations
 
-from dlnlab.experiments import get
+from experiments._smoke import run_smoke
 
 
-def test_rows(tmp_path):
-    rows = get("lazy_rich").run("smoke", tmp_path).claims
+def test_rows(tmp_path, tmp_path_factory):
+    rows = run_smoke(tmp_path_factory, "lazy_rich", tmp_path).claims
     assert {c.key for c in rows} == {"exact_flow", "kernel_change", "lazy_at_large_lambda", "rich_at_small_scale"}
     for c in rows:
         assert c.verdict == "holds", (c.id, c.verdict, c.value, c.evidence)

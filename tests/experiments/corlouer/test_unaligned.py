@@ -3,11 +3,11 @@ strong modes, convergence without label noise, the off-diagonal part and the nul
 
 from __future__ import annotations
 
-from dlnlab.experiments import get
+from experiments._smoke import run_smoke
 
 
-def test_unaligned_rows(tmp_path):
-    rows = {c.id: c for c in get("unaligned").run("smoke", tmp_path).claims}
+def test_unaligned_rows(tmp_path, tmp_path_factory):
+    rows = {c.id: c for c in run_smoke(tmp_path_factory, "unaligned", tmp_path).claims}
     for i in ("late_law/L=3, mode=1, sigma=0.3", "late_law/L=3, mode=2, sigma=0.3", "converges/sigma=0",
               "off_diagonal/sigma=0", "off_diagonal/sigma=0.3", "null_modes/sigma=0", "null_modes/sigma=0.3"):
         c = rows[f"unaligned/{i}"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dlnlab.experiments.jacot import phase_transition as pt
+from experiments._smoke import run_smoke
 
 P = {"gammas": [0.5, 2.0], "widths": [8, 64, 256], "threshold": 0.5}
 
@@ -49,11 +50,9 @@ def test_gamma_c_perturbations_fail(gamma_c, flipped):
 
 
 @pytest.mark.slow
-def test_smoke_rows_hold(tmp_path):
-    """Every measured row of the smoke preset holds at seeds 0 and 1."""
-    from dlnlab.experiments import get
-
+def test_smoke_rows_hold(tmp_path, tmp_path_factory):
+    """Every measured row of the smoke preset holds at seeds 0 and 1 (seed 0's simulations: the smoke run's)."""
     for seed in (0, 1):
-        res = get("phase_transition").run("smoke", tmp_path / str(seed), seed=seed)
+        res = run_smoke(tmp_path_factory, "phase_transition", tmp_path / str(seed), seed)
         bad = [(c.id, c.verdict) for c in res.claims if c.kind == "measured" and c.verdict != "holds"]
         assert not bad, bad

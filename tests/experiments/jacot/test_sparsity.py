@@ -9,6 +9,7 @@ import pytest
 
 import dlnlab
 from dlnlab.model.teacher import Teacher, completion_mask
+from experiments._smoke import run_smoke
 
 
 def test_completion_small_init_is_low_rank_and_generalises():
@@ -40,14 +41,13 @@ def test_completion_small_init_is_low_rank_and_generalises():
 
 
 @pytest.mark.slow
-def test_smoke_rows(tmp_path):
+def test_smoke_rows(tmp_path, tmp_path_factory):
     """At seeds 0 and 1 no measured row of the smoke preset fails and the weight-decay rows hold (measured under
     load: every wd row holds; stable ranks hold but for two inconclusive rows on the final plateau at seed 1, one
-    replica not yet converged; the completion fractions of one instance are inconclusive)."""
-    from dlnlab.experiments import get
-
+    replica not yet converged; the completion fractions of one instance are inconclusive). Seed 0's simulations:
+    the smoke run's."""
     for seed in (0, 1):
-        res = get("sparsity").run("smoke", tmp_path / str(seed), seed=seed)
+        res = run_smoke(tmp_path_factory, "sparsity", tmp_path / str(seed), seed)
         measured = {c.id: c.verdict for c in res.claims if c.kind == "measured"}
         bad = {i: v for i, v in measured.items() if v == "fails" or ("/wd_" in i and v != "holds")}
         assert not bad, bad

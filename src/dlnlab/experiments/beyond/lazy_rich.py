@@ -19,7 +19,8 @@ by :func:`~dlnlab.theory.lambda_balanced.lambda_balanced_flow_fn` is rederived, 
   :func:`~dlnlab.theory.lambda_balanced.kernel_change_width_exponent` (−1 at γ = 1/2, +1 at γ = 2), within 0.15:
   the lazy side's change falls with width, the rich side's grows, and they meet at [J]'s γ = 1. Measured at 6
   replicas per width, seeds 0–2: γ = 2: 1.056, 1.053, 1.087 (± 0.02, holds); γ = 1/2: −0.95, −0.97, −0.99 (± 0.057,
-  0.056, 0.026: inconclusive, inconclusive, holds — the w = 8 runs scatter by ~12 %), hence 16 in ``full``;
+  0.056, 0.026: inconclusive, inconclusive, holds — the w = 8 runs scatter by ~12 %), hence 16 in ``full``, where
+  seed 0 gives −1.005 ± 0.031 and 1.062 ± 0.015 (both hold; the whole full preset 235 s under load);
 * theory rows (the closed form only): the kernel change falls with |λ| at a fixed initial map (lazy) and grows as
   the scale σ falls at λ = 0 (rich) — the map of the figure, over (λ, σ).
 

@@ -252,22 +252,22 @@ def _figure(out, p, curves, comp, ds, tab):
                   "step per learned mode.")
 
 
+_QUICK = {"d": 5, "depth": 3, "s": [4.0, 2.0, 1.0, 0.5], "completion_d": 10, "completion_s": [4.0, 2.0],
+          "fraction": 0.5, "completion_width": 50, "sigmas": [1e-2, 0.3], "instances": 2, "completion_t_max": 100.0,
+          "completion_threshold": 0.5, "n_times": 160, "wd_depth": 3, "wd_width": 10, "wd_sigma": 0.4, "rho": 0.1,
+          "wd_lr": 0.02, "wd_steps": 20000, "wd_replicas": 4, "wd_tol": 1e-6, "stable_s": [4.0, 2.0, 1.0],
+          "stable_width": 20, "stable_sigma": 1e-2, "stable_t_max": 40.0, "stable_replicas": 8, "stable_tol": 0.02,
+          "seed": 0}
+
+
 @register(NAME, paper="J", cost="~40 s",
           claim="Small init and L2 regularisation bias deep linear networks to low rank: matrix completion from small "
                 "init is low-rank and generalises, the L2-regularised minimum minimises the Schatten-2/L quasi-norm, "
                 "and the layers' stable ranks climb one step per learned mode",
-          quick={"d": 5, "depth": 3, "s": [4.0, 2.0, 1.0, 0.5], "completion_d": 10, "completion_s": [4.0, 2.0],
-                 "fraction": 0.5, "completion_width": 50, "sigmas": [1e-2, 0.3], "instances": 2,
-                 "completion_t_max": 100.0, "completion_threshold": 0.5, "n_times": 160,
-                 "wd_depth": 3, "wd_width": 10, "wd_sigma": 0.4, "rho": 0.1, "wd_lr": 0.02, "wd_steps": 20000,
-                 "wd_replicas": 4, "wd_tol": 1e-6, "stable_s": [4.0, 2.0, 1.0], "stable_width": 20,
-                 "stable_sigma": 1e-2, "stable_t_max": 40.0, "stable_replicas": 8, "stable_tol": 0.02, "seed": 0},
-          full={"d": 5, "depth": 3, "s": [4.0, 2.0, 1.0, 0.5], "completion_d": 10, "completion_s": [4.0, 2.0],
-                "fraction": 0.5, "completion_width": 50, "sigmas": [3e-3, 0.3], "instances": 8,
-                "completion_t_max": 400.0, "completion_threshold": 0.5, "n_times": 200,
-                "wd_depth": 3, "wd_width": 10, "wd_sigma": 0.4, "rho": 0.1, "wd_lr": 0.02, "wd_steps": 40000,
-                "wd_replicas": 8, "wd_tol": 1e-6, "stable_s": [4.0, 2.0, 1.0], "stable_width": 30,
-                "stable_sigma": 3e-3, "stable_t_max": 120.0, "stable_replicas": 20, "stable_tol": 0.02, "seed": 0},
+          quick=_QUICK,
+          full={**_QUICK, "sigmas": [3e-3, 0.3], "instances": 8, "completion_t_max": 400.0, "n_times": 200,
+                "wd_steps": 40000, "wd_replicas": 8, "stable_width": 30, "stable_sigma": 3e-3, "stable_t_max": 120.0,
+                "stable_replicas": 20},
           smoke={"instances": 1, "completion_width": 30, "completion_t_max": 60.0, "wd_steps": 10000,
                  "stable_replicas": 6, "n_times": 120},
           perturbations=(Perturbation("s", 1.05, "teacher singular values × 1.05 in the regularised minimum's closed "

@@ -136,6 +136,10 @@ def _b4_rows(res, p):
         a, e = r["auto"], r["explicit"]
         ours = (f"L = {depth}, auto: {_num(a['gradient_evaluations'])} gradient + {_num(a['hessian_evaluations'])} "
                 f"Hessian evaluations, {_num(a['best_s'], ' s')}, error {_sci(a['max_rel_error'], 2)}")
+        q = r.get("auto_equal_accuracy")
+        if q is not None and q["rtol"] != p["rtol"]:
+            ours += (f"; at the explicit run's accuracy (rtol {_sci(q['rtol'])}: error {_sci(q['max_rel_error'], 2)}"
+                     f"{'' if q['reached'] else ', not reached'}) {_num(q['best_s'], ' s')}")
         capped = f", extrapolated from {_num(e['measured_steps'])} steps" if e["capped"] else ""
         alt = (f"explicit Dopri5: {_num(e['gradient_evaluations'])} gradient evaluations, {_num(e['best_s'], ' s')}"
                f"{capped}, error {_sci(e['max_rel_error'], 2)}")

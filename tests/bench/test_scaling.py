@@ -35,7 +35,8 @@ def test_every_point_and_alternative_is_finite(b8):
     assert [p["width"] for p in points["width"]] == list(tiny["b8_widths"])
     assert [p["replicas"] for p in points["replicas"]] == list(tiny["b8_replicas"])
     assert [p["depth"] for p in points["depth"]] == list(tiny["b8_depths"])
-    alternatives = {"numpy_matmul"} | ({"torch_bmm"} if importlib.util.find_spec("torch") else set())
+    alternatives = {"numpy_matmul", "jax_per_replica"} | (
+        {"torch_bmm", "torch_autograd"} if importlib.util.find_spec("torch") else set())  # tiny: no torch.compile
     for p in (p for group in points.values() for p in group):
         assert set(p["alternatives"]) == alternatives
         for x in (p["dlnlab"], *p["alternatives"].values()):
@@ -48,6 +49,13 @@ def test_every_point_and_alternative_is_finite(b8):
     ratios = [p["ratio"] for group in points.values() for p in group]
     assert b8["checks"]["vs_fastest_min"]["value"] == pytest.approx(min(ratios))
     assert b8["params"]["threads"]["numpy"]
+    engines = b8["engines"]  # every stepping engine over R (tiny: R = 2, 8)
+    assert set(engines) == set(bench.ENGINES)
+    for e in engines.values():
+        assert [p["replicas"] for p in e["points"]] == list(tiny["b8_engine_replicas"])
+        assert all(0 < p["s_per_replica_step"] < math.inf for p in e["points"]) and math.isfinite(e["replica_exponent"])
+    assert b8["checks"]["engine_replica_exponent_max"]["value"] == pytest.approx(
+        max(e["replica_exponent"] for e in engines.values()))
 
 
 def test_the_alternatives_run_the_same_sgd():
@@ -70,3 +78,7 @@ def test_the_alternatives_run_the_same_sgd():
     if importlib.util.find_spec("torch"):
         tc = bench.torch_batched_sgd(*args)
         assert np.all(tc < start) and np.all(np.abs(np.log(tc / mm)) < 1.0)
+        ta = bench.torch_batched_sgd(*args, gradients="autograd")  # same draws: autograd = closed form to round-off
+        np.testing.assert_allclose(ta, tc, rtol=1e-10)
+    jx = bench.jax_per_replica_sgd(*args)
+    assert np.all(jx < start) and np.all(np.abs(np.log(jx / mm)) < 1.0)

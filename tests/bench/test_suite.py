@@ -64,7 +64,8 @@ def test_every_workload_runs_and_every_ratio_is_finite(tiny_result):
     assert w["B6"]["status"] == "skipped"
     measured = {(wid, n) for wid, x in w.items() for n, c in x["checks"].items() if c["skipped"] is None}
     expected = {("B1", "vs_numpy_batched"), ("B2", "fraction_of_gemm"), ("B3", "vs_numpy_em"),
-                ("B4", "vs_explicit_L3"), ("B5", "peak_rss_gib"), ("B5", "rss_growth")}
+                ("B4", "vs_explicit_L3"), ("B5", "peak_rss_gib"), ("B5", "rss_growth"),
+                ("B9", "throughput_vs_short"), ("B9", "rss_growth")}
     if importlib.util.find_spec("torch") is not None:
         expected.add(("B1", "vs_torch_loop"))
     if importlib.util.find_spec("diffrax") is not None:
@@ -104,6 +105,26 @@ def test_figures_are_consistent(tiny_result):
     runs = w["B5"]["runs"]
     assert [r["steps"] for r in runs] == list(bench.SIZES["tiny"]["b5_steps"])
     assert all(r["peak_rss_bytes"] > 0 for r in runs)
+    b9, tiny = w["B9"], bench.SIZES["tiny"]  # long runs: every chunk clocked, the steps of the chunks add up
+    for key, steps in (("short", tiny["b9_short_steps"]), ("long", tiny["b9_steps"])):
+        run = b9["runs"][key]
+        assert run["steps"] == steps and sum(run["chunk_steps"]) == steps and len(run["chunk_ends_s"]) == run["chunks"]
+        assert all(0 < r < math.inf for r in run["chunk_s_per_replica_step"])
+        assert run["peak_rss_bytes"] > 0 and math.isfinite(run["final_loss_mean"])
+    assert b9["checks"]["rss_growth"]["value"] == pytest.approx(
+        b9["runs"]["long"]["peak_rss_bytes"] / b9["runs"]["short"]["peak_rss_bytes"] - 1)
+
+
+def test_full_suite_runs_b9_only_when_named(monkeypatch):
+    """The full suite leaves B9 (its full size takes hours on 2 cores) to `--only B9`: skipped, the reason given."""
+    from dlnlab.bench import _suite
+
+    ran = []
+    monkeypatch.setattr(_suite, "WORKLOADS", {"B9": ("long runs", lambda size: ran.append(size) or {"checks": {}})})
+    res = _suite.run_suite("full")
+    assert not ran and res["workloads"]["B9"]["status"] == "skipped" and "--only B9" in res["workloads"]["B9"]["skipped"]
+    res = _suite.run_suite("full", only=["B9"])
+    assert len(ran) == 1 and res["workloads"]["B9"]["status"] == "ok"
 
 
 def test_table_is_printed(tiny_result):
@@ -136,7 +157,7 @@ def test_missing_package_is_reported_as_skipped(monkeypatch):
 
 
 def test_only_rejects_unknown_workload():
-    result = CliRunner().invoke(app, ["bench", "--only", "B9"])
+    result = CliRunner().invoke(app, ["bench", "--only", "B99"])
     assert result.exit_code == 2 and "--only" in result.output
 
 

@@ -22,8 +22,14 @@ once (warm-up), then timed over a few repeats, and the best time is kept. Worklo
 * **B6** wall time of ``dlnlab reproduce --quick`` in a subprocess. Target < 10 minutes.
 * **B8** scaling (issue 18 item 2, which names it B7): SGD cost per replica-step over width, replicas and depth
   against hand-batched NumPy (stacked matmul) and batched PyTorch (bmm) at every point, with fitted exponents and
-  the fraction of the GEMM rate (:mod:`._scaling`). Targets ≥ 1× the fastest alternative at every point, ≥ 1.5× at
-  the median.
+  the fraction of the GEMM rate (:mod:`._scaling`); the alternatives also include batched PyTorch with autograd and
+  under ``torch.compile`` and JAX written the obvious way (one replica's jitted step in a Python loop). Targets ≥ 1×
+  the fastest alternative at every point, ≥ 1.5× at the median. With it, every stepping engine's cost over R
+  (:mod:`._replica_scan`): the exponent of the total cost in R, target < 1.15 (flat per replica-step).
+* **B9** long runs (issue 18 item 3, which names it B8): 10⁶ online-SGD steps × 256 replicas at w = 100 with 200
+  records and checkpoints, against a short run of the same configuration: late throughput ≥ 0.9 of the short run's,
+  peak RSS growth < 5 % (:mod:`._long_runs`). The full suite runs it only when named (``--only B9``: hours on 2
+  cores); ``--quick`` runs it at 10⁵ steps × 64 replicas.
 
 PyTorch (and diffrax) comparisons need the optional ``bench`` extra; when a package is missing the
 comparison is reported as skipped (``"skipped": "<reason>"``, value ``None``), never estimated. dlnlab's engines
@@ -34,13 +40,22 @@ prints it for a saved result).
 
 Modules: :mod:`._spec` (schema, targets, sizes), :mod:`._machine` (machine, versions, timing), :mod:`._engine`
 (the engine's compiled programs), :mod:`._baselines` (the hand-written alternatives), :mod:`._flops` (FLOP
-counts and rates), :mod:`._workloads` (B1–B3, B5, B6), :mod:`._gradient_flow` (B4), :mod:`._suite` (:func:`run_suite`) and :mod:`._report` (tables).
+counts and rates), :mod:`._workloads` (B1–B3, B5, B6), :mod:`._gradient_flow` (B4), :mod:`._scaling` and :mod:`._replica_scan` (B8), :mod:`._long_runs` (B9), :mod:`._suite` (:func:`run_suite`) and :mod:`._report` (tables).
 """
 
-from ._baselines import diffrax_mode_em, numpy_batched_sgd, numpy_mode_em, torch_batched_sgd, torch_loop_sgd
+from ._baselines import (
+    diffrax_mode_em,
+    jax_per_replica_sgd,
+    numpy_batched_sgd,
+    numpy_mode_em,
+    torch_batched_sgd,
+    torch_loop_sgd,
+)
 from ._flops import gemm_rate, product_ceiling, product_flops, sgd_step_flops, sgd_step_products
 from ._gradient_flow import B4_M0, B4_S, b4_config, b4_flow_solvers
+from ._long_runs import b9_child, b9_config, b9_long_runs
 from ._machine import have, machine_info, timed, versions
+from ._replica_scan import ENGINES, engine_scan
 from ._report import UNITS, format_table, markdown_table, write_json
 from ._scaling import b8_config, b8_point, b8_scaling
 from ._spec import SCHEMA, SIZES, TARGETS, check
@@ -58,6 +73,7 @@ from ._workloads import (
 __all__ = [
     "B4_M0",
     "B4_S",
+    "ENGINES",
     "GPU_WORKLOADS",
     "SCHEMA",
     "SIZES",
@@ -75,12 +91,17 @@ __all__ = [
     "b8_config",
     "b8_point",
     "b8_scaling",
+    "b9_child",
+    "b9_config",
+    "b9_long_runs",
     "check",
     "diffrax_mode_em",
+    "engine_scan",
     "format_table",
     "gemm_rate",
     "gpu_devices",
     "have",
+    "jax_per_replica_sgd",
     "machine_info",
     "markdown_table",
     "numpy_batched_sgd",

@@ -1,8 +1,8 @@
 """The hand-written alternatives dlnlab is compared with: what a researcher would write instead.
 
-Hand-batched NumPy SGD with closed-form gradients (stacked matmul or einsum), a per-replica PyTorch loop (B1) and
-batched PyTorch (B7), vectorised NumPy and
-diffrax Euler–Maruyama of the per-mode SDE (B3)."""
+Hand-batched NumPy SGD with closed-form gradients (stacked matmul or einsum), a per-replica PyTorch loop (B1),
+batched PyTorch (closed-form or autograd gradients, eager or ``torch.compile``) and JAX written the obvious way (one
+replica's jitted step in a Python loop; B8), vectorised NumPy and diffrax Euler–Maruyama of the per-mode SDE (B3)."""
 
 from __future__ import annotations
 
@@ -60,35 +60,116 @@ def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, 
     return np.stack(losses, axis=1)
 
 
-def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0):
+def _torch_closed_form_step(W, X, Mt, lr, B):
+    """One SGD step of stacked ``(R, d_l, d_{l−1})`` weights on the batch ``X``: forward and back-propagation as a
+    ``torch.bmm`` chain with closed-form gradients; returns the new weights (functional, so that
+    ``torch.compile`` can trace it)."""
+    import torch
+
+    acts = [X]
+    for Wl in W:
+        acts.append(torch.bmm(acts[-1], Wl.transpose(1, 2)))
+    delta = (acts[-1] - X @ Mt.T) / B
+    new = list(W)
+    for l in range(len(W) - 1, -1, -1):
+        g = torch.bmm(delta.transpose(1, 2), acts[l])
+        if l:
+            delta = torch.bmm(delta, W[l])
+        new[l] = W[l] - lr * g
+    return new
+
+
+def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, gradients="closed_form", compiled=False):
     """Online SGD of every replica at once in PyTorch, as a skilled user writes it: the weights as ``(R, d_l,
-    d_{l−1})`` tensors, forward and back-propagation as one ``torch.bmm`` chain with closed-form gradients (no
-    autograd graph), float64, every intra-op thread (``torch.get_num_threads()``). Returns the final population
-    loss per replica."""
+    d_{l−1})`` tensors, the forward pass one ``torch.bmm`` chain, float64, every intra-op thread
+    (``torch.get_num_threads()``). ``gradients``: ``"closed_form"`` (back-propagation written out as ``bmm``, no
+    autograd graph) or ``"autograd"`` (``torch.autograd.grad`` of the batch loss summed over replicas: each
+    replica's gradient is its own). ``compiled``: the closed-form step under ``torch.compile`` (compiled on the
+    first call: the caller's warm-up). Returns the final population loss per replica."""
     import torch
 
     dt = torch.float64
     gen = torch.Generator().manual_seed(seed)
     W = [torch.tensor(np.asarray(w), dtype=dt) for w in weights0]
     Mt, Sh = torch.tensor(np.asarray(M), dtype=dt), torch.tensor(np.asarray(S_half), dtype=dt)
-    R, d_in, B, L = W[0].shape[0], W[0].shape[2], batch_size, len(W)
-    with torch.no_grad():
+    R, d_in, B = W[0].shape[0], W[0].shape[2], batch_size
+    if gradients == "autograd":
+        if compiled:
+            raise ValueError("compiled=True is for the closed-form step")
+        W = [w.requires_grad_() for w in W]
         for _ in range(int(steps)):
             X = torch.randn(R, B, d_in, generator=gen, dtype=dt) @ Sh.T
-            acts = [X]
+            out = X
             for Wl in W:
-                acts.append(torch.bmm(acts[-1], Wl.transpose(1, 2)))
-            delta = (acts[-1] - X @ Mt.T) / B
-            for l in range(L - 1, -1, -1):
-                g = torch.bmm(delta.transpose(1, 2), acts[l])
-                if l:
-                    delta = torch.bmm(delta, W[l])
-                W[l].sub_(lr * g)
+                out = torch.bmm(out, Wl.transpose(1, 2))
+            loss = 0.5 * ((out - X @ Mt.T) ** 2).sum() / B
+            grads = torch.autograd.grad(loss, W)
+            with torch.no_grad():
+                for Wl, g in zip(W, grads, strict=True):
+                    Wl.sub_(lr * g)
+        W = [w.detach() for w in W]
+    else:
+        step = _torch_compiled_step() if compiled else _torch_closed_form_step
+        with torch.no_grad():
+            for _ in range(int(steps)):
+                X = torch.randn(R, B, d_in, generator=gen, dtype=dt) @ Sh.T
+                W = step(W, X, Mt, lr, B)
+    with torch.no_grad():
         E = W[0]
         for Wl in W[1:]:
             E = torch.bmm(Wl, E)
         E = E - Mt
         return (0.5 * torch.einsum("rij,jk,rik->r", E, Sh @ Sh.T, E)).numpy()
+
+
+_COMPILED = {}
+
+
+def _torch_compiled_step():
+    """The closed-form step under ``torch.compile`` (inductor), one compiled function per process (its graph is
+    specialised to each shape on first use)."""
+    import torch
+
+    if "step" not in _COMPILED:
+        _COMPILED["step"] = torch.compile(_torch_closed_form_step)
+    return _COMPILED["step"]
+
+
+def jax_per_replica_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0):
+    """Online SGD as JAX written the obvious way: one replica's step under ``jax.jit`` (``jax.grad`` of the batch
+    loss ½‖f(x) − y‖² averaged over the batch), called in a Python loop over replicas and steps. float64. Returns
+    the final population loss per replica."""
+    import jax
+    import jax.numpy as jnp
+
+    Mj, Sh = jnp.asarray(M), jnp.asarray(S_half)
+    d_in = weights0[0].shape[2]
+
+    def batch_loss(W, X):
+        out = X
+        for Wl in W:
+            out = out @ Wl.T
+        return 0.5 * jnp.sum((out - X @ Mj.T) ** 2) / batch_size
+
+    @jax.jit
+    def step(W, key):
+        key, sub = jax.random.split(key)
+        X = jax.random.normal(sub, (batch_size, d_in)) @ Sh.T
+        g = jax.grad(batch_loss)(W, X)
+        return [Wl - lr * gl for Wl, gl in zip(W, g, strict=True)], key
+
+    S = S_half @ S_half.T
+    losses = []
+    for r in range(weights0[0].shape[0]):
+        W, key = [jnp.asarray(w[r]) for w in weights0], jax.random.PRNGKey(seed + r)
+        for _ in range(int(steps)):
+            W, key = step(W, key)
+        E = np.asarray(W[0])
+        for Wl in W[1:]:
+            E = np.asarray(Wl) @ E
+        E = E - M
+        losses.append(0.5 * np.trace(E @ S @ E.T))
+    return np.asarray(losses)
 
 
 def torch_loop_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, replicas, seed=0):

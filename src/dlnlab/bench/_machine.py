@@ -76,6 +76,18 @@ def blas_threads() -> str:
     return f"BLAS default (all {os.cpu_count()} logical cores)"
 
 
+def proc_status_bytes(key: str) -> int | None:
+    """A size from ``/proc/self/status`` in bytes (``key``: ``"VmRSS:"``, ``"VmHWM:"``; None where /proc is absent)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 

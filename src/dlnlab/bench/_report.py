@@ -17,7 +17,8 @@ def _fmt(v):
 
 UNITS = {"vs_torch_loop": "×", "vs_numpy_batched": "×", "fraction_of_gemm": "", "vs_numpy_em": "×",
          "vs_diffrax_euler": "×", "vs_explicit_L3": "×", "vs_explicit_L4": "×", "peak_rss_gib": " GiB", "rss_growth": "",
-         "wall_minutes": " min", "vs_fastest_min": "×", "vs_fastest_median": "×"}
+         "wall_minutes": " min", "vs_fastest_min": "×", "vs_fastest_median": "×", "engine_replica_exponent_max": "",
+         "throughput_vs_short": ""}
 
 
 def format_table(result: dict, header: bool = True) -> str:
@@ -177,14 +178,38 @@ def _b8_rows(res, p):
     n = sum(len(g) for g in res["points"].values())
     ours = (f"cost ∝ w^{'—' if w is None else f'{w:.2f}'} (w ≥ {min(f['width_exponent']['over_widths'])}), "
             f"∝ R^{'—' if r is None else f'{r:.2f}'} (R ≥ {min(f['replica_exponent']['over_replicas'])})")
-    return [_row(res, "B8", "vs_fastest_min", f"SGD per replica-step at {n} points (width, replicas, depth)", ours,
-                 "fastest of batched NumPy (matmul) and batched PyTorch (bmm), per point: smallest ratio"),
-            _row(res, "B8", "vs_fastest_median", None, None, "median ratio")]
+    alts = ", ".join(p.get("alternatives", ["numpy_matmul", "torch_bmm"]))
+    lines = [_row(res, "B8", "vs_fastest_min", f"SGD per replica-step at {n} points (width, replicas, depth)", ours,
+                  f"fastest per point of {alts}: smallest ratio"),
+             _row(res, "B8", "vs_fastest_median", None, None, "median ratio")]
+    if "engines" in res:
+        exps = ", ".join(f"{k} {v['replica_exponent']:.2f}" for k, v in res["engines"].items()
+                         if v["replica_exponent"] is not None)
+        lines.append(_row(res, "B8", "engine_replica_exponent_max", None,
+                          f"every engine, R = {p['engine_scan']['replicas'][0]}…{p['engine_scan']['replicas'][-1]}: "
+                          f"exponent of the cost in R: {exps}", "", ""))
+    return lines
+
+
+def _b9_rows(res, p):
+    if "runs" not in res:
+        return [f"| B9 | long runs | {res.get('skipped', 'not run')} | | | ≥ 0.9, growth < 5 % | — |"]
+    short, long = res["runs"]["short"], res["runs"]["long"]
+    c = res["checks"]
+    ours = (f"{_num(long['wall_s'] / 60, ' min')}; late rate {_num(res['late_s_per_replica_step'] * 1e6, ' µs')} "
+            f"per replica-step; peak RSS {_num(long['peak_rss_bytes'] / 2**30, ' GiB')} "
+            f"({_num(short['peak_rss_bytes'] / 2**30, ' GiB')} at {_num(short['steps'])} steps)")
+    ok = c["throughput_vs_short"]["passed"] and c["rss_growth"]["passed"]
+    return [(f"| B9 | online SGD, L = 3, w = d = {p['width']}, B = {p['batch_size']}, {_num(long['steps'])} steps × "
+            f"{p['replicas']} replicas, {p['records']} records, checkpoint every {p['checkpoint_every_s']:g} s | {ours} "
+            f"| short run ({_num(short['steps'])} steps) | throughput {_num(c['throughput_vs_short']['value'])} of "
+            f"the short run's, RSS {100 * c['rss_growth']['value']:+.1f} % | ≥ 0.9, growth < 5 % | "
+            f"{'met' if ok else 'not met'} |")]
 
 
 #: The README table's rows of each workload: ``fn(result, params) -> lines``.
 _ROWS = {"B1": _b1_rows, "B2": _b2_rows, "B3": _b3_rows, "B4": _b4_rows, "B5": _b5_rows, "B6": _b6_rows,
-         "B7": cli_startup.markdown_rows, "B8": _b8_rows}
+         "B7": cli_startup.markdown_rows, "B8": _b8_rows, "B9": _b9_rows}
 
 
 def markdown_table(result: dict) -> str:

@@ -7,18 +7,24 @@ Reported per point: seconds per replica-step of each, the ratio fastest alternat
 rate (:func:`~._flops.sgd_step_flops`) as a fraction of the machine's float64 GEMM rate (:func:`~._flops.gemm_rate`).
 Fitted: the exponent of the per-step cost in w over the widths ≥ ``b8_fit_width`` (2 once GEMM-bound) and of the
 total cost in R over R ≥ ``b8_fit_replicas`` (1 past cache), by least squares on the logs. Checks: the smallest
-and the median ratio over every point (targets ≥ 1× and ≥ 1.5×). Not measured here (left undone): JAX written the
-obvious way and ``torch.compile``.
+and the median ratio over every point (targets ≥ 1× and ≥ 1.5×), and the largest exponent in R of the engine scan
+(:mod:`._replica_scan`; target < 1.15: cost per replica-step flat in R).
+
+Alternatives (``_alternatives``): stacked-matmul NumPy; JAX written the obvious way (one replica's jitted step
+in a Python loop over replicas and steps; the size's ``b8_jax_loop``); batched PyTorch with closed-form gradients
+(``bmm`` chain), with autograd, and the closed-form step under ``torch.compile`` (``b8_torch_compile``; compilation
+is in the warm-up, reported as ``warmup_s``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._baselines import numpy_batched_sgd, torch_batched_sgd
+from ._baselines import jax_per_replica_sgd, numpy_batched_sgd, torch_batched_sgd
 from ._engine import whole_run
 from ._flops import gemm_rate, sgd_step_flops
 from ._machine import blas_threads, have, timed
+from ._replica_scan import engine_scan, log_slope
 from ._spec import TARGETS, check
 
 B8_BATCH, B8_DEPTH, B8_WIDTH = 32, 3, 30
@@ -39,7 +45,23 @@ def b8_config(width: int, replicas: int, depth: int, steps: int):
     })
 
 
-def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int) -> dict:
+def _alternatives(size: dict) -> dict:
+    """Name → ``run(w0, M, S_half, lr, steps)`` returning final population losses, for the alternatives this size
+    runs: stacked-matmul NumPy always; JAX per replica (``b8_jax_loop``); batched PyTorch eager with closed-form and
+    autograd gradients, and compiled (``b8_torch_compile``), when torch is installed."""
+    B = B8_BATCH
+    alts = {"numpy_matmul": lambda w0, M, S, lr, n: numpy_batched_sgd(w0, M, S, lr, B, n, [n])[:, -1]}
+    if size["b8_jax_loop"]:
+        alts["jax_per_replica"] = lambda w0, M, S, lr, n: jax_per_replica_sgd(w0, M, S, lr, B, n)
+    if have("torch"):
+        alts["torch_bmm"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n)
+        alts["torch_autograd"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, gradients="autograd")
+        if size["b8_torch_compile"]:
+            alts["torch_compile"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, compiled=True)
+    return alts
+
+
+def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, alternatives: dict) -> dict:
     """One point: seconds per replica-step of dlnlab and each alternative, and the final losses (all finite)."""
     from ..model import Teacher
 
@@ -54,25 +76,14 @@ def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int) ->
            "flops_per_replica_step": sgd_step_flops(cfg.layer_dims, B8_BATCH),
            "dlnlab": {"s_per_replica_step": t_dln["best_s"] / work, "cpu_s": t_dln["cpu_s"],
                       "final_loss_mean": float(np.mean(np.asarray(obs["loss"])[:, -1]))}, "alternatives": {}}
-    t_np, loss = timed(lambda: numpy_batched_sgd(w0, M, S_half, lr, B8_BATCH, steps, [steps]), repeats)
-    out["alternatives"]["numpy_matmul"] = {"s_per_replica_step": t_np["best_s"] / work, "cpu_s": t_np["cpu_s"],
-                                           "final_loss_mean": float(np.mean(loss[:, -1]))}
-    if have("torch"):
-        t_tc, loss = timed(lambda: torch_batched_sgd(w0, M, S_half, lr, B8_BATCH, steps), repeats)
-        out["alternatives"]["torch_bmm"] = {"s_per_replica_step": t_tc["best_s"] / work, "cpu_s": t_tc["cpu_s"],
-                                            "final_loss_mean": float(np.mean(loss))}
+    for name, alt in alternatives.items():
+        t, loss = timed(lambda alt=alt: alt(w0, M, S_half, lr, steps), repeats)
+        out["alternatives"][name] = {"s_per_replica_step": t["best_s"] / work, "cpu_s": t["cpu_s"],
+                                     "warmup_s": t["warmup_s"], "final_loss_mean": float(np.mean(loss))}
     fastest = min(out["alternatives"], key=lambda k: out["alternatives"][k]["s_per_replica_step"])
     out["fastest_alternative"] = fastest
     out["ratio"] = out["alternatives"][fastest]["s_per_replica_step"] / out["dlnlab"]["s_per_replica_step"]
     return out
-
-
-def _slope(x, y) -> float | None:
-    """Least-squares slope of ln y on ln x (None with fewer than two distinct x)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(np.unique(x)) < 2:
-        return None
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
 def _fits(points, size) -> dict:
@@ -80,10 +91,10 @@ def _fits(points, size) -> dict:
     many = [p for p in points["replicas"] if p["replicas"] >= size["b8_fit_replicas"]]
     return {
         "width_exponent": {"over_widths": [p["width"] for p in wide], "expected": 2.0,
-                           "dlnlab": _slope([p["width"] for p in wide],
+                           "dlnlab": log_slope([p["width"] for p in wide],
                                             [p["dlnlab"]["s_per_replica_step"] for p in wide])},
         "replica_exponent": {"over_replicas": [p["replicas"] for p in many], "expected": 1.0,
-                             "dlnlab": _slope([p["replicas"] for p in many],
+                             "dlnlab": log_slope([p["replicas"] for p in many],
                                               [p["dlnlab"]["s_per_replica_step"] * p["replicas"] for p in many])},
     }
 
@@ -99,17 +110,24 @@ def _torch_threads():
 def b8_scaling(size: dict) -> dict:
     steps, reps = size["b8_steps"], size["repeats"]
     gemm = gemm_rate(size["b2_gemm_n"], reps)
-    points = {"width": [b8_point(w, size["b8_width_replicas"], B8_DEPTH, steps, reps) for w in size["b8_widths"]],
-              "replicas": [b8_point(B8_WIDTH, r, B8_DEPTH, steps, reps) for r in size["b8_replicas"]],
-              "depth": [b8_point(B8_WIDTH, size["b8_width_replicas"], L, steps, reps) for L in size["b8_depths"]]}
+    alts = _alternatives(size)
+    points = {"width": [b8_point(w, size["b8_width_replicas"], B8_DEPTH, steps, reps, alts) for w in size["b8_widths"]],
+              "replicas": [b8_point(B8_WIDTH, r, B8_DEPTH, steps, reps, alts) for r in size["b8_replicas"]],
+              "depth": [b8_point(B8_WIDTH, size["b8_width_replicas"], L, steps, reps, alts) for L in size["b8_depths"]]}
     for p in (p for group in points.values() for p in group):
         p["fraction_of_gemm"] = p["flops_per_replica_step"] / p["dlnlab"]["s_per_replica_step"] / gemm["flops"]
     ratios = [p["ratio"] for group in points.values() for p in group]
+    engines = engine_scan(size["b8_engine_replicas"], size["b8_engine_steps"], size["b8_fit_replicas"], reps)
+    exponents = {k: v["replica_exponent"] for k, v in engines.items()}
     return {"params": {"batch_size": B8_BATCH, "depth": B8_DEPTH, "width_for_R_and_L_scans": B8_WIDTH,
                        "replicas_for_width_and_depth_scans": size["b8_width_replicas"], "steps": steps,
-                       "precision": "float64", "threads": {"numpy": blas_threads(),
-                                                           "torch": _torch_threads(),
-                                                           "dlnlab": "one JAX CPU device per core"}},
-            "gemm": gemm, "points": points, "fits": _fits(points, size),
+                       "alternatives": list(alts), "precision": "float64",
+                       "threads": {"numpy": blas_threads(), "torch": _torch_threads(),
+                                   "jax_per_replica": "one JAX device (the default), XLA's intra-op threads",
+                                   "dlnlab": "one JAX CPU device per core"},
+                       "engine_scan": {"replicas": list(size["b8_engine_replicas"]), "steps": size["b8_engine_steps"]}},
+            "gemm": gemm, "points": points, "fits": _fits(points, size), "engines": engines,
             "checks": {"vs_fastest_min": check(min(ratios), TARGETS["B8"]["vs_fastest_min"]),
-                       "vs_fastest_median": check(float(np.median(ratios)), TARGETS["B8"]["vs_fastest_median"])}}
+                       "vs_fastest_median": check(float(np.median(ratios)), TARGETS["B8"]["vs_fastest_median"]),
+                       "engine_replica_exponent_max": check(max(exponents.values()),
+                                                            TARGETS["B8"]["engine_replica_exponent_max"])}}

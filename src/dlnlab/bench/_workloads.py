@@ -16,7 +16,8 @@ from ._baselines import diffrax_mode_em, numpy_batched_sgd, numpy_mode_em, torch
 from ._engine import whole_run
 from ._flops import gemm_rate, product_ceiling, sgd_step_flops
 from ._gradient_flow import b4_flow_solvers
-from ._machine import blas_threads, have, machine_info, timed
+from ._long_runs import b9_long_runs
+from ._machine import blas_threads, have, machine_info, proc_status_bytes, timed
 from ._scaling import b8_scaling
 from ._spec import TARGETS, check
 from .cli_startup import b7_cli_startup
@@ -176,17 +177,7 @@ def b5_child(steps: int, replicas: int, n_modes: int = 10, n_times: int = 200) -
 
     from ..engines import mode_config, simulate_modes
 
-    def vm(key):
-        try:
-            with open("/proc/self/status") as fh:
-                for line in fh:
-                    if line.startswith(key):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-        return None
-
-    rss_imports = vm("VmRSS:")
+    rss_imports = proc_status_bytes("VmRSS:")
 
     s = np.geomspace(2.0, 0.2, n_modes).tolist()
     cfg = mode_config(s, depth=3, lr=0.01, batch_size=1, label_noise=0.1, m0=0.01, kind="sde", steps=steps,
@@ -194,7 +185,7 @@ def b5_child(steps: int, replicas: int, n_modes: int = 10, n_times: int = 200) -
     t0 = time.perf_counter()
     ds = simulate_modes(cfg, progress=False)
     wall = time.perf_counter() - t0
-    hwm = vm("VmHWM:")
+    hwm = proc_status_bytes("VmHWM:")
     # VmHWM is this process's own peak; ru_maxrss survives exec (it can be the forking parent's peak)
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     print(json.dumps({"steps": steps, "replicas": replicas, "n_modes": n_modes, "n_times": int(ds.sizes["t"]),
@@ -250,5 +241,6 @@ WORKLOADS = {
     "B6": ("main job: dlnlab reproduce --quick", b6_reproduce),
     "B7": ("CLI start-up: dlnlab --help, list, COMMAND --help vs import jax", b7_cli_startup),
     "B8": ("scaling: SGD cost per replica-step over width, replicas, depth vs batched NumPy and PyTorch", b8_scaling),
+    "B9": ("long runs: 10^6 SGD steps x 256 replicas, throughput and peak RSS against a short run", b9_long_runs),
 }
 

@@ -59,8 +59,8 @@ class _ChunkClock:
 
 def b9_child(width: int, replicas: int, steps: int, chunks: int, checkpoint_every: float) -> None:
     """Run one B9 configuration and print one JSON line (``python -c`` entry point)."""
+    from ..engines import chunks as record_chunks
     from ..engines import simulate
-    from ..engines._core import chunks as record_chunks
 
     cfg = b9_config(width, replicas, steps, chunks)
     clock = _ChunkClock()

@@ -29,6 +29,7 @@ from ._core import (
     Replicas,
     RunResult,
     TqdmProgress,
+    chunks,
     execute,
     keep_runs,
     nominal_times,
@@ -98,7 +99,7 @@ def simulate(config: Config, *, observables: list[Observable] | None = None, wei
 __all__ = [
     "DiagonalState", "DiscreteState", "FlowState", "Interrupted", "ModesState", "Program", "ProgressMeter",
     "RecordGrid", "RegressionState", "ReluState", "Replicas", "RunResult", "StiffFlowState", "TqdmProgress",
-    "as_network", "build", "diagonal_config", "execute", "keep_runs", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
+    "as_network", "build", "chunks", "diagonal_config", "execute", "keep_runs", "make_step", "mode_config", "nominal_times", "provenance", "record_grid",
     "reduce_to_modes", "regression_config", "relu_config", "simulate", "simulate_diagonal", "simulate_modes",
     "simulate_regression", "simulate_relu", "total_time",
 ]

@@ -380,12 +380,13 @@ def sweep(
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="smaller sizes that still give the ratios (B6 not run)")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="write every figure, the machine and versions as JSON")] = None,
-    only: Annotated[list[str] | None, typer.Option("--only", help="run only this workload (B1 … B6); repeatable")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="run only this workload (B1 … B9); repeatable")] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="also print the README's table of these results")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, or gpu: B1, B2, B3, B8 on a CUDA device "
                                                          "(says so and exits 0 without one)")] = "cpu",
 ):
-    """Benchmark dlnlab against PyTorch, NumPy and diffrax (B1-B8); print a table, optionally write JSON."""
+    """Benchmark dlnlab against PyTorch, NumPy and diffrax (B1-B9); print a table, optionally write JSON (and, with
+    B8, its scaling figure beside it: OUT-scaling.png)."""
     from .bench import WORKLOADS, format_table, gpu_devices, markdown_table, run_suite, write_json
 
     for w in only or []:
@@ -406,6 +407,11 @@ def bench(
         typer.echo("\n" + markdown_table(result))
     if out is not None:
         typer.echo(f"results: {write_json(result, out)}")
+        if result["workloads"].get("B8", {}).get("status") == "ok":
+            from .bench import scaling_figure
+
+            png = scaling_figure(result["workloads"]["B8"], out.parent, f"{out.stem}-scaling")
+            typer.echo(f"B8 scaling figure: {out.parent / png} (and .pdf)")
 
 
 @app.command()

@@ -23,6 +23,7 @@ def b8(tmp_path_factory):
     finally:
         mp.undo()
     assert result.exit_code == 0, result.output
+    assert (out.parent / "b8-scaling.png").stat().st_size > 0  # the scaling figure beside the JSON
     res = json.loads(out.read_text())
     assert set(res["workloads"]) == {"B8"}
     return res["workloads"]["B8"]

@@ -51,6 +51,7 @@ from ._baselines import (
     torch_batched_sgd,
     torch_loop_sgd,
 )
+from ._figure import scaling_figure
 from ._flops import gemm_rate, product_ceiling, product_flops, sgd_step_flops, sgd_step_products
 from ._gradient_flow import B4_M0, B4_S, b4_config, b4_flow_solvers
 from ._long_runs import b9_child, b9_config, b9_long_runs
@@ -109,6 +110,7 @@ __all__ = [
     "product_ceiling",
     "product_flops",
     "run_suite",
+    "scaling_figure",
     "sgd_step_flops",
     "sgd_step_products",
     "timed",

@@ -83,3 +83,15 @@ def test_the_alternatives_run_the_same_sgd():
         np.testing.assert_allclose(ta, tc, rtol=1e-10)
     jx = bench.jax_per_replica_sgd(*args)
     assert np.all(jx < start) and np.all(np.abs(np.log(jx / mm)) < 1.0)
+
+
+def test_float32_point_runs_every_alternative_in_float32():
+    """The GPU benchmark's float32 pass (B8 at precision float32): dlnlab and every alternative run the same SGD in
+    float32 (final losses finite, within float32 round-off of one another's scale), here on the CPU."""
+    from dlnlab.bench._scaling import _alternatives
+
+    size = bench.SIZES["tiny"] | {"precision": "float32", "device": "cpu"}
+    p = bench.b8_point(6, 4, 3, 20, 1, _alternatives(size), "float32")
+    losses = [p["dlnlab"]["final_loss_mean"], *(a["final_loss_mean"] for a in p["alternatives"].values())]
+    assert all(math.isfinite(x) for x in losses) and max(losses) / min(losses) < 1.5
+    assert bench.b8_config(6, 4, 3, 20, "float32").dynamics.precision == "float32"

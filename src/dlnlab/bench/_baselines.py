@@ -20,15 +20,19 @@ def _population_loss_np(weights, M, S):
     return 0.5 * np.einsum("rij,jk,rik->r", E, S, E)
 
 
-def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, seed=0, product="matmul"):
+def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, seed=0, product="matmul",
+                      dtype="float64"):
     """Online SGD of every replica at once in NumPy with closed-form (backprop) gradients.
 
     ``weights0``: list of ``(R, d_l, d_{l-1})`` arrays. Each step draws ``x = Σ^{1/2} z`` for ``B`` samples per
     replica, ``y = M x``, and applies ``W_l ← W_l − η δ_lᵀ a_{l−1} / B``. ``product``: ``"matmul"`` (stacked
     ``np.matmul``, BLAS per replica) or ``"einsum"`` (``np.einsum`` without ``optimize``, which does not reach BLAS;
-    the earlier baseline). Returns the population loss at ``record_steps`` (shape ``(R, n_records)``)."""
+    the earlier baseline). ``dtype``: float64 or float32 (weights, data and draws). Returns the population loss at
+    ``record_steps`` (shape ``(R, n_records)``)."""
     rng = np.random.default_rng(seed)
-    W = [np.array(w, np.float64, copy=True) for w in weights0]
+    dtype = np.dtype(dtype)
+    W = [np.array(w, dtype, copy=True) for w in weights0]
+    M, S_half = np.asarray(M, dtype), np.asarray(S_half, dtype)
     R, d_in, B, L = W[0].shape[0], W[0].shape[2], batch_size, len(W)
     S = S_half @ S_half.T
     if product == "matmul":
@@ -44,7 +48,7 @@ def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, 
     if 0 in rec:
         losses.append(_population_loss_np(W, M, S))
     for k in range(1, int(max(record_steps)) + 1):
-        X = rng.standard_normal((R, B, d_in)) @ S_half.T
+        X = rng.standard_normal((R, B, d_in), dtype=dtype) @ S_half.T
         Y = X @ M.T
         acts = [X]
         for Wl in W:
@@ -79,26 +83,29 @@ def _torch_closed_form_step(W, X, Mt, lr, B):
     return new
 
 
-def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, gradients="closed_form", compiled=False):
+def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, gradients="closed_form", compiled=False,
+                      dtype="float64", device="cpu"):
     """Online SGD of every replica at once in PyTorch, as a skilled user writes it: the weights as ``(R, d_l,
     d_{l−1})`` tensors, the forward pass one ``torch.bmm`` chain, float64, every intra-op thread
     (``torch.get_num_threads()``). ``gradients``: ``"closed_form"`` (back-propagation written out as ``bmm``, no
     autograd graph) or ``"autograd"`` (``torch.autograd.grad`` of the batch loss summed over replicas: each
     replica's gradient is its own). ``compiled``: the closed-form step under ``torch.compile`` (compiled on the
-    first call: the caller's warm-up). Returns the final population loss per replica."""
+    first call: the caller's warm-up). ``dtype``: ``"float64"`` or ``"float32"``; ``device``: ``"cpu"`` or
+    ``"cuda"``. Returns the final population loss per replica (float64 NumPy)."""
     import torch
 
-    dt = torch.float64
-    gen = torch.Generator().manual_seed(seed)
-    W = [torch.tensor(np.asarray(w), dtype=dt) for w in weights0]
-    Mt, Sh = torch.tensor(np.asarray(M), dtype=dt), torch.tensor(np.asarray(S_half), dtype=dt)
+    dt = getattr(torch, dtype)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    W = [torch.tensor(np.asarray(w), dtype=dt, device=device) for w in weights0]
+    Mt = torch.tensor(np.asarray(M), dtype=dt, device=device)
+    Sh = torch.tensor(np.asarray(S_half), dtype=dt, device=device)
     R, d_in, B = W[0].shape[0], W[0].shape[2], batch_size
     if gradients == "autograd":
         if compiled:
             raise ValueError("compiled=True is for the closed-form step")
         W = [w.requires_grad_() for w in W]
         for _ in range(int(steps)):
-            X = torch.randn(R, B, d_in, generator=gen, dtype=dt) @ Sh.T
+            X = torch.randn(R, B, d_in, generator=gen, dtype=dt, device=device) @ Sh.T
             out = X
             for Wl in W:
                 out = torch.bmm(out, Wl.transpose(1, 2))
@@ -112,14 +119,14 @@ def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, gradie
         step = _torch_compiled_step() if compiled else _torch_closed_form_step
         with torch.no_grad():
             for _ in range(int(steps)):
-                X = torch.randn(R, B, d_in, generator=gen, dtype=dt) @ Sh.T
+                X = torch.randn(R, B, d_in, generator=gen, dtype=dt, device=device) @ Sh.T
                 W = step(W, X, Mt, lr, B)
     with torch.no_grad():
         E = W[0]
         for Wl in W[1:]:
             E = torch.bmm(Wl, E)
         E = E - Mt
-        return (0.5 * torch.einsum("rij,jk,rik->r", E, Sh @ Sh.T, E)).numpy()
+        return (0.5 * torch.einsum("rij,jk,rik->r", E, Sh @ Sh.T, E)).double().cpu().numpy()
 
 
 _COMPILED = {}
@@ -135,14 +142,14 @@ def _torch_compiled_step():
     return _COMPILED["step"]
 
 
-def jax_per_replica_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0):
+def jax_per_replica_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, dtype="float64"):
     """Online SGD as JAX written the obvious way: one replica's step under ``jax.jit`` (``jax.grad`` of the batch
-    loss ½‖f(x) − y‖² averaged over the batch), called in a Python loop over replicas and steps. float64. Returns
-    the final population loss per replica."""
+    loss ½‖f(x) − y‖² averaged over the batch), called in a Python loop over replicas and steps, on JAX's default
+    device. ``dtype``: ``"float64"`` or ``"float32"``. Returns the final population loss per replica."""
     import jax
     import jax.numpy as jnp
 
-    Mj, Sh = jnp.asarray(M), jnp.asarray(S_half)
+    Mj, Sh = jnp.asarray(M, dtype), jnp.asarray(S_half, dtype)
     d_in = weights0[0].shape[2]
 
     def batch_loss(W, X):
@@ -154,19 +161,19 @@ def jax_per_replica_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0):
     @jax.jit
     def step(W, key):
         key, sub = jax.random.split(key)
-        X = jax.random.normal(sub, (batch_size, d_in)) @ Sh.T
+        X = jax.random.normal(sub, (batch_size, d_in), dtype) @ Sh.T
         g = jax.grad(batch_loss)(W, X)
         return [Wl - lr * gl for Wl, gl in zip(W, g, strict=True)], key
 
     S = S_half @ S_half.T
     losses = []
     for r in range(weights0[0].shape[0]):
-        W, key = [jnp.asarray(w[r]) for w in weights0], jax.random.PRNGKey(seed + r)
+        W, key = [jnp.asarray(w[r], dtype) for w in weights0], jax.random.PRNGKey(seed + r)
         for _ in range(int(steps)):
             W, key = step(W, key)
-        E = np.asarray(W[0])
+        E = np.asarray(W[0], np.float64)
         for Wl in W[1:]:
-            E = np.asarray(Wl) @ E
+            E = np.asarray(Wl, np.float64) @ E
         E = E - M
         losses.append(0.5 * np.trace(E @ S @ E.T))
     return np.asarray(losses)

@@ -226,5 +226,6 @@ def markdown_table(result: dict) -> str:
         if res.get("status") == "error":
             lines.append(f"| {wid} | {res['title']} | error: {res['error'][:120]} | | | | — |")
         else:
-            lines += _ROWS[wid](res, res.get("params", {}))
+            rows = _ROWS[wid.split(":")[0]](res, res.get("params", {}))
+            lines += [r.replace(f"| {wid.split(':')[0]} |", f"| {wid} |", 1) for r in rows]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from ._spec import TARGETS, check
 B8_BATCH, B8_DEPTH, B8_WIDTH = 32, 3, 30
 
 
-def b8_config(width: int, replicas: int, depth: int, steps: int):
+def b8_config(width: int, replicas: int, depth: int, steps: int, precision: str = "float64"):
     """Online SGD, d = width, B = 32, a random teacher of rank min(d, 10), lr 0.2 / (L w) (stable), 2 records."""
     from ..config import Config
 
@@ -39,7 +39,8 @@ def b8_config(width: int, replicas: int, depth: int, steps: int):
                     "ratio": 0.7},
         "network": {"depth": depth, "width": width},
         "init": {"kind": "gaussian", "gamma": 1.5},
-        "dynamics": {"kind": "sgd", "lr": 0.2 / (depth * width), "batch_size": B8_BATCH, "steps": steps},
+        "dynamics": {"kind": "sgd", "lr": 0.2 / (depth * width), "batch_size": B8_BATCH, "steps": steps,
+                     "precision": precision},
         "record": {"n_times": 2, "spacing": "linear", "observables": ["loss"]},
         "ensemble": {"replicas": replicas, "seed": 0},
     })
@@ -47,25 +48,29 @@ def b8_config(width: int, replicas: int, depth: int, steps: int):
 
 def _alternatives(size: dict) -> dict:
     """Name → ``run(w0, M, S_half, lr, steps)`` returning final population losses, for the alternatives this size
-    runs: stacked-matmul NumPy always; JAX per replica (``b8_jax_loop``); batched PyTorch eager with closed-form and
-    autograd gradients, and compiled (``b8_torch_compile``), when torch is installed."""
-    B = B8_BATCH
-    alts = {"numpy_matmul": lambda w0, M, S, lr, n: numpy_batched_sgd(w0, M, S, lr, B, n, [n])[:, -1]}
+    runs, in the size's ``precision``: stacked-matmul NumPy always (on the CPU); JAX per replica (``b8_jax_loop``;
+    JAX's default device); batched PyTorch eager with closed-form and autograd gradients, and compiled
+    (``b8_torch_compile``), when torch is installed (on CUDA when ``size["device"]`` is ``"gpu"``)."""
+    B, dt = B8_BATCH, size.get("precision", "float64")
+    alts = {"numpy_matmul": lambda w0, M, S, lr, n: numpy_batched_sgd(w0, M, S, lr, B, n, [n], dtype=dt)[:, -1]}
     if size["b8_jax_loop"]:
-        alts["jax_per_replica"] = lambda w0, M, S, lr, n: jax_per_replica_sgd(w0, M, S, lr, B, n)
+        alts["jax_per_replica"] = lambda w0, M, S, lr, n: jax_per_replica_sgd(w0, M, S, lr, B, n, dtype=dt)
     if have("torch"):
-        alts["torch_bmm"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n)
-        alts["torch_autograd"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, gradients="autograd")
+        tk = {"dtype": dt, "device": "cuda" if size.get("device") == "gpu" else "cpu"}
+        alts["torch_bmm"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, **tk)
+        alts["torch_autograd"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, gradients="autograd",
+                                                                           **tk)
         if size["b8_torch_compile"]:
-            alts["torch_compile"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, compiled=True)
+            alts["torch_compile"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, compiled=True, **tk)
     return alts
 
 
-def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, alternatives: dict) -> dict:
+def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, alternatives: dict,
+             precision: str = "float64") -> dict:
     """One point: seconds per replica-step of dlnlab and each alternative, and the final losses (all finite)."""
     from ..model import Teacher
 
-    cfg = b8_config(width, replicas, depth, steps)
+    cfg = b8_config(width, replicas, depth, steps, precision)
     run, program = whole_run(cfg)
     t_dln, (_, obs) = timed(run, repeats)
     work = replicas * steps
@@ -108,20 +113,24 @@ def _torch_threads():
 
 
 def b8_scaling(size: dict) -> dict:
-    steps, reps = size["b8_steps"], size["repeats"]
+    steps, reps, prec = size["b8_steps"], size["repeats"], size.get("precision", "float64")
     gemm = gemm_rate(size["b2_gemm_n"], reps)
     alts = _alternatives(size)
-    points = {"width": [b8_point(w, size["b8_width_replicas"], B8_DEPTH, steps, reps, alts) for w in size["b8_widths"]],
-              "replicas": [b8_point(B8_WIDTH, r, B8_DEPTH, steps, reps, alts) for r in size["b8_replicas"]],
-              "depth": [b8_point(B8_WIDTH, size["b8_width_replicas"], L, steps, reps, alts) for L in size["b8_depths"]]}
+    R = size["b8_width_replicas"]
+    points = {"width": [b8_point(w, R, B8_DEPTH, steps, reps, alts, prec) for w in size["b8_widths"]],
+              "replicas": [b8_point(B8_WIDTH, r, B8_DEPTH, steps, reps, alts, prec) for r in size["b8_replicas"]],
+              "depth": [b8_point(B8_WIDTH, R, L, steps, reps, alts, prec) for L in size["b8_depths"]]}
     for p in (p for group in points.values() for p in group):
         p["fraction_of_gemm"] = p["flops_per_replica_step"] / p["dlnlab"]["s_per_replica_step"] / gemm["flops"]
     ratios = [p["ratio"] for group in points.values() for p in group]
-    engines = engine_scan(size["b8_engine_replicas"], size["b8_engine_steps"], size["b8_fit_replicas"], reps)
+    engines = (engine_scan(size["b8_engine_replicas"], size["b8_engine_steps"], size["b8_fit_replicas"], reps)
+               if prec == "float64" else {})
     exponents = {k: v["replica_exponent"] for k, v in engines.items()}
+    target = TARGETS["B8"]["engine_replica_exponent_max"]
     return {"params": {"batch_size": B8_BATCH, "depth": B8_DEPTH, "width_for_R_and_L_scans": B8_WIDTH,
                        "replicas_for_width_and_depth_scans": size["b8_width_replicas"], "steps": steps,
-                       "alternatives": list(alts), "precision": "float64",
+                       "alternatives": list(alts), "precision": prec,
+                       "fraction_of_gemm": "of the float64 GEMM rate",
                        "threads": {"numpy": blas_threads(), "torch": _torch_threads(),
                                    "jax_per_replica": "one JAX device (the default), XLA's intra-op threads",
                                    "dlnlab": "one JAX CPU device per core"},
@@ -129,5 +138,5 @@ def b8_scaling(size: dict) -> dict:
             "gemm": gemm, "points": points, "fits": _fits(points, size), "engines": engines,
             "checks": {"vs_fastest_min": check(min(ratios), TARGETS["B8"]["vs_fastest_min"]),
                        "vs_fastest_median": check(float(np.median(ratios)), TARGETS["B8"]["vs_fastest_median"]),
-                       "engine_replica_exponent_max": check(max(exponents.values()),
-                                                            TARGETS["B8"]["engine_replica_exponent_max"])}}
+                       "engine_replica_exponent_max": check(max(exponents.values()), target) if exponents else
+                       check(None, target, "the engine scan runs in float64 only")}}

@@ -44,6 +44,13 @@ SIZES = {
              "b8_engine_steps": 50,
              "b9_width": 100, "b9_replicas": 64, "b9_steps": 100_000, "b9_short_steps": 10_000, "b9_chunks": 20,
              "b9_checkpoint_every": 10.0},
+}
+#: ``dlnlab bench --device gpu --quick``: the quick sizes with B8's scans grown to GPU sizes (``torch.compile``
+#: left out: its compilations at every shape would not fit the GPU script's 8 minutes).
+SIZES["gpu"] = {**SIZES["quick"], "b8_widths": (10, 30, 100, 300, 1000, 3000), "b8_width_replicas": 64,
+                "b8_replicas": (1, 16, 256, 4096, 16384), "b8_torch_compile": False, "b8_fit_width": 300,
+                "b8_fit_replicas": 4096, "b8_engine_replicas": (256, 4096, 16384, 65536), "b8_engine_steps": 50}
+SIZES |= {
     "tiny": {"repeats": 1, "b1_replicas": 4, "b1_steps": 30, "b1_torch_replicas": 1, "b1_numpy_repeats": 1,
              "b2_replicas": 2, "b2_steps": 2, "b2_gemm_n": 128, "b2_blocks": (1,),
              "b3_replicas": 8, "b3_steps": 50, "b3_modes": 3,

@@ -85,6 +85,21 @@ def test_auto_agrees_with_explicit_on_the_golden_case():
         assert np.max(np.abs(a - e) / scale) < 100 * 1e-8, name  # 100 rtol
 
 
+def test_auto_above_the_dense_hessian_limit_runs_explicit(monkeypatch):
+    """``solver = "auto"`` above ``AUTO_MAX_DENSE_PARAMS`` weights per replica (here the limit lowered below the golden
+    case's 60) runs the explicit solver with a warning that names the setting — bitwise the explicit run — and with
+    ``t_max = "auto"`` refuses, naming ``dynamics.solver`` and the fix."""
+    from dlnlab.engines import _flow
+
+    monkeypatch.setattr(_flow, "AUTO_MAX_DENSE_PARAMS", 50)
+    with pytest.warns(UserWarning, match="dynamics.solver = 'auto' at 60 weights"):
+        auto = _golden_flow()
+    explicit = _golden_flow(solver="explicit")
+    np.testing.assert_array_equal(auto.loss.values, explicit.loss.values)
+    with pytest.raises(dlnlab.ConfigError, match="dynamics.solver.*'explicit' with a number for dynamics.t_max"):
+        _three_modes(3, {"kind": "gaussian", "scale": 0.1}, ["loss"])
+
+
 def _three_modes(L, init, observables):
     """d = 5 → 5, width 6, teacher ``S`` in a random basis, ``t_max = "auto"`` at the default rtol 1e-10."""
     return dlnlab.simulate(dlnlab.Config.from_dict({

@@ -46,6 +46,7 @@ later records are NaN; the other replicas run on.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -53,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ..errors import ConfigError
 from ..model.gradients import full_gradient
 from ..model.observables import BUILTIN
 from ._core import Program, RecordGrid, RunResult, chunk_size, record_grid, trim_records
@@ -77,9 +79,29 @@ def _atol(config, ens):
     return dy.rtol * 1e-3 * jnp.stack([jnp.max(jnp.abs(w.reshape(R, -1)), axis=1) for w in ens.weights0]).max(0)
 
 
+#: ``solver = "auto"`` takes the dense Hessian (P×P per replica, one LU per attempt) up to this many weights P per
+#: replica; above it, ``auto`` runs the explicit solver and warns (128 MiB per Hessian at P = 4096, before its LU and
+#: the replicas of a chunk). ``solver = "implicit"`` is taken as asked at any P.
+AUTO_MAX_DENSE_PARAMS = 4096
+
+
 def flow(config, ens, observe, common) -> Program:
-    """The network engine's flow :class:`Program` for ``config.dynamics.solver``."""
-    return (_explicit if config.dynamics.solver == "explicit" else _stiff)(config, ens, observe, common)
+    """The network engine's flow :class:`Program` for ``config.dynamics.solver`` (``auto`` above
+    :data:`AUTO_MAX_DENSE_PARAMS` weights: the explicit solver, with a warning; with ``t_max = "auto"`` an error)."""
+    solver = config.dynamics.solver
+    P = sum(int(np.prod(w.shape[1:])) for w in ens.weights0)
+    if solver == "auto" and P > AUTO_MAX_DENSE_PARAMS:
+        if config.dynamics.t_max == "auto":
+            raise ConfigError("dynamics.solver", solver,
+                              f"'explicit' with a number for dynamics.t_max at {P} weights per replica: the dense "
+                              f"Hessian of the implicit steps is for P <= {AUTO_MAX_DENSE_PARAMS} (or 'implicit' to "
+                              f"take it anyway: {P * P * 8 / 2**20:.3g} MiB per replica)")
+        warnings.warn(f"dynamics.solver = 'auto' at {P} weights per replica (> {AUTO_MAX_DENSE_PARAMS}): running the "
+                      f"explicit solver (the implicit steps' dense Hessian would take {P * P * 8 / 2**20:.3g} MiB per "
+                      "replica); set dynamics.solver = 'explicit' to silence this, or 'implicit' to take it anyway",
+                      stacklevel=2)
+        solver = "explicit"
+    return (_explicit if solver == "explicit" else _stiff)(config, ens, observe, common)
 
 
 # ---------------------------------------------------------------------------------------------------------

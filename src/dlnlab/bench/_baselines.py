@@ -142,6 +142,29 @@ def _torch_compiled_step():
     return _COMPILED["step"]
 
 
+def _jax_replica_step():
+    """One replica's SGD step, ``(W, key, M, S_half, lr, batch_size) -> (W, key)``, jitted once per process (its
+    compilations are cached per shape, dtype and batch size, as a user's module-level ``@jax.jit`` would be)."""
+    import jax
+    import jax.numpy as jnp
+
+    if "jax_step" not in _COMPILED:
+        def batch_loss(W, X, M, batch_size):
+            out = X
+            for Wl in W:
+                out = out @ Wl.T
+            return 0.5 * jnp.sum((out - X @ M.T) ** 2) / batch_size
+
+        def step(W, key, M, S_half, lr, batch_size):
+            key, sub = jax.random.split(key)
+            X = jax.random.normal(sub, (batch_size, S_half.shape[0]), S_half.dtype) @ S_half.T
+            g = jax.grad(batch_loss)(W, X, M, batch_size)
+            return [Wl - lr * gl for Wl, gl in zip(W, g, strict=True)], key
+
+        _COMPILED["jax_step"] = jax.jit(step, static_argnums=5)
+    return _COMPILED["jax_step"]
+
+
 def jax_per_replica_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, dtype="float64"):
     """Online SGD as JAX written the obvious way: one replica's step under ``jax.jit`` (``jax.grad`` of the batch
     loss ½‖f(x) − y‖² averaged over the batch), called in a Python loop over replicas and steps, on JAX's default
@@ -149,28 +172,14 @@ def jax_per_replica_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, dtyp
     import jax
     import jax.numpy as jnp
 
-    Mj, Sh = jnp.asarray(M, dtype), jnp.asarray(S_half, dtype)
-    d_in = weights0[0].shape[2]
-
-    def batch_loss(W, X):
-        out = X
-        for Wl in W:
-            out = out @ Wl.T
-        return 0.5 * jnp.sum((out - X @ Mj.T) ** 2) / batch_size
-
-    @jax.jit
-    def step(W, key):
-        key, sub = jax.random.split(key)
-        X = jax.random.normal(sub, (batch_size, d_in), dtype) @ Sh.T
-        g = jax.grad(batch_loss)(W, X)
-        return [Wl - lr * gl for Wl, gl in zip(W, g, strict=True)], key
-
+    step = _jax_replica_step()
+    Mj, Sh, lr_ = jnp.asarray(M, dtype), jnp.asarray(S_half, dtype), jnp.asarray(lr, dtype)
     S = S_half @ S_half.T
     losses = []
     for r in range(weights0[0].shape[0]):
         W, key = [jnp.asarray(w[r], dtype) for w in weights0], jax.random.PRNGKey(seed + r)
         for _ in range(int(steps)):
-            W, key = step(W, key)
+            W, key = step(W, key, Mj, Sh, lr_, int(batch_size))
         E = np.asarray(W[0], np.float64)
         for Wl in W[1:]:
             E = np.asarray(Wl, np.float64) @ E

@@ -30,8 +30,8 @@ Claims:
   least-squares width slope of ``ln ρ`` over the runs at γ < 1 minus that at γ > 1 (Student t, pooled regression
   SEs): above 0 when the two γ lie on either side of γ_c (the contrast grows with ``w``), below 0 otherwise;
 * ``init_saddle_distance`` (each depth, γ, width) — the init geometry on sampled initialisations: the exact
-  distance to the saddle set ``{W_1 = 0, W_L = 0}`` (batch means over draws) against ``√(d_in + d_out) w^{(1−γ)/2}``
-  (§5.1), which → 0 for γ > 1 and → ∞ for γ < 1.
+  distance to the saddle set ``{W_1 = 0, W_L = 0}`` (its root mean square over draws, batch estimate) against
+  ``√(d_in + d_out) w^{(1−γ)/2}`` (§5.1), which → 0 for γ > 1 and → ∞ for γ < 1.
 
 Power: ``perturb = {gamma_c = 0.4}`` and ``{gamma_c = 2.5}`` put both γ on one side of the transition, which
 flips the predicted behaviour of one side and the sign the sharpening must have; ``{init_var = 1.1}`` moves the init distances. (``perturb = {s = …}`` moves the
@@ -148,10 +148,16 @@ def sharpen_claims(runs, p, gamma_c) -> list:
     return rows
 
 
+def _rms(x) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
 def geometry_claims(p, f_var) -> list:
     """§5.1 on sampled initialisations: the exact distance ``√(‖W_1‖² + ‖W_L‖²)`` of ``geometry_draws·8/w`` Gaussian
-    draws (σ² = w^−γ) to the saddle set ``{W_1 = 0, W_L = 0}``, batch means over draws, against
-    ``√(d_in + d_out) w^{(1−γ)/2}`` (with σ² × ``f_var`` on the theory side)."""
+    draws (σ² = w^−γ) to the saddle set ``{W_1 = 0, W_L = 0}``, its root mean square over the draws (batch
+    estimate over 20 groups), against ``√(d_in + d_out) w^{(1−γ)/2}`` = √(E‖θ‖²) (with σ² × ``f_var`` on the theory
+    side). Not the mean distance: E√χ²_k is below √k by ≈ 1/(4k) relative (0.8 % at w = 4, d = 4: k = 32), which
+    at the quick preset's w = 4 failed 2 of 10 rows over seeds 0–4 against the 2 % tolerance."""
     import jax
 
     from ...analysis import saddle_distance
@@ -173,11 +179,12 @@ def geometry_claims(p, f_var) -> list:
                 theo = float(th.saddle_distance_expected(w, g, p["d"], p["d"])) * np.sqrt(f_var)
                 rows.append(row(NAME, "init_saddle_distance", setting(L=L, gamma=g, w=w), "the init lies at "
                                 "distance √(d_in+d_out)·w^((1−γ)/2) from the saddle at 0: → 0 for γ > 1, → ∞ for "
-                                "γ < 1 (§5.1, [J] abstract)", f"distance of the init to {{W_1 = 0, W_L = 0}} (batch "
-                                f"means over {n} sampled inits)", theo,
-                                stats.group_estimate(sig * unit, groups=20),
-                                Tolerance.within(relative=0.02, why="E√χ² is below √(E χ²) by 1/(8·dof) ≤ 0.2 % "
-                                                 "(χ² with w·2d dof); the rest is the sampling interval")))
+                                "γ < 1 (§5.1, [J] abstract)", f"root-mean-square distance of the init to {{W_1 = 0, "
+                                f"W_L = 0}} over {n} sampled inits (20 groups)", theo,
+                                stats.group_estimate(sig * unit, stat=_rms, groups=20),
+                                Tolerance.within(relative=0.02, why="the RMS distance estimates √(E‖θ‖²), the "
+                                                 "formula's quantity, with an O(1/(n·w·2d)) bias (< 0.01 %); the rest "
+                                                 "is the sampling interval")))
     return rows
 
 

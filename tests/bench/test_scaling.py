@@ -42,6 +42,9 @@ def test_every_point_and_alternative_is_finite(b8):
         assert set(p["alternatives"]) == alternatives
         for x in (p["dlnlab"], *p["alternatives"].values()):
             assert x["s_per_replica_step"] > 0 and math.isfinite(x["final_loss_mean"])
+        assert p["alternatives"]["jax_per_replica"]["measured_replicas"] == min(p["replicas"], tiny["b8_jax_loop_replicas"])
+        assert p["steps"] == bench.b8_steps(p["width"], p["replicas"], p["depth"], tiny)  # work-sized, within bounds
+        assert tiny["b8_steps"] <= p["steps"] <= tiny["b8_max_steps"]
         fastest = p["alternatives"][p["fastest_alternative"]]["s_per_replica_step"]
         assert p["ratio"] == pytest.approx(fastest / p["dlnlab"]["s_per_replica_step"])
         assert 0 < p["fraction_of_gemm"] < math.inf

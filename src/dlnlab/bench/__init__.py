@@ -58,7 +58,7 @@ from ._long_runs import b9_child, b9_config, b9_long_runs
 from ._machine import have, machine_info, timed, versions
 from ._replica_scan import ENGINES, engine_scan
 from ._report import UNITS, format_table, markdown_table, write_json
-from ._scaling import b8_config, b8_point, b8_scaling
+from ._scaling import b8_config, b8_point, b8_scaling, b8_steps
 from ._spec import SCHEMA, SIZES, TARGETS, check
 from ._suite import GPU_WORKLOADS, gpu_devices, run_suite
 from ._workloads import (
@@ -92,6 +92,7 @@ __all__ = [
     "b8_config",
     "b8_point",
     "b8_scaling",
+    "b8_steps",
     "b9_child",
     "b9_config",
     "b9_long_runs",

@@ -47,22 +47,33 @@ def b8_config(width: int, replicas: int, depth: int, steps: int, precision: str 
 
 
 def _alternatives(size: dict) -> dict:
-    """Name → ``run(w0, M, S_half, lr, steps)`` returning final population losses, for the alternatives this size
-    runs, in the size's ``precision``: stacked-matmul NumPy always (on the CPU); JAX per replica (``b8_jax_loop``;
-    JAX's default device); batched PyTorch eager with closed-form and autograd gradients, and compiled
+    """Name → ``(run(w0, M, S_half, lr, steps), max_replicas)``: ``run`` returns the final population losses;
+    ``max_replicas`` (None: all) caps the replicas a sequential alternative is timed on, its time then scaled to
+    the ensemble. For the alternatives this size runs, in its ``precision``: stacked-matmul NumPy always (on the
+    CPU); JAX per replica (``b8_jax_loop``; JAX's default device; a loop over replicas, timed on at most
+    ``b8_jax_loop_replicas``); batched PyTorch eager with closed-form and autograd gradients, and compiled
     (``b8_torch_compile``), when torch is installed (on CUDA when ``size["device"]`` is ``"gpu"``)."""
     B, dt = B8_BATCH, size.get("precision", "float64")
-    alts = {"numpy_matmul": lambda w0, M, S, lr, n: numpy_batched_sgd(w0, M, S, lr, B, n, [n], dtype=dt)[:, -1]}
+    alts = {"numpy_matmul": (lambda w0, M, S, lr, n: numpy_batched_sgd(w0, M, S, lr, B, n, [n], dtype=dt)[:, -1], None)}
     if size["b8_jax_loop"]:
-        alts["jax_per_replica"] = lambda w0, M, S, lr, n: jax_per_replica_sgd(w0, M, S, lr, B, n, dtype=dt)
+        alts["jax_per_replica"] = (lambda w0, M, S, lr, n: jax_per_replica_sgd(w0, M, S, lr, B, n, dtype=dt),
+                                   size["b8_jax_loop_replicas"])
     if have("torch"):
         tk = {"dtype": dt, "device": "cuda" if size.get("device") == "gpu" else "cpu"}
-        alts["torch_bmm"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, **tk)
-        alts["torch_autograd"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, gradients="autograd",
-                                                                           **tk)
+        alts["torch_bmm"] = (lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, **tk), None)
+        alts["torch_autograd"] = (lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, gradients="autograd",
+                                                                            **tk), None)
         if size["b8_torch_compile"]:
-            alts["torch_compile"] = lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, compiled=True, **tk)
+            alts["torch_compile"] = (lambda w0, M, S, lr, n: torch_batched_sgd(w0, M, S, lr, B, n, compiled=True, **tk),
+                                     None)
     return alts
+
+
+def b8_steps(width: int, replicas: int, depth: int, size: dict) -> int:
+    """Steps of a point: enough for ``b8_work_flops`` of work per timed run (so that a run's fixed costs — dispatch,
+    the two records — are amortised as in a real run), between ``b8_steps`` and ``b8_max_steps``."""
+    flops = sgd_step_flops([width] * (depth + 1), B8_BATCH)
+    return int(np.clip(np.ceil(size["b8_work_flops"] / (replicas * flops)), size["b8_steps"], size["b8_max_steps"]))
 
 
 def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, alternatives: dict,
@@ -81,10 +92,13 @@ def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, al
            "flops_per_replica_step": sgd_step_flops(cfg.layer_dims, B8_BATCH),
            "dlnlab": {"s_per_replica_step": t_dln["best_s"] / work, "cpu_s": t_dln["cpu_s"],
                       "final_loss_mean": float(np.mean(np.asarray(obs["loss"])[:, -1]))}, "alternatives": {}}
-    for name, alt in alternatives.items():
-        t, loss = timed(lambda alt=alt: alt(w0, M, S_half, lr, steps), repeats)
-        out["alternatives"][name] = {"s_per_replica_step": t["best_s"] / work, "cpu_s": t["cpu_s"],
-                                     "warmup_s": t["warmup_s"], "final_loss_mean": float(np.mean(loss))}
+    for name, (alt, cap) in alternatives.items():
+        k = replicas if cap is None else min(replicas, cap)
+        wk = [w[:k] for w in w0]
+        t, loss = timed(lambda alt=alt, wk=wk: alt(wk, M, S_half, lr, steps), repeats)
+        out["alternatives"][name] = {"s_per_replica_step": t["best_s"] / (k * steps), "cpu_s": t["cpu_s"],
+                                     "warmup_s": t["warmup_s"], "measured_replicas": k,
+                                     "final_loss_mean": float(np.mean(loss))}
     fastest = min(out["alternatives"], key=lambda k: out["alternatives"][k]["s_per_replica_step"])
     out["fastest_alternative"] = fastest
     out["ratio"] = out["alternatives"][fastest]["s_per_replica_step"] / out["dlnlab"]["s_per_replica_step"]
@@ -113,13 +127,17 @@ def _torch_threads():
 
 
 def b8_scaling(size: dict) -> dict:
-    steps, reps, prec = size["b8_steps"], size["repeats"], size.get("precision", "float64")
+    reps, prec = size["repeats"], size.get("precision", "float64")
     gemm = gemm_rate(size["b2_gemm_n"], reps)
     alts = _alternatives(size)
     R = size["b8_width_replicas"]
-    points = {"width": [b8_point(w, R, B8_DEPTH, steps, reps, alts, prec) for w in size["b8_widths"]],
-              "replicas": [b8_point(B8_WIDTH, r, B8_DEPTH, steps, reps, alts, prec) for r in size["b8_replicas"]],
-              "depth": [b8_point(B8_WIDTH, R, L, steps, reps, alts, prec) for L in size["b8_depths"]]}
+
+    def point(w, r, L):
+        return b8_point(w, r, L, b8_steps(w, r, L, size), reps, alts, prec)
+
+    points = {"width": [point(w, R, B8_DEPTH) for w in size["b8_widths"]],
+              "replicas": [point(B8_WIDTH, r, B8_DEPTH) for r in size["b8_replicas"]],
+              "depth": [point(B8_WIDTH, R, L) for L in size["b8_depths"]]}
     for p in (p for group in points.values() for p in group):
         p["fraction_of_gemm"] = p["flops_per_replica_step"] / p["dlnlab"]["s_per_replica_step"] / gemm["flops"]
     ratios = [p["ratio"] for group in points.values() for p in group]
@@ -128,7 +146,9 @@ def b8_scaling(size: dict) -> dict:
     exponents = {k: v["replica_exponent"] for k, v in engines.items()}
     target = TARGETS["B8"]["engine_replica_exponent_max"]
     return {"params": {"batch_size": B8_BATCH, "depth": B8_DEPTH, "width_for_R_and_L_scans": B8_WIDTH,
-                       "replicas_for_width_and_depth_scans": size["b8_width_replicas"], "steps": steps,
+                       "replicas_for_width_and_depth_scans": size["b8_width_replicas"],
+                       "steps": f"per point (b8_steps): {size['b8_work_flops']:.3g} FLOP of work, between "
+                                f"{size['b8_steps']} and {size['b8_max_steps']}",
                        "alternatives": list(alts), "precision": prec,
                        "fraction_of_gemm": "of the float64 GEMM rate",
                        "threads": {"numpy": blas_threads(), "torch": _torch_threads(),

@@ -29,7 +29,8 @@ SIZES = {
              "b5_replicas": 1024, "b5_steps": (100_000, 1_000_000), "b6": True,
              "b8_widths": (10, 30, 100, 300, 1000), "b8_width_replicas": 16, "b8_replicas": (1, 16, 256, 4096),
              "b8_depths": (2, 4, 8), "b8_steps": 10, "b8_fit_width": 100, "b8_fit_replicas": 256,
-             "b8_jax_loop": True, "b8_torch_compile": True, "b8_engine_replicas": (16, 256, 1024, 4096, 16384),
+             "b8_jax_loop": True, "b8_jax_loop_replicas": 16, "b8_torch_compile": True, "b8_work_flops": 2e9,
+             "b8_max_steps": 1000, "b8_engine_replicas": (16, 256, 1024, 4096, 16384),
              "b8_engine_steps": 100,
              "b9_width": 100, "b9_replicas": 256, "b9_steps": 1_000_000, "b9_short_steps": 100_000, "b9_chunks": 20,
              "b9_checkpoint_every": 60.0},
@@ -40,7 +41,8 @@ SIZES = {
              "b5_replicas": 1024, "b5_steps": (10_000, 100_000), "b6": False,
              "b8_widths": (10, 30, 100, 300), "b8_width_replicas": 16, "b8_replicas": (1, 16, 256, 4096),
              "b8_depths": (2, 4, 8), "b8_steps": 10, "b8_fit_width": 100, "b8_fit_replicas": 256,
-             "b8_jax_loop": True, "b8_torch_compile": True, "b8_engine_replicas": (16, 256, 1024, 4096),
+             "b8_jax_loop": True, "b8_jax_loop_replicas": 16, "b8_torch_compile": True, "b8_work_flops": 1e9,
+             "b8_max_steps": 500, "b8_engine_replicas": (16, 256, 1024, 4096),
              "b8_engine_steps": 50,
              "b9_width": 100, "b9_replicas": 64, "b9_steps": 100_000, "b9_short_steps": 10_000, "b9_chunks": 20,
              "b9_checkpoint_every": 10.0},
@@ -49,7 +51,8 @@ SIZES = {
 #: left out: its compilations at every shape would not fit the GPU script's 8 minutes).
 SIZES["gpu"] = {**SIZES["quick"], "b8_widths": (10, 30, 100, 300, 1000, 3000), "b8_width_replicas": 64,
                 "b8_replicas": (1, 16, 256, 4096, 16384), "b8_torch_compile": False, "b8_fit_width": 300,
-                "b8_fit_replicas": 4096, "b8_engine_replicas": (256, 4096, 16384, 65536), "b8_engine_steps": 50}
+                "b8_fit_replicas": 4096, "b8_work_flops": 2e10, "b8_engine_replicas": (256, 4096, 16384, 65536),
+                "b8_engine_steps": 50}
 SIZES |= {
     "tiny": {"repeats": 1, "b1_replicas": 4, "b1_steps": 30, "b1_torch_replicas": 1, "b1_numpy_repeats": 1,
              "b2_replicas": 2, "b2_steps": 2, "b2_gemm_n": 128, "b2_blocks": (1,),
@@ -58,7 +61,8 @@ SIZES |= {
              "b5_replicas": 8, "b5_steps": (100, 1000), "b6": False,
              "b8_widths": (4, 8), "b8_width_replicas": 4, "b8_replicas": (1, 8), "b8_depths": (2, 3), "b8_steps": 3,
              "b8_fit_width": 4, "b8_fit_replicas": 1,
-             "b8_jax_loop": True, "b8_torch_compile": False, "b8_engine_replicas": (2, 8), "b8_engine_steps": 3,
+             "b8_jax_loop": True, "b8_jax_loop_replicas": 4, "b8_torch_compile": False, "b8_work_flops": 1e5,
+             "b8_max_steps": 5, "b8_engine_replicas": (2, 8), "b8_engine_steps": 3,
              "b9_width": 4, "b9_replicas": 2, "b9_steps": 400, "b9_short_steps": 40, "b9_chunks": 4,
              "b9_checkpoint_every": 0.0},
 }

@@ -18,8 +18,8 @@ GPU_WORKLOADS = ("B1", "B2", "B3", "B8")
 GPU_FLOAT32_WORKLOADS = ("B8",)
 
 #: Workloads the full suite runs only when named (``--only``): their full size takes too long for the default run.
-NAMED_ONLY = {"B9": "full size (10^6 steps x 256 replicas, about 1-2 h on 2 cores): run with --only B9; "
-                    "--quick runs it at 10^5 steps x 64 replicas"}
+NAMED_ONLY = {"B9": "full size (10^6 steps x 256 replicas: ~1 h on 2 cores, and over 24 GB of memory on 2 CPU devices, "
+                    "README Honest limits): run with --only B9; --quick runs it at 10^5 steps x 64 replicas"}
 
 
 def gpu_devices() -> list:

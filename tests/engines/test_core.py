@@ -169,3 +169,27 @@ def test_errors_form_one_hierarchy():
     for cls in (ConfigError, CheckpointError, CorruptDatasetError):
         assert issubclass(cls, DlnlabError) and issubclass(cls, ValueError)
     assert issubclass(dlnlab.Interrupted, KeyboardInterrupt)
+
+
+def test_interval_calls_split_long_intervals_and_keep_record_ends():
+    """Exact: intervals of 3, 10, 0, 4 steps under a cap of 4 steps per call and 3 intervals per call: the pieces
+    sum to each interval, no call exceeds the cap or the size, and the record ends are the last piece of each
+    interval, in order; per-replica increments split by their largest; without a cap one call, padded."""
+    from dlnlab.engines._core import interval_calls
+
+    incs = np.array([3, 10, 0, 4])
+    calls = interval_calls(incs, 3, 4)
+    for inc, ends in calls:
+        assert inc.shape == (3,) and ends.shape == (3,) and inc.sum() <= 4
+    flat = np.concatenate([inc[: len(inc)] for inc, _ in calls])
+    ends = np.concatenate([e for _, e in calls])
+    assert ends.sum() == 4
+    pieces_per_record = np.split(flat, np.flatnonzero(ends) + 1)[:4]
+    assert [int(p.sum()) for p in pieces_per_record] == [3, 10, 0, 4]
+    per_replica = np.array([[3, 10], [1, 2]])
+    calls = interval_calls(per_replica, 2, 4)
+    total = sum(inc for inc, _ in calls).sum(axis=1)
+    np.testing.assert_array_equal(total, per_replica.sum(axis=1))
+    [(inc, ends)] = interval_calls(incs, 6, None)
+    np.testing.assert_array_equal(inc, [3, 10, 0, 4, 0, 0])
+    np.testing.assert_array_equal(ends, [True] * 4 + [False] * 2)

@@ -184,3 +184,41 @@ def test_stacked_step_sizes_record_exact_times():
     np.testing.assert_array_equal(ds["t_exact"].values, ds["step"].values * ds["lr"].values[:, None])
     assert np.all(np.abs(ds["t_exact"] - ds["t"]) <= ds["lr"] / 2 + 1e-15)
     assert float(ds["t_exact"].isel(t=-1).min()) == pytest.approx(1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("case, changes", [
+    ("sgd-online", {}),
+    ("gd-finite", {"dynamics": {"kind": "gd", "lr": [0.02, 0.05, 0.3], "steps": None, "t_max": 12.0},
+                   "record": {"n_times": 5, "spacing": "linear"}}),  # 0.3 diverges at steps 4-7
+])
+def test_calls_split_by_steps_are_bitwise_the_same(case, changes, monkeypatch):
+    """Exact: a run whose compiled calls are capped at 3 steps (every longer interval split,
+    :func:`dlnlab.engines._core.interval_calls`; the cap that bounds XLA's per-iteration memory on several CPU
+    devices) gives every recorded value, the divergence step and the final state of the uncapped run."""
+    from dlnlab.engines import network
+
+    flat = {sec: dict(vals) for sec, vals in changes.items()}
+    whole = dlnlab.simulate(config(case, **flat), progress=False)
+    monkeypatch.setattr(network, "_max_steps_per_call", lambda config, weights: 3)
+    split = dlnlab.simulate(config(case, **flat), progress=False)
+    assert set(split.data_vars) == set(whole.data_vars)
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(split[name].values, whole[name].values, err_msg=name)
+    if "lr" in flat.get("dynamics", {}):
+        assert int(whole["diverged"].sum()) >= 1 and int(whole["diverged_step"].max()) > 3  # replayed past a split
+
+
+def test_step_cap_applies_only_when_sharded():
+    """The cap is a number of steps when the run is sharded over several CPU devices (then ≥ 1 and at most
+    MAX_LOOP_STEPS_PER_CALL / devices), and None on one device."""
+    from dlnlab.engines import network
+    from dlnlab.runtime import replica_devices
+
+    cfg = config("sgd-online")
+    weights = network._ensemble(cfg).weights0
+    cap = network._max_steps_per_call(cfg, weights)
+    n_dev = len(replica_devices(cfg.ensemble.replicas))
+    if n_dev < 2:
+        assert cap is None
+    else:
+        assert 1 <= cap <= network.MAX_LOOP_STEPS_PER_CALL // n_dev

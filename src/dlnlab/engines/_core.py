@@ -139,6 +139,44 @@ def pad_increments(incs: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([incs, np.zeros((*incs.shape[:-1], size - incs.shape[-1]), np.int64)], axis=-1)
 
 
+def interval_calls(incs: np.ndarray, size: int, max_steps: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The calls of a compiled program that run the record intervals of step increments ``incs`` (last axis: the
+    intervals; a leading replica axis when per replica): ``(increments padded to size, ends)``, ``ends`` (``(size,)``,
+    bool) marking the call's intervals that end a record (the others need not be observed). Each call has at most
+    ``size`` intervals and at most ``max_steps`` steps (per replica): an interval longer than ``max_steps`` runs as
+    several, of which only the last ends its record. ``None``: no step limit, one call."""
+    n = incs.shape[-1]
+    if max_steps is None:
+        return [(pad_increments(incs, size), np.arange(size) < n)]
+    pieces = []  # (increments, ends a record)
+    for j in range(n):
+        col = incs[..., j]
+        k = max(1, -(-int(np.max(col, initial=0)) // max_steps))
+        pieces += [(np.clip(col - p * max_steps, 0, max_steps), p == k - 1) for p in range(k)]
+    calls, current, steps = [], [], 0
+    for inc, end in pieces:
+        if current and (len(current) == size or steps + int(np.max(inc, initial=0)) > max_steps):
+            calls.append(current)
+            current, steps = [], 0
+        current.append((inc, end))
+        steps += int(np.max(inc, initial=0))
+    calls.append(current)
+    return [(pad_increments(np.stack([i for i, _ in c], axis=-1), size),
+             np.array([e for _, e in c] + [False] * (size - len(c)))) for c in calls]
+
+
+def run_intervals(call, state, incs: np.ndarray, size: int, max_steps: int | None = None):
+    """``(state, records)`` after running the intervals of step increments ``incs`` through ``call(state, padded
+    increments, ends) -> (state, observables)`` in the calls of :func:`interval_calls`: the records (NumPy,
+    :func:`trim_records`) of the intervals that end one, one per interval of ``incs``."""
+    kept = []
+    for inc, ends in interval_calls(incs, size, max_steps):
+        state, obs = call(state, jnp.asarray(inc), jnp.asarray(ends))
+        kept.append({name: a[:, ends] for name, a in trim_records(obs, size).items()})
+    return state, kept[0] if len(kept) == 1 else {name: np.concatenate([k[name] for k in kept], axis=1)
+                                                   for name in kept[0]}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Replicas
 

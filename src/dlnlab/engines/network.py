@@ -43,17 +43,16 @@ from ..model.noise import sample_layer_noise
 from ..model.observables import Observable, ReplicaParams, observe_fn, resolve
 from ..model.problem import Problem
 from ..model.teacher import Dataset, Teacher, completion_mask
-from ..runtime import shard_replicas
+from ..runtime import replica_devices, shard_replicas
 from ._core import (
     Program,
     Replicas,
     RunResult,
     chunk_size,
-    pad_increments,
     record_grid,
+    run_intervals,
     time_unit,
     to_numpy,
-    trim_records,
 )
 from ._flow import flow
 
@@ -129,6 +128,9 @@ def make_step(config: Config):
 DIVERGENCE_REASONS = ("none", "nonfinite", "threshold")
 #: Weight bytes of the block of replicas that is stepped through a whole record interval at a time (cache size).
 BLOCK_BYTES = 2**19
+#: Sharded over several CPU devices, at most this many step-loop iterations (steps × blocks of replicas) run in one
+#: call of the compiled program (:func:`_max_steps_per_call`).
+MAX_LOOP_STEPS_PER_CALL = 2**14
 
 
 class DiscreteState(NamedTuple):
@@ -175,10 +177,12 @@ def _within(weights, threshold):
 
 
 def _discrete_program(config: Config, observe, inc_batched: bool):
-    """The ensemble program ``run(state, keys, params, incs, problem) -> (state, observables)``.
+    """The ensemble program ``run(state, keys, params, incs, ends, problem) -> (state, observables)``.
 
     ``state`` a :class:`DiscreteState`, ``keys`` the replicas' dynamics keys, ``incs`` the steps of each record
-    interval (per replica when ``inc_batched``); the observables come back as ``(replica, interval, …)``. Results
+    interval (per replica when ``inc_batched``), ``ends`` whether an interval ends a record (the observables of the
+    others are zeros, not computed: :func:`._core.interval_calls`); the observables come back as
+    ``(replica, interval, …)``. Results
     are those of guarding every step (:func:`_guarded`), computed faster:
 
     * in each record interval the replicas step unguarded, recording only whether :func:`_within` held after
@@ -207,13 +211,16 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
     def replay(state, keys, params, n, problem):  # one replica, ``n`` guarded steps
         return lax.fori_loop(0, n, lambda _, c: guarded(c, keys, problem, params), state)
 
-    def shard(state, rkeys, params, incs, problem):
+    def shard(state, rkeys, params, incs, ends, problem):
         keys = jax.vmap(step_keys)(rkeys)
         n_rep = rkeys.shape[0]
         per_replica = sum(math.prod(x.shape[1:]) * x.dtype.itemsize for x in state.weights)
         block = max(1, BLOCK_BYTES // per_replica)
 
-        def interval(state, n):
+        def observed(weights):
+            return jax.vmap(observe, in_axes=(0, None, 0))(weights, problem, params)
+
+        def advance(state, n):  # the replicas through an interval of ``n`` steps
             w, k, div_step, reason = state
             frozen = div_step >= 0
             if block < n_rep:
@@ -231,16 +238,45 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
             def guard_every_step(_):
                 return jax.vmap(replay, in_axes=(0, 0, 0, n_axis, None))(state, keys, params, n, problem)
 
-            state = lax.cond(jnp.any(~ok & ~frozen), guard_every_step, accept, None)
-            return state, jax.vmap(observe, in_axes=(0, None, 0))(state.weights, problem, params)
+            return lax.cond(jnp.any(~ok & ~frozen), guard_every_step, accept, None)
 
-        state, obs = lax.scan(interval, state, incs.T if inc_batched else incs)
+        def interval(state, x):  # intervals of no steps (padding) skip the loops; unrecorded ones the observables
+            n, end = x
+            state = lax.cond(jnp.any(n > 0), advance, lambda state, n: state, state, n)
+            unobserved = lambda weights: jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype),
+                                                                jax.eval_shape(observed, weights))
+            return state, lax.cond(end, observed, unobserved, state.weights)
+
+        state, obs = lax.scan(interval, state, (incs.T if inc_batched else incs, ends))
         return state, jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), obs)
 
-    # recording the sharpness, the program sharded over two CPU devices never returned (from 12 replicas; jaxlib
-    # 0.10.2, not the batch size of its LAPACK call): such runs use one device
-    one = 1 if "sharpness" in config.record.observables else None
-    return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2), max_devices=one)
+    return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2), max_devices=_max_devices(config))
+
+
+def _max_devices(config: Config) -> int | None:
+    """The devices the discrete program may shard over (``None``: every one, :func:`dlnlab.runtime.replica_devices`).
+    Recording the sharpness, the program sharded over two CPU devices never returned (from 12 replicas; jaxlib
+    0.10.2, not the batch size of its LAPACK call): such runs use one device."""
+    return 1 if "sharpness" in config.record.observables else None
+
+
+def _max_steps_per_call(config: Config, weights) -> int | None:
+    """The steps one call of the discrete program may run (:func:`._core.interval_calls`; ``None``: no limit).
+
+    Sharded over several CPU devices, XLA's CPU runtime (jaxlib 0.10.2) keeps ~7.5 KB per iteration of each block's
+    step loop until the call returns (measured: R = 16, w = 100, 2 devices, 8 blocks: +0.48 GB of peak memory over
+    8 000 steps in one call, nothing more over three further calls; one device, or one program at a time: none). The
+    loop carries whether the weights stayed within the threshold (:func:`_within`): with that reduction over three
+    or more layers in the body it appears, without it not. Capping a call at :data:`MAX_LOOP_STEPS_PER_CALL`
+    iterations bounds it (~0.25 GB) whatever the number of steps; the split calls run the same steps (bitwise)."""
+    R = int(np.shape(weights[0])[0])
+    n_dev = len(replica_devices(R)[:_max_devices(config)])
+    if n_dev < 2:
+        return None
+    per_replica = sum(math.prod(np.shape(w)[1:]) * np.dtype(w.dtype).itemsize for w in weights)
+    block, per_device = max(1, BLOCK_BYTES // per_replica), -(-R // n_dev)
+    loops = n_dev * (-(-per_device // block) if block < per_device else 1)
+    return max(1, MAX_LOOP_STEPS_PER_CALL // loops)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -359,11 +395,12 @@ def _discrete(config, ens: _Ensemble, observe, common) -> Program:
         return DiscreteState(ens.weights0, jnp.zeros(R, jnp.int64), jnp.full(R, -1, jnp.int64),
                              jnp.zeros(R, jnp.int32))
 
+    max_steps = _max_steps_per_call(config, ens.weights0)
+
     def run(state, records):
         records = np.asarray(records)
-        inc = pad_increments(incs[..., records - 1], max(size, len(records)))
-        state, obs = prog(state, ens.dyn_keys, ens.params, jnp.asarray(inc), ens.problem)
-        return RunResult(state, trim_records(obs, len(records)))
+        call = lambda state, inc, ends: prog(state, ens.dyn_keys, ens.params, inc, ends, ens.problem)
+        return RunResult(*run_intervals(call, state, incs[..., records - 1], max(size, len(records)), max_steps))
 
     def step(state):
         return guarded(state, jax.vmap(step_keys)(ens.dyn_keys), ens.problem, ens.params)

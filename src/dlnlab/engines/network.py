@@ -268,7 +268,7 @@ def _max_steps_per_call(config: Config, weights) -> int | None:
     8 000 steps in one call, nothing more over three further calls; one device, or one program at a time: none). The
     loop carries whether the weights stayed within the threshold (:func:`_within`): with that reduction over three
     or more layers in the body it appears, without it not. Capping a call at :data:`MAX_LOOP_STEPS_PER_CALL`
-    iterations bounds it (~0.25 GB) whatever the number of steps; the split calls run the same steps (bitwise)."""
+    iterations bounds it (~0.12 GB) whatever the number of steps; the split calls run the same steps (bitwise)."""
     R = int(np.shape(weights[0])[0])
     n_dev = len(replica_devices(R)[:_max_devices(config)])
     if n_dev < 2:

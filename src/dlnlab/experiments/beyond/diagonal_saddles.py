@@ -38,7 +38,8 @@ the mirror form: see that module):
   extrapolated in α and then in η, relative to the oracle's, averaged over the runs: ``|mean|`` at the worst jump
   (largest ``|mean| + 2·se``), Student-t with ``R − 1`` degrees of freedom (the record brackets added to the standard
   error in quadrature), ``at_most`` 2 %. Measured with 128 runs of batch 4: |mean| 0.02–0.21 % (se 0.31–0.50 %) on
-  instances 0, 1, 3, 4, 20, 30, 40 (10: not run, 2·10⁵ steps exceeded); SGD at η = 0.01 alone is off by 0.7–1.5 %.
+  instances 0, 3, 20, 30, 40; with 64 runs on 0, 1, 3, 4: 0.36–0.45 % (se 0.27–0.68 %; instance 3 then
+  inconclusive); instances 2, 5, 10 not run (2·10⁵ steps exceeded); SGD at η = 0.01 alone is off by 0.7–1.5 %.
   A missed jump makes it (and ``jump_times``, ``gd_jump_times``) fail;
 * ``plateau_iterates`` (PF) — the run at the smallest α reaches each saddle ``β_k`` of the oracle between its
   measured jumps ``k`` and ``k + 1``: ``max_k min_t ‖β(t) − β_k‖_∞`` (support and values), ``at_most`` 1e−2 (a

@@ -213,9 +213,7 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
 
     def shard(state, rkeys, params, incs, ends, problem):
         keys = jax.vmap(step_keys)(rkeys)
-        n_rep = rkeys.shape[0]
-        per_replica = sum(math.prod(x.shape[1:]) * x.dtype.itemsize for x in state.weights)
-        block = max(1, BLOCK_BYTES // per_replica)
+        n_rep, block = rkeys.shape[0], _block(state.weights)
 
         def observed(weights):
             return jax.vmap(observe, in_axes=(0, None, 0))(weights, problem, params)
@@ -253,6 +251,12 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
     return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2), max_devices=_max_devices(config))
 
 
+def _block(weights) -> int:
+    """The replicas per block: as many as have weights (leading replica axis) within :data:`BLOCK_BYTES`, at least 1."""
+    per_replica = sum(math.prod(np.shape(w)[1:]) * np.dtype(w.dtype).itemsize for w in weights)
+    return max(1, BLOCK_BYTES // per_replica)
+
+
 def _max_devices(config: Config) -> int | None:
     """The devices the discrete program may shard over (``None``: every one, :func:`dlnlab.runtime.replica_devices`).
     Recording the sharpness, the program sharded over two CPU devices never returned (from 12 replicas; jaxlib
@@ -273,8 +277,7 @@ def _max_steps_per_call(config: Config, weights) -> int | None:
     n_dev = len(replica_devices(R)[:_max_devices(config)])
     if n_dev < 2:
         return None
-    per_replica = sum(math.prod(np.shape(w)[1:]) * np.dtype(w.dtype).itemsize for w in weights)
-    block, per_device = max(1, BLOCK_BYTES // per_replica), -(-R // n_dev)
+    block, per_device = _block(weights), -(-R // n_dev)
     loops = n_dev * (-(-per_device // block) if block < per_device else 1)
     return max(1, MAX_LOOP_STEPS_PER_CALL // loops)
 

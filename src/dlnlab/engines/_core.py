@@ -173,8 +173,7 @@ def run_intervals(call, state, incs: np.ndarray, size: int, max_steps: int | Non
     for inc, ends in interval_calls(incs, size, max_steps):
         state, obs = call(state, jnp.asarray(inc), jnp.asarray(ends))
         kept.append({name: a[:, ends] for name, a in trim_records(obs, size).items()})
-    return state, kept[0] if len(kept) == 1 else {name: np.concatenate([k[name] for k in kept], axis=1)
-                                                   for name in kept[0]}
+    return state, {name: np.concatenate([k[name] for k in kept], axis=1) for name in kept[0]}
 
 
 # ---------------------------------------------------------------------------------------------------------

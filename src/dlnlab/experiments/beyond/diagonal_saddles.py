@@ -268,8 +268,8 @@ def _sgd_row(estimate, p, inst, note):
                          "α as jump_times", theory=0.0, estimate=estimate,
                 tolerance=Tolerance.at_most(absolute=0.02, why="jump_times' budget (the η extrapolation removes the "
                                             "O(η) mean shift of SGD's jumps)"),
-               note=f"batch {p['sgd_batch']} of n = {p['n']}; {p['sgd_replicas']} runs per step size; {note}",
-               instance=inst)
+                note=f"batch {p['sgd_batch']} of n = {p['n']}; {p['sgd_replicas']} runs per step size; {note}",
+                instance=inst)
 
 
 def final_margin(seq) -> float:

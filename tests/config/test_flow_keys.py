@@ -1,4 +1,5 @@
-"""The flow keys of issue 15: ``dynamics.solver``, ``dynamics.t_max = "auto"`` and ``record.per_decade``: their
+"""The flow keys of issue 15: ``dynamics.solver``, ``dynamics.arithmetic``, ``dynamics.t_max = "auto"`` and
+``record.per_decade``: their
 defaults, and the errors that name the field to change."""
 
 import pytest
@@ -18,6 +19,7 @@ def test_defaults():
     assert c.dynamics.solver == "auto" and c.dynamics.t_max == "auto" and c.record.per_decade == 20
     assert _cfg({"kind": "flow", "t_max": 2}).dynamics.t_max == 2.0  # numbers as before
     assert dlnlab.config.FIELDS["dynamics.solver"].default == "auto"
+    assert c.dynamics.arithmetic == "auto"
 
 
 def test_toml_round_trip_and_override(tmp_path):
@@ -49,6 +51,12 @@ def test_toml_round_trip_and_override(tmp_path):
     ({"kind": "flow", "t_max": 3.0}, {"per_decade": 5}, NETWORK, "record.per_decade",
      "omitted unless dynamics.t_max = 'auto'"),
     ({"kind": "flow", "t_max": "auto"}, {"per_decade": 0}, NETWORK, "record.per_decade", "an integer >= 1"),
+    ({"kind": "gd", "steps": 3, "arithmetic": "double-double"}, None, NETWORK, "dynamics.arithmetic",
+     "omitted unless dynamics.kind = 'flow'"),
+    ({"kind": "flow", "t_max": 3.0, "arithmetic": "quad"}, None, NETWORK, "dynamics.arithmetic",
+     "one of 'auto', 'float64', 'double-double'"),
+    ({"kind": "flow", "t_max": 3.0, "arithmetic": "double-double", "precision": "float32"}, None, NETWORK,
+     "dynamics.arithmetic", "'float64' or 'auto' with dynamics.precision = 'float32'"),
 ])
 def test_errors_name_the_field(dynamics, record, base, key, allowed):
     with pytest.raises(ConfigError) as info:

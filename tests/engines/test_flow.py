@@ -18,6 +18,7 @@ import pytest
 
 import dlnlab
 from dlnlab import theory
+from dlnlab.config import Config
 from dlnlab.engines import _rosenbrock as rb
 
 S = (2.5, 1.2, 0.6)
@@ -48,7 +49,7 @@ def test_integrators_are_fifth_order(method):
     if method == "rodas5p":
         step = lambda fun, y, h: rb._rodas_attempt(fun, jax.jacfwd(fun), y, fun(y), h, v)[0]
     else:
-        step = lambda fun, y, h: rb._dopri_attempt(fun, y, fun(y), h, v)[0]
+        step = lambda fun, y, h: rb._dopri_attempt(fun, fun, y, fun(y), h, v)[0]
     errs = [_fixed_step_error(step, n) for n in (20, 40, 80)]
     ratios = np.array(errs[:-1]) / np.array(errs[1:])
     assert np.all((ratios > 28) & (ratios < 37)), f"error ratios {ratios} (errors {errs})"
@@ -115,9 +116,9 @@ def test_random_init_crosses_every_plateau(L):
     """σ = 1e-6 Gaussian entries (not aligned): the plateau table (``ds.dln.plateaus()``) has the three saddles and
     the minimum, the modes learned in order, each plateau's loss within 0.5 % of ½Σ_{i>k} s_i² (measured: ≤ 9e-16
     relative), final loss < 1e-10 (measured 6e-32), and the run stops by itself (``t_stop``) within a few decades
-    of the last escape (measured: 30× and 15× the start of the last plateau, L = 3 and 4). (At L = 4 from σ = 1e-6 the later escape times themselves are set by the float64 rounding of the
-    gradient, ~1e-17·t over the plateaus, against entries ~σ: the third varies ×4 with the solver's settings,
-    while the levels and the order do not; see :mod:`dlnlab.engines._flow`.)"""
+    of the last escape (measured: 30× and 15× the start of the last plateau, L = 3 and 4). At L = 4 ``auto`` takes
+    the double-double gradient here (max|θ₀|³ < 1e-12), without which the later escape times were set by the
+    float64 rounding (:func:`test_double_double_reaches_the_vanishing_init_limit`)."""
     ds = _three_modes(L, {"kind": "gaussian", "scale": 1e-6}, ("loss", "singular_values", "mode_strength"))
     assert bool(ds.solver_ok.all()) and np.isfinite(float(ds.t_stop[0]))
     table = ds.dln.plateaus()
@@ -208,3 +209,48 @@ def test_a_replica_does_not_depend_on_the_others(auto_run):
     np.testing.assert_array_equal(alone.t, auto_run.t[:n])
     np.testing.assert_allclose(alone.singular_values[0], auto_run.singular_values[0, :n], rtol=1e-12, atol=1e-13)
     assert float(alone.t_stop[0]) == float(auto_run.t_stop[0])
+
+
+def _escape_curve(sigma, arithmetic, c):
+    """The loss of the L = 4 flow from σ·θ̄ (one Gaussian draw θ̄, 3-mode teacher s = 4, 2, 1, d = 3, width 4) at the
+    times ``c·σ⁻²``."""
+    ds = dlnlab.simulate(Config.from_dict({
+        "teacher": {"d_in": 3, "d_out": 3, "singular_values": [4.0, 2.0, 1.0], "basis": "random", "seed": 0},
+        "network": {"depth": 4, "width": 4}, "init": {"kind": "gaussian", "scale": sigma},
+        "dynamics": {"kind": "flow", "rtol": 1e-8, "solver": "auto", "arithmetic": arithmetic},
+        "record": {"times": list(c * sigma ** -2.0), "observables": ["loss"]},
+        "ensemble": {"replicas": 1, "seed": 0}}), progress=False)
+    assert bool(ds.solver_ok.all())
+    return ds.loss.values[0, 1:]
+
+
+def test_double_double_reaches_the_vanishing_init_limit():
+    """From a tiny init the flow is homogeneous: the same draw at scale σ runs the same path at time σ^(L−2)·t, up to
+    O(σ^(L−2)) (L = 4: 1e-10 here). So the loss at t = c·σ⁻² must not depend on σ. At 300 log-spaced c over the
+    three escapes (spacing 1.2 %), the run from σ = 1e-8 (double-double gradient and time, chosen by ``auto``) has
+    the loss of the σ = 1e-5 run (float64) at every record to 1e-6 relative: every escape time agrees to within
+    the record spacing. The float64 gradient from σ = 1e-7 misses: its later escapes move (measured: 153 of the 300
+    records differ) — the float64 limit the double-double arithmetic removes (issue 15)."""
+    c = np.geomspace(0.02, 0.6, 300)
+    ref = _escape_curve(1e-5, "auto", c)
+    for level in (10.5, 2.5, 0.5):  # ½ Σ_{i>k} s_i²: every plateau is inside the records, and the minimum
+        assert np.any(np.abs(ref - level) < 1e-6 * level), level
+    assert ref[0] == pytest.approx(10.5, rel=1e-6) and ref[-1] < 1e-10
+    deep = _escape_curve(1e-8, "auto", c)
+    assert np.abs(deep - ref).max() <= 1e-6 * ref.max()
+    plain = _escape_curve(1e-7, "float64", c)
+    assert (np.abs(plain - ref) > 1e-3 * ref.max()).sum() > 30
+
+
+@pytest.mark.parametrize("L, scale, want", [(2, 1e-9, False), (3, 1e-5, False), (3, 1e-7, True), (4, 1e-4, False),
+                                            (4, 1e-5, True)])
+def test_auto_arithmetic_takes_double_double_from_a_tiny_init(L, scale, want):
+    """``arithmetic = "auto"``: double-double at L ≥ 3 once max|θ₀|^(L−1) < 1e-12 (``AUTO_COMPENSATED_BELOW``; entries
+    of a Gaussian init reach ~3σ), never at L = 2 (its plateaus last ~ln(1/σ))."""
+    from dlnlab.engines import _flow
+    from dlnlab.engines.network import _ensemble
+
+    cfg = Config.from_dict({"teacher": {"d_in": 3, "d_out": 3, "singular_values": [1.0]},
+                            "network": {"depth": L, "width": 4}, "init": {"kind": "gaussian", "scale": scale},
+                            "dynamics": {"kind": "flow", "t_max": 1.0}})
+    assert _flow.compensated(cfg, _ensemble(cfg)) is want

@@ -148,10 +148,16 @@ def record_times(c):
 
 
 @rule("network")
-def flow_solver(c):
-    """``dynamics.solver`` is for ``dynamics.kind = 'flow'`` only."""
-    if c.dynamics.kind != "flow" and _given(c, "dynamics.solver"):
-        raise ConfigError("dynamics.solver", c.dynamics.solver, "omitted unless dynamics.kind = 'flow'")
+def flow_only_keys(c):
+    """``dynamics.solver`` and ``dynamics.arithmetic`` are for ``dynamics.kind = 'flow'`` only; double-double is
+    for float64 weights."""
+    for key in ("solver", "arithmetic"):
+        if c.dynamics.kind != "flow" and _given(c, f"dynamics.{key}"):
+            raise ConfigError(f"dynamics.{key}", getattr(c.dynamics, key), "omitted unless dynamics.kind = 'flow'")
+    if c.dynamics.arithmetic == "double-double" and c.dynamics.precision != "float64":
+        raise ConfigError("dynamics.arithmetic", c.dynamics.arithmetic, "'float64' or 'auto' with dynamics.precision "
+                                                                        f"= '{c.dynamics.precision}' (double-double "
+                                                                        "extends float64 weights)")
 
 
 @rule()

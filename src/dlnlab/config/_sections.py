@@ -205,6 +205,8 @@ class RegressionConfig:
 _DISCRETE = ("network", "modes", "diagonal")
 #: The solvers of network gradient flow (``dynamics.solver``; :mod:`dlnlab.engines._flow`).
 FLOW_SOLVERS = ("auto", "explicit", "implicit")
+#: The arithmetic of the network gradient flow's gradient (``dynamics.arithmetic``; :mod:`dlnlab.engines._flow`).
+FLOW_ARITHMETIC = ("auto", "float64", "double-double")
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,11 @@ class DynamicsConfig:
                                "flow: auto (Dopri5, per replica switching to Rodas5P on the exact Hessian while the "
                                "explicit step is stiffness-limited) | explicit (diffrax Dopri5) | implicit "
                                "(Rodas5P throughout)", models=("network",))
+    arithmetic: str = param("auto", Options(*FLOW_ARITHMETIC),
+                            "flow: the gradient's arithmetic: float64 | double-double (its entries exact to ~1 ulp "
+                            "where the float64 sum of O(1) terms loses the tiny gradient of an unlearned mode; "
+                            "~20x the cost per gradient) | auto (double-double when L >= 3 and max|θ0|^(L-1) < "
+                            "1e-12)", models=("network",))
     rtol: float = param(1e-10, POSITIVE, "flow: relative tolerance", models=("network", "regression"))
     atol: float | None = param(None, POSITIVE, "flow: absolute tolerance (default rtol·1e-3·max|θ0|)",
                                models=("network", "regression"))

@@ -17,14 +17,19 @@ m₀ = 1e-8 the mode strengths are within 1e-9 relative of the closed form at ev
 random σ = 1e-6 the plateau losses are the saddle levels to 1e-15 relative, the final loss 6e-32; ``auto``
 and ``explicit`` agree to 4e-10 on the golden case (rtol 1e-8).
 
-Limit of float64, not of the solver: once a mode is learned the gradient carries rounding ~1e-17 in every entry
-(its terms are O(1)), which over a plateau of length t moves the not yet learned components, ~σ per entry, by
-~1e-17·t; when that is not ≪ σ their escape is set by the rounding rather than by the initial condition. Measured
-on the problem above: escape times reproducible to the record spacing across rtol 1e-10–1e-12 and 20 or 40
-records per decade down to σ = 1e-8 at L = 3 (t ∝ 1/σ exactly) and down to σ = 1e-5 at L = 4 (t ∝ σ⁻²); at L = 4
-from σ = 1e-6 the first escape still follows (6.0e10), but with the solver's settings (rtol down to 1e-12, margin,
-records) the second moved between 1.3e11 and 1.7e11 (σ⁻² predicts 1.5e11) and the third between 1.7e11 and
-6.8e11 (3.4e11), the levels and the order unchanged.
+Arithmetic (``dynamics.arithmetic``): once a mode is learned the float64 gradient carries rounding ~1e-17 in every
+entry (its terms are O(1)), which over a plateau of length t moves the not yet learned components, ~σ per entry,
+by ~1e-17·t; when that is not ≪ σ their escape is set by the rounding rather than by the initial condition.
+Measured on the float64 gradient (d = 5, width 6, s = 2.5, 1.2, 0.6): escape times reproducible down to σ = 1e-8
+at L = 3 but only down to σ = 1e-5 at L = 4; from σ = 1e-6 at L = 4 the second escape moved between 1.3e11 and
+1.7e11 and the third between 1.7e11 and 6.8e11 with the solver's settings. ``"double-double"`` evaluates the gradient
+in double-double arithmetic (:func:`~dlnlab.model.gradients.compensated_gradient`: each entry within ~1 ulp of the
+exact gradient of the float64 weights; its Jacobian stays the float64 one's) and the integrator keeps its time in
+double-double too (a step h ≪ 1e-16·t still advances it). ``"auto"`` (default) takes it at L ≥ 3 when
+``max|θ₀|^(L−1) <`` :data:`AUTO_COMPENSATED_BELOW`. Measured (tests/engines/test_flow.py, L = 4, d = 3, width 4,
+s = 4, 2, 1): the loss at t = c·σ⁻² from σ = 1e-8 equals that from σ = 1e-5 to 1e-6 at 300 log-spaced c over all
+three escapes (homogeneity of the small-init flow), where the float64 gradient from σ = 1e-7 differs at 153 of
+them; cost ×2–3 on that problem (11 s against 5 s for two replicas, L = 4, most of it compilation).
 
 Record times: with a number ``t_max`` (or ``steps``, ``record.times``) those of every engine. With
 ``t_max = "auto"`` a common log grid, ``record.per_decade`` records per decade from ``record.t_min`` (default
@@ -55,7 +60,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..errors import ConfigError
-from ..model.gradients import full_gradient
+from ..model.gradients import compensated_gradient, full_gradient
 from ..model.observables import BUILTIN
 from ._core import Program, RecordGrid, RunResult, chunk_size, record_grid, trim_records
 from ._rosenbrock import SolverState, advance, init_state
@@ -85,9 +90,31 @@ def _atol(config, ens):
 AUTO_MAX_DENSE_PARAMS = 4096
 
 
+#: ``arithmetic = "auto"`` takes the double-double gradient at depth L ≥ 3 when ``m₀^(L−1)`` is below this, ``m₀``
+#: the largest initial |entry| over replicas. Why: along a mode still at scale ~m₀ the gradient is ~m₀^(L−1) while the
+#: float64 one carries ~1e-17 of rounding once a mode is learned; over a plateau of length ~m₀^−(L−2) that moves the
+#: entry by ~1e-17/m₀^(L−1) relative, 1e-5 here (measured: the float64 later escapes at L = 4 move by up to 2× from
+#: σ = 1e-6, m₀^3 ≈ 1e-16; at L = 3 down to σ = 1e-8, m₀² ≈ 1e-15, they were reproducible to the record spacing).
+AUTO_COMPENSATED_BELOW = 1e-12
+
+
+def compensated(config, ens) -> bool:
+    """Whether the flow's gradient is the double-double one (``dynamics.arithmetic``; ``auto``:
+    :data:`AUTO_COMPENSATED_BELOW`)."""
+    arithmetic = config.dynamics.arithmetic
+    if arithmetic != "auto":
+        return arithmetic == "double-double"
+    L = len(ens.weights0)
+    if L < 3 or config.dynamics.precision != "float64":
+        return False
+    m0 = max(float(jnp.max(jnp.abs(w))) for w in ens.weights0)
+    return 0 < m0 and m0 ** (L - 1) < AUTO_COMPENSATED_BELOW
+
+
 def flow(config, ens, observe, common) -> Program:
     """The network engine's flow :class:`Program` for ``config.dynamics.solver`` (``auto`` above
-    :data:`AUTO_MAX_DENSE_PARAMS` weights: the explicit solver, with a warning; with ``t_max = "auto"`` an error)."""
+    :data:`AUTO_MAX_DENSE_PARAMS` weights: the explicit solver, with a warning; with ``t_max = "auto"`` an error)
+    and ``dynamics.arithmetic`` (:func:`compensated`)."""
     solver = config.dynamics.solver
     P = sum(int(np.prod(w.shape[1:])) for w in ens.weights0)
     if solver == "auto" and P > AUTO_MAX_DENSE_PARAMS:
@@ -101,7 +128,7 @@ def flow(config, ens, observe, common) -> Program:
                       "replica); set dynamics.solver = 'explicit' to silence this, or 'implicit' to take it anyway",
                       stacklevel=2)
         solver = "explicit"
-    return (_explicit if solver == "explicit" else _stiff)(config, ens, observe, common)
+    return (_explicit if solver == "explicit" else _stiff)(config, ens, observe, common, compensated(config, ens))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -118,14 +145,15 @@ class FlowState(NamedTuple):
     solver_ok: np.ndarray
 
 
-def _explicit_program(observe, rtol):
+def _explicit_program(observe, rtol, compensated):
     import diffrax
 
     def max_norm(tree):
         return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
     def replica(weights, t0, ts, params, atol, problem):
-        term = diffrax.ODETerm(lambda t, y, args: tuple(-g for g in full_gradient(y, problem)))
+        grad = compensated_gradient if compensated else full_gradient
+        term = diffrax.ODETerm(lambda t, y, args: tuple(-g for g in grad(y, problem)))
         saveat = diffrax.SaveAt(subs=[
             diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: observe(y, problem, params)),
             diffrax.SubSaveAt(t1=True),
@@ -139,10 +167,10 @@ def _explicit_program(observe, rtol):
     return jax.jit(jax.vmap(replica, in_axes=(0, None, None, 0, 0, None)))
 
 
-def _explicit(config, ens, observe, common) -> Program:
+def _explicit(config, ens, observe, common, compensated) -> Program:
     R = ens.unit.shape[0]
     grid = record_grid(config, None)
-    prog = _explicit_program(observe, config.dynamics.rtol)
+    prog = _explicit_program(observe, config.dynamics.rtol, compensated)
     size = chunk_size(config, grid)
     atol = _atol(config, ens)
 
@@ -236,16 +264,18 @@ def auto_grid(t_min: float, per_decade: int) -> tuple[RecordGrid, list]:
     return RecordGrid(t, None, None), parts
 
 
-def _field(unravel, problem):
-    """One replica's flat vector field ``y ↦ −∇𝓛(y)``."""
-    return lambda y: ravel_pytree(tuple(-g for g in full_gradient(unravel(y), problem)))[0]
+def _field(unravel, problem, compensated=False):
+    """One replica's flat vector field ``y ↦ −∇𝓛(y)`` (``compensated``: in double-double,
+    :func:`~dlnlab.model.gradients.compensated_gradient`)."""
+    grad = compensated_gradient if compensated else full_gradient
+    return lambda y: ravel_pytree(tuple(-g for g in grad(unravel(y), problem)))[0]
 
 
-def _start(unravel, rtol, method):
+def _start(unravel, rtol, method, compensated):
     """Compiled ``(Y0, atol, problem, params) -> (SolverState, objective (R,), initial relative rate (R,))``."""
 
     def start(Y0, atol, problem, params):
-        fun = _field(unravel, problem)
+        fun = _field(unravel, problem, compensated)
         solver = jax.vmap(lambda y, a: init_state(fun, y, rtol, a, method))(Y0, atol)
         loss0 = jax.vmap(lambda y, p: objective(unravel(y), problem, p))(Y0, params)
         rate = jax.vmap(lambda y: jnp.linalg.norm(fun(y)) / jnp.linalg.norm(y))(Y0)
@@ -254,13 +284,16 @@ def _start(unravel, rtol, method):
     return jax.jit(start)
 
 
-def _chunk(observe, unravel, rtol, method):
+def _chunk(observe, unravel, rtol, method, compensated):
     """The compiled chunk ``(solver, ts, active, problem, params, atol) -> (solver, weights, observations, objective
-    at the end)``: :func:`~._rosenbrock.advance` through ``ts``, observing at each (NaN for a replica failed before)."""
+    at the end)``: :func:`~._rosenbrock.advance` through ``ts``, observing at each (NaN for a replica failed before).
+    With ``compensated`` the field is the double-double gradient's, its Jacobian the float64 one's."""
 
     def run(solver, ts, active, problem, params, atol):
         ok0 = solver.ok
-        solver, ys = advance(_field(unravel, problem), solver, ts, rtol, atol, active, method, MAX_ATTEMPTS)
+        lin = _field(unravel, problem) if compensated else None
+        solver, ys = advance(_field(unravel, problem, compensated), solver, ts, rtol, atol, active, method,
+                             MAX_ATTEMPTS, lin)
         ys = jnp.where(ok0[:, None, None], ys, jnp.nan)
         obs = jax.vmap(lambda yr, p: jax.vmap(lambda y: observe(unravel(y), problem, p))(yr))(ys, params)
         last = jax.vmap(lambda y, p: objective(unravel(y), problem, p))(solver.y, params)
@@ -280,13 +313,13 @@ def _stop(stop: StopState, solver, last, decade, t_end, check) -> StopState:
     return StopState(solver.y, last, stop.stopped | newly, t_stop)
 
 
-def _stiff(config, ens, observe, common) -> Program:
+def _stiff(config, ens, observe, common, compensated) -> Program:
     dy, R = config.dynamics, ens.unit.shape[0]
     auto = dy.t_max == "auto"
     Y0 = jax.vmap(lambda w: ravel_pytree(w)[0])(ens.weights0)
     unravel = ravel_pytree(tuple(w[0] for w in ens.weights0))[1]
     atol = _atol(config, ens)
-    solver0, loss0, rate = _start(unravel, dy.rtol, dy.solver)(Y0, atol, ens.problem, ens.params)
+    solver0, loss0, rate = _start(unravel, dy.rtol, dy.solver, compensated)(Y0, atol, ens.problem, ens.params)
     if auto:
         n = config.record.per_decade
         grid, parts = auto_grid(config.record.t_min or time_origin(rate), n)
@@ -295,7 +328,7 @@ def _stiff(config, ens, observe, common) -> Program:
     else:
         grid, parts = record_grid(config, None), None
         size = chunk_size(config, grid)
-    prog = _chunk(observe, unravel, dy.rtol, dy.solver)
+    prog = _chunk(observe, unravel, dy.rtol, dy.solver, compensated)
 
     def init():
         stop = StopState(Y0, loss0, np.zeros(R, bool), np.full(R, np.nan)) if auto else None

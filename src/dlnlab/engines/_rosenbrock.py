@@ -12,7 +12,7 @@ For ``θ̇ = f(θ)`` with ``f`` one replica's flat vector field (the engine's ``
 
 Step control (:func:`advance`): per-entry relative error ``max_i |err_i| / (atol + floor_i + rtol·max(|θ_i|,
 |θ₁_i|)) ≤ 1``, step factor ``0.9·err^(−1/5)`` within [0.2, 6], and for the implicit steps a round-off floor
-``floor_i = NOISE_MARGIN·h·ν_i``, ``ν`` the field's rounding level (:func:`_noise`: the larger of the estimates at
+``floor_i = NOISE_MARGIN·h·ν_i``, ``ν`` the field's rounding level (:func:`_noise_shift`: the larger of the estimates at
 this and at the previous implicit attempt, from two perturbation patterns used in turn). Why the floor: on long
 plateaus (L = 4 from σ = 1e-6: t ~ 1e10–1e12) the entries along the network's symmetry directions (zero Hessian
 eigenvalues) of a learned channel see only rounding in f (~1e-17), which a step of size h turns into an "error"
@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.scipy.linalg import lu_factor, lu_solve
+
+from ..model.doubledouble import two_sum
 
 # ---------------------------------------------------------------------------------------------------------
 # Rodas5P (Steinebach, BIT Numer. Math. 63:27, 2023): 8 stages, order 5, embedded order 4, stiffly accurate,
@@ -68,16 +70,32 @@ _C = (
 RODAS5P_ORDER = 5
 
 
+def _table(rows, n):
+    """Lower-triangular stage coefficients as an ``n × n`` array (row i: the coefficients of stages 0 … i−1)."""
+    out = np.zeros((n, n))
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+_A_TAB, _C_TAB, _M_VEC = _table(_A, 8), _table(_C, 8), np.asarray(_M)
+
+
+def _stages(fun, y, first, n, increment, finish):
+    """Stages ``1 … n−1`` of a Runge–Kutta-type method in a loop, so the field is traced once (not once per stage:
+    the double-double gradient is ~6 000 operations, ~1 s of compilation per traced copy):
+    ``k_i = finish(i, fun(y + increment(i, k)), k)`` with ``k`` the (n, P) stages so far, ``k_0 = first``."""
+    k0 = jnp.zeros((n,) + y.shape, y.dtype).at[0].set(first)
+    return lax.fori_loop(1, n, lambda i, k: k.at[i].set(finish(i, fun(y + increment(i, k)), k)), k0)
+
+
 def _rodas_step(fun, y, f0, J, h):
     """One Rodas5P step of size ``h`` from ``y`` (``f0 = fun(y)``, ``J`` its Jacobian): ``(y₁, error estimate)``."""
     lu = lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) / (h * _GAMMA) - J)
-    us, fy = [], f0
-    for i in range(8):
-        if i:
-            fy = fun(y + sum(a * u for a, u in zip(_A[i], us)))
-        rhs = fy + sum(c * u for c, u in zip(_C[i], us)) / h if i else fy
-        us.append(lu_solve(lu, rhs))
-    return y + sum(m * u for m, u in zip(_M, us)), us[7]
+    A, C = jnp.asarray(_A_TAB, y.dtype), jnp.asarray(_C_TAB, y.dtype)
+    us = _stages(fun, y, lu_solve(lu, f0), 8, lambda i, u: A[i] @ u,
+                 lambda i, fy, u: lu_solve(lu, fy + (C[i] @ u) / h))
+    return y + jnp.asarray(_M_VEC, y.dtype) @ us, us[7]
 
 
 # Dormand–Prince 5(4) (Hairer, Nørsett & Wanner I, II.5), first same as last: stages k₁ … k₆, y₁ = y + h Σ b_j k_j,
@@ -92,10 +110,7 @@ _DP_A = (
 _DP_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)
 _DP_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
 DOPRI5_STABILITY = 3.3
-
-
-def _combine(coefs, vecs):
-    return sum(c * v for c, v in zip(coefs, vecs) if c)
+_DP_TAB = _table(((),) + _DP_A + (_DP_B,), 7)  # row 6: y₁'s weights, so that stage 6 is k₇ = f(y₁)
 
 
 def _power(matvec, v):
@@ -105,40 +120,40 @@ def _power(matvec, v):
     return nw, jnp.where(nw > 0, w / jnp.where(nw > 0, nw, 1.0), v)
 
 
-def _dopri_attempt(fun, y, f, h, v):
+def _dopri_attempt(fun, lin, y, f, h, v):
     """One Dopri5 step: ``(y₁, f(y₁), error estimate, 0, ρ, v)`` (no noise floor: its steps stay below the
     stability bound, where h·ν is negligible), ρ the spectral radius of the Jacobian from one power iteration
-    (a Jacobian-vector product) warm-started at the carried direction ``v``."""
-    ks = [f]
-    for a in _DP_A:
-        ks.append(fun(y + h * _combine(a, ks)))
-    y1 = y + h * _combine(_DP_B, ks)
-    f1 = fun(y1)
-    rho, v = _power(lambda u: jax.jvp(fun, (y,), (u,))[1], v)
-    return y1, f1, h * _combine(_DP_E, ks + [f1]), jnp.zeros_like(y), rho, v
+    (a Jacobian-vector product of ``lin``, the field whose Jacobian is used) warm-started at the carried direction
+    ``v``."""
+    tab = jnp.asarray(_DP_TAB, y.dtype)
+    ks = _stages(fun, y, f, 7, lambda i, k: h * (tab[i] @ k), lambda i, fy, k: fy)
+    y1 = y + h * (tab[6] @ ks)  # the point stage 6 was evaluated at (its own coefficient is 0)
+    rho, v = _power(lambda u: jax.jvp(lin, (y,), (u,))[1], v)
+    return y1, ks[6], h * (jnp.asarray(_DP_E, y.dtype) @ ks), jnp.zeros_like(y), rho, v
 
 
-def _noise(fun, y, f, odd):
-    """The round-off level of the field at ``y``, entry by entry: ``|f(y + δ) + f(y − δ) − 2 f(y)|`` for a
-    last-bits perturbation ``δ`` (the second difference cancels the change ``Jδ``, leaving the rounding of the three
+def _noise_shift(y, odd):
+    """The perturbation ``δ`` of the field's round-off level at ``y``, entry by entry ``|f(y + δ) + f(y − δ) −
+    2 f(y)|`` (:func:`_rodas_attempt`) for a last-bits perturbation ``δ`` (the second difference cancels the change ``Jδ``, leaving the rounding of the three
     evaluations): ``δ_i = ±8ε|y_i|`` with alternating signs, or (``odd``) ``±5ε|y_i|`` with signs alternating by
     pairs. One such estimate is exactly zero in some entries by chance; :func:`advance` alternates the two patterns
     between attempts and uses the larger of the last two estimates."""
     i = jnp.arange(y.shape[0])
     sign = jnp.where(jnp.where(odd, (i // 2) % 2, i % 2) == 0, 1.0, -1.0)
-    d = jnp.where(odd, 5.0, 8.0) * jnp.finfo(y.dtype).eps * jnp.abs(y) * sign
-    return jnp.abs(fun(y + d) + fun(y - d) - 2 * f)
+    return jnp.where(odd, 5.0, 8.0) * jnp.finfo(y.dtype).eps * jnp.abs(y) * sign
 
 
 def _rodas_attempt(fun, jac, y, f, h, v, odd=False):
     """One Rodas5P step on the exact Jacobian: ``(y₁, f(y₁), error estimate, noise level ν, ρ, v)``, ρ from two
-    power iterations on the Jacobian warm-started at ``v``, ν by :func:`_noise` (pattern ``odd``). ``h ν`` bounds
+    power iterations on the Jacobian warm-started at ``v``, ν by :func:`_noise_shift` (pattern ``odd``). ``h ν`` bounds
     how much of the error estimate the field's round-off alone explains (the module docstring says why that
     matters on long plateaus)."""
     J = jac(y)
     y1, e = _rodas_step(fun, y, f, J, h)
     rho, v = _power(lambda u: J @ u, _power(lambda u: J @ u, v)[1])
-    return y1, fun(y1), e, _noise(fun, y, f, odd), rho, v
+    d = _noise_shift(y, odd)
+    f1, f_plus, f_minus = jax.vmap(fun)(jnp.stack([y1, y + d, y - d]))  # one traced copy of the field
+    return y1, f1, e, jnp.abs(f_plus + f_minus - 2 * f), rho, v
 
 
 class FlowStats(NamedTuple):
@@ -155,13 +170,15 @@ class FlowStats(NamedTuple):
 
 
 class SolverState(NamedTuple):
-    """The carry of one replica between calls (checkpoint it to resume): time, flat state ``y`` and the field at
+    """The carry of one replica between calls (checkpoint it to resume): time ``t + t_lo`` (double-double: a step
+    h ≪ ε·t still advances it, as on the plateaus of L = 4 from σ = 1e-8, t ~ 1e16), flat state ``y`` and the field at
     ``y``, the proposed next step ``h``, the method in use (``stiff``: implicit) with its switching counters
     and the power-iteration direction ``v``, counters, ``ok`` (False after a step-size underflow, a non-finite
     state or ``max_steps``: the replica then stays where it failed) and ``nu``, the round-off level of the field
-    estimated at the last implicit attempt (:func:`_noise`)."""
+    estimated at the last implicit attempt (:func:`_noise_shift`)."""
 
     t: jax.Array
+    t_lo: jax.Array
     y: jax.Array
     f: jax.Array
     h: jax.Array
@@ -179,6 +196,18 @@ _SWITCH_AFTER = 5  # attempts past a switching threshold before ``auto`` changes
 _TO_IMPLICIT = 2.5  # explicit → implicit when hρ > 2.5: the Dopri5 step is at its stability bound (3.3)
 _TO_EXPLICIT = 1.0  # implicit → explicit when hρ < 1: an explicit step that size is stable with a margin of 3
 NOISE_MARGIN = 100.0  # the floor's factor on h·ν (the stage coefficients amplify the rounding, |c_ij| ≤ 165)
+#: A replica fails (step-size underflow) when its step falls to this fraction of its time: the double-double time
+#: resolves ~1e-32 t; the float64 time it replaced stalled below ~1e-16 t (the old threshold was 1e-14 t, which at
+#: L = 4 from σ = 1e-7 — first escape at t ~ 5e12, jumps needing steps ~0.01 — failed every run).
+UNDERFLOW = 1e-28
+
+
+def _time_add(t, t_lo, h):
+    """``(t + t_lo) + h`` in double-double."""
+    s, e = two_sum(t, h)
+    e = e + t_lo
+    s1 = s + e
+    return s1, e - (s1 - s)
 
 
 def init_state(fun, y, rtol, atol, method="auto", t0=0.0) -> SolverState:
@@ -190,16 +219,16 @@ def init_state(fun, y, rtol, atol, method="auto", t0=0.0) -> SolverState:
     h = jnp.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / jnp.where(d1 > 0, d1, 1.0), 1e-6)
     zero = jnp.zeros((), jnp.int64)
     v = jnp.full_like(y, 1.0 / np.sqrt(y.shape[0]))
-    return SolverState(jnp.asarray(t0, y.dtype), y, f, h.astype(y.dtype), jnp.asarray(method == "implicit"), zero,
+    return SolverState(jnp.asarray(t0, y.dtype), jnp.zeros((), y.dtype), y, f, h.astype(y.dtype), jnp.asarray(method == "implicit"), zero,
                      zero, v, FlowStats(zero, zero, zero + 1, zero, zero), jnp.asarray(True), jnp.zeros_like(y))
 
 
-def _attempts(fun, jac, st: SolverState, h, live, method):
+def _attempts(fun, lin, jac, st: SolverState, h, live, method):
     """Each replica's attempt with its method, batched. Under ``auto`` each method's batch is computed only
     when some live replica uses it (a batch-level ``cond``), so an ensemble pays for the Jacobians only in the
     iterations where a replica is implicit."""
     def explicit():
-        return jax.vmap(lambda y, f, h, v: _dopri_attempt(fun, y, f, h, v))(st.y, st.f, h, st.v)
+        return jax.vmap(lambda y, f, h, v: _dopri_attempt(fun, lin, y, f, h, v))(st.y, st.f, h, st.v)
 
     def implicit():
         odd = (st.stats.steps + st.stats.rejected) % 2 == 1  # the noise pattern alternates between attempts
@@ -233,12 +262,15 @@ def _switch(st: SolverState, h, rho, acc, live):
     return jnp.where(flip, ~st.stiff, st.stiff), jnp.where(flip, 0, count), jnp.where(flip, 0, misses)
 
 
-def advance(fun, st: SolverState, ts, rtol, atol, active, method="auto", max_steps=2**20):
+def advance(fun, st: SolverState, ts, rtol, atol, active, method="auto", max_steps=2**20, lin=None):
     """Integrate a batch of replicas (every field of ``st`` has a leading replica axis R; ``atol`` and ``active``
     are (R,)) through the record times ``ts`` (n,), landing exactly on each. Returns ``(st, ys)``, ``ys[r, k]``
     the flat state of replica ``r`` at ``ts[k]`` (NaN where not reached). An inactive replica is held: no step,
-    ``ys`` its current state. ``fun`` is one replica's flat vector field; its Jacobian is ``jax.jacfwd(fun)``."""
-    jac = jax.jacfwd(fun)
+    ``ys`` its current state. ``fun`` is one replica's flat vector field; the Jacobian (``jax.jacfwd``) and the
+    stiffness estimate's Jacobian-vector products are taken of ``lin`` (default ``fun``): a cheaper evaluation of
+    the same field (the compensated gradient's Jacobian is the float64 one's to rounding, at 1/20 of the cost)."""
+    lin = fun if lin is None else lin
+    jac = jax.jacfwd(lin)
     n = ts.shape[0]
     R, P = st.y.shape
     rows = jnp.arange(R)
@@ -252,10 +284,11 @@ def advance(fun, st: SolverState, ts, rtol, atol, active, method="auto", max_ste
         st, k, ys, it = c
         kk = jnp.minimum(k, n - 1)
         target, live = ts[kk], (k < n) & st.ok
-        due = live & (target <= st.t)  # already there (a repeated record time): record without a step
-        step, land = live & ~due, st.h >= target - st.t
-        h = jnp.where(step & land, target - st.t, st.h)
-        y1, f1, e, nu, rho, v = _attempts(fun, jac, st, h, step, method)
+        gap = (target - st.t) - st.t_lo
+        due = live & (gap <= 0)  # already there (a repeated record time): record without a step
+        step, land = live & ~due, st.h >= gap
+        h = jnp.where(step & land, gap, st.h)
+        y1, f1, e, nu, rho, v = _attempts(fun, lin, jac, st, h, step, method)
         floor = atol[:, None] + NOISE_MARGIN * h[:, None] * jnp.maximum(nu, st.nu)
         err = jnp.max(jnp.abs(e) / (floor + rtol * jnp.maximum(jnp.abs(st.y), jnp.abs(y1))), axis=1)
         finite = jnp.all(jnp.isfinite(y1), axis=1) & jnp.all(jnp.isfinite(f1), axis=1) & jnp.isfinite(err)
@@ -263,15 +296,17 @@ def advance(fun, st: SolverState, ts, rtol, atol, active, method="auto", max_ste
         acc = step & (err <= 1.0)
         fac = jnp.clip(0.9 * jnp.maximum(err, 1e-30) ** (-1.0 / RODAS5P_ORDER), 0.2, 6.0)
         h_new = jnp.where(step, jnp.where(acc & land, jnp.maximum(h * fac, st.h), h * fac), st.h)
-        t1 = jnp.where(acc, jnp.where(land, target, st.t + h), st.t)
+        t_hi, t_lo = _time_add(st.t, st.t_lo, h)
+        t1 = jnp.where(acc, jnp.where(land, target, t_hi), st.t)
+        t1_lo = jnp.where(acc, jnp.where(land, 0.0, t_lo), st.t_lo)
         switched = _switch(st, h, rho, acc, step) if method == "auto" else (st.stiff, st.count, st.misses)
         s, exp_step = st.stats, step & ~st.stiff
         evals = jnp.where(step, 6 + 4 * st.stiff, 0)  # Dopri5: 6; Rodas5P: 7 stages, f(y₁), 2 for the noise level
         stats = FlowStats(s.steps + acc, s.rejected + (step & ~acc), s.field_evals + evals, s.hvps + exp_step,
                           s.jacobians + (step & st.stiff))
-        ok = st.ok & ~(step & (h_new <= 1e-14 * jnp.maximum(jnp.abs(t1), 1e-300)))
+        ok = st.ok & ~(step & (h_new <= UNDERFLOW * jnp.maximum(jnp.abs(t1), 1e-300)))
         acc2 = acc[:, None]
-        new = SolverState(t1, jnp.where(acc2, y1, st.y), jnp.where(acc2, f1, st.f), h_new, *switched,
+        new = SolverState(t1, t1_lo, jnp.where(acc2, y1, st.y), jnp.where(acc2, f1, st.f), h_new, *switched,
                           jnp.where(step[:, None], v, st.v), stats, ok,
                           jnp.where((step & st.stiff)[:, None], nu, st.nu))
         done = (acc & land) | due

@@ -254,3 +254,5 @@ def test_auto_arithmetic_takes_double_double_from_a_tiny_init(L, scale, want):
                             "network": {"depth": L, "width": 4}, "init": {"kind": "gaussian", "scale": scale},
                             "dynamics": {"kind": "flow", "t_max": 1.0}})
     assert _flow.compensated(cfg, _ensemble(cfg)) is want
+    stacked = Config.from_dict({**cfg.to_dict(), "init": {"kind": "gaussian", "scale": [1e-2, scale]}})
+    assert _flow.compensated(stacked, _ensemble(stacked)) is want  # one replica that needs it is enough

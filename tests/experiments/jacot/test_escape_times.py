@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import dlnlab
 from dlnlab import theory
@@ -90,3 +91,24 @@ def test_escape_times_runs_through_sweep(tmp_path):
     for c in res.claims:
         assert c.kind == "measured" and c.source == "derived" and c.estimate.dof == 1 and c.uncertainty > 0
         assert c.theory == 1.0 / [2.0, 1.0][int(c.id[-1])]
+
+
+@pytest.mark.slow
+def test_L4_every_escape_follows_the_law_down_to_1e_8(tmp_path):
+    """Issue 15 item 3: at L = 4 the σ⁻² law of *every* escape (the later ones were cut at σ ≥ 1e-5 while the float64
+    gradient set them) over six decades, σ = 1e-2 … 1e-8 (19 values, a σ ratio of 10^(−1/3): not commensurate with the
+    40 records per decade), as measured rows that hold, and the plateau levels at σ = 1e-8. Measured: exponents
+    −2.0000 ± 0.0009, −2.0000 ± 0.0010, −2.0001 ± 0.0010 (seed 0), −2.0005/−1.9992/−1.9999 (seed 1),
+    −1.9992/−1.9998/−2.0003 (seed 2), SE 0.0009–0.0010, tolerances ≈ 0.0044: all hold. With 10 values (SE ≈ 0.0014,
+    8 dof) seed 1's third row was inconclusive, hence 19. With the exponent × 1.05 in the theory every one fails."""
+    from dlnlab.experiments import get
+
+    sig = [float(f"{10 ** (-2 - k / 3):.3g}") for k in range(19)]
+    over = ["depths=[4]", "d=3", "width=4", f"sigmas_4={sig}"]
+    res = get("escape_times").run("quick", tmp_path, over)
+    rows = [c for c in res.claims if c.setting.startswith("L=4")]
+    slopes = [c for c in rows if c.quantity.startswith("log-log slope")]
+    assert len(slopes) == 3 and all("19 values" in c.quantity for c in slopes), [c.quantity for c in slopes]
+    assert all(c.verdict == "holds" for c in rows), [(c.quantity, c.value, c.verdict) for c in rows]
+    off = get("escape_times").run("quick", tmp_path, [*over, "perturb={exponent=1.05}"])  # reuses the sweep
+    assert all(c.verdict == "fails" for c in off.claims if "saddle=" in c.setting)

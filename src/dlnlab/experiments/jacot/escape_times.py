@@ -22,15 +22,17 @@ smallest σ's plateau as settled) with log-spaced records, ``per_decade`` per de
 of the plateau table (:func:`dlnlab.analysis.plateau_table`: linear interpolation between records, an error up to
 half the record spacing, ~±3 % of t at 40 per decade, which the regression SE carries).
 
-Float64 limit (:mod:`dlnlab.engines._flow`): once a mode is learned the gradient carries rounding ~1e-17 per entry,
-which moves the unlearned entries (~σ) by ~1e-17·t over a plateau; at ``L = 4`` below σ ~1e-5 the later escapes
-are set by that rounding (from σ = 1e-6 the second moves by ±15 %, the third ×4 with the solver settings), so their
-fits use only σ ≥ ``later_sigma_min_4``; the first escape (before any mode is learned) is valid down to 1e-6 and
-beyond. At ``L = 3`` every escape is reproducible down to σ = 1e-8.
+Arithmetic (:mod:`dlnlab.engines._flow`): once a mode is learned the float64 gradient carries rounding ~1e-17 per
+entry, which moves the unlearned entries (~σ) by ~1e-17·t over a plateau; at ``L = 4`` below σ ~1e-5 the later
+escapes were set by that rounding (from σ = 1e-6 the second moved by ±15 %, the third ×4 with the solver
+settings) and the fits used only σ ≥ 1e-5. The L ≥ 3 runs now take the double-double gradient (``arithmetic =
+"auto"``: some σ of the run has max|θ₀|^(L−1) < 1e-12), so every escape enters every fit.
 
 Measured (quick, seed 0; d = 3, width 4, s = 4, 2, 1): L = 2 slopes 0.2505 ± 0.0004, 0.5012 ± 0.0007,
 1.0002 ± 0.0017 (theory 0.25, 0.5, 1); L = 3 exponents −1.0010 ± 0.0021, −0.9983 ± 0.0017, −0.9990 ± 0.0019; L = 4
-−2.0009 ± 0.0017 (first escape, σ 1e-2…1e-6), −2.0003 ± 0.0026 (later escapes, σ ≥ 1e-5); plateau levels to 1e-15.
+−2.0009 ± 0.0017, −2.0013 ± 0.0017, −2.0009 ± 0.0018 (every escape, σ 1e-2…1e-6: 4 decades; with the float64
+gradient the later two were −1.985 ± 0.008 and −1.996 ± 0.004, inconclusive, their σ ≤ 2e-6 values off by up to
+30 %); plateau levels to 1e-15.
 Smoke (L = 3) at seeds 0, 1, 2: every row holds (exponents within 0.005 of −1). The σ values of a fit must not be
 commensurate with the record grid (a σ ratio 10^(−k/per_decade) puts every jump at the same place between records:
 the interpolation error is then the same at every σ and the regression SE vanishes). Cost: quick ≈ 87 s of CPU
@@ -172,13 +174,13 @@ def _level_rows(depth, sig, tab, s_th, K, rtol):
                  "sigmas_2": [0.001, 0.0001, 1e-05, 1e-06, 1e-07, 1e-08],
                  "sigmas_3": [0.01, 0.00359, 0.00129, 0.000464, 0.000167, 5.99e-05, 2.15e-05, 7.74e-06, 2.78e-06, 1e-06],
                  "sigmas_4": [0.01, 0.00464, 0.00215, 0.001, 0.000464, 0.000215, 0.0001, 4.64e-05, 2.15e-05, 1e-05, 4.64e-06, 2.15e-06, 1e-06],
-                 "later_sigma_min_4": 1e-5, "t_max_factor": 3.0, "per_decade": 40, "rtol": 1e-6, "seed": 0,
+                 "t_max_factor": 3.0, "per_decade": 40, "rtol": 1e-6, "seed": 0,
                  "executor": "serial"},
           full={"d": 5, "width": 6, "s": [4.0, 2.0, 1.0], "depths": [2, 3, 4],
                 "sigmas_2": [0.001, 0.000316, 0.0001, 3.16e-05, 1e-05, 3.16e-06, 1e-06, 3.16e-07, 1e-07, 3.16e-08, 1e-08],
                 "sigmas_3": [0.01, 0.00346, 0.00119, 0.000412, 0.000143, 4.92e-05, 1.7e-05, 5.88e-06, 2.03e-06, 7.02e-07, 2.42e-07, 8.38e-08, 2.89e-08, 1e-08],
-                "sigmas_4": [0.01, 0.00492, 0.00242, 0.00119, 0.000588, 0.000289, 0.000143, 7.02e-05, 3.46e-05, 1.7e-05, 8.38e-06, 4.12e-06, 2.03e-06, 1e-06],
-                "later_sigma_min_4": 1e-5, "t_max_factor": 3.0, "per_decade": 40, "rtol": 1e-8, "seed": 0,
+                "sigmas_4": [0.01, 0.00464, 0.00215, 0.001, 0.000464, 0.000215, 0.0001, 4.64e-05, 2.15e-05, 1e-05, 4.64e-06, 2.15e-06, 1e-06, 4.64e-07, 2.15e-07, 1e-07, 4.64e-08, 2.15e-08, 1e-08],
+                "t_max_factor": 3.0, "per_decade": 40, "rtol": 1e-8, "seed": 0,
                 "executor": "serial"},
           smoke={"depths": [3], "sigmas_3": [0.01, 0.00534, 0.00285, 0.00152, 0.000811, 0.000433, 0.000231, 0.000123, 6.58e-05, 3.51e-05, 1.87e-05, 1e-05]},
           perturbations=(Perturbation("s", 1.05, "teacher singular values × 1.05 in the L = 2 slopes and the levels"),
@@ -201,10 +203,7 @@ def escape_times(p, out):
         rows += [{"depth": L, "sigma": sg, "saddle": k, "mode": modes[i, k], "t_escape": tj[i, k]}
                  for i, sg in enumerate(sig) for k in range(K)]
         for k in range(K):
-            t = tj[:, k].copy()
-            if L == 4 and k > 0:  # float64 limit of the later escapes (module docstring)
-                t[sig < float(p["later_sigma_min_4"])] = np.nan
-            claims.append(_slope_row(L, k, sig, t, s, s_th, f, float(p["per_decade"])))
+            claims.append(_slope_row(L, k, sig, tj[:, k], s, s_th, f, float(p["per_decade"])))
         if L >= 3:
             claims += _level_rows(L, sig, tab, s_th, K, float(p["rtol"]))
     df = pd.DataFrame(rows)

@@ -56,7 +56,7 @@ def test_toml_round_trip_and_override(tmp_path):
     ({"kind": "flow", "t_max": 3.0, "arithmetic": "quad"}, None, NETWORK, "dynamics.arithmetic",
      "one of 'auto', 'float64', 'double-double'"),
     ({"kind": "flow", "t_max": 3.0, "arithmetic": "double-double", "precision": "float32"}, None, NETWORK,
-     "dynamics.arithmetic", "'float64' or 'auto' with dynamics.precision = 'float32'"),
+     "dynamics.precision", "'float64' for flow"),
 ])
 def test_errors_name_the_field(dynamics, record, base, key, allowed):
     with pytest.raises(ConfigError) as info:

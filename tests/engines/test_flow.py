@@ -228,16 +228,16 @@ def test_double_double_reaches_the_vanishing_init_limit():
     """From a tiny init the flow is homogeneous: the same draw at scale σ runs the same path at time σ^(L−2)·t, up to
     O(σ^(L−2)) (L = 4: 1e-10 here). So the loss at t = c·σ⁻² must not depend on σ. At 300 log-spaced c over the
     three escapes (spacing 1.2 %), the run from σ = 1e-8 (double-double gradient and time, chosen by ``auto``) has
-    the loss of the σ = 1e-5 run (float64) at every record to 1e-6 relative: every escape time agrees to within
-    the record spacing. The float64 gradient from σ = 1e-7 misses: its later escapes move (measured: 153 of the 300
+    the loss of the σ = 1e-5 run (float64, forced: ``auto`` would take double-double there too) at every record to
+    1e-6 relative: every escape time agrees to within the record spacing. The float64 gradient from σ = 1e-7 misses: its later escapes move (measured: 153 of the 300
     records differ) — the float64 limit the double-double arithmetic removes (issue 15)."""
     c = np.geomspace(0.02, 0.6, 300)
-    ref = _escape_curve(1e-5, "auto", c)
+    ref = _escape_curve(1e-5, "float64", c)
     for level in (10.5, 2.5, 0.5):  # ½ Σ_{i>k} s_i²: every plateau is inside the records, and the minimum
         assert np.any(np.abs(ref - level) < 1e-6 * level), level
     assert ref[0] == pytest.approx(10.5, rel=1e-6) and ref[-1] < 1e-10
     deep = _escape_curve(1e-8, "auto", c)
-    assert np.abs(deep - ref).max() <= 1e-6 * ref.max()
+    assert np.all(np.abs(deep - ref) <= 1e-6 * np.abs(ref) + 1e-12), np.max(np.abs(deep - ref) / (np.abs(ref) + 1e-12))
     plain = _escape_curve(1e-7, "float64", c)
     assert (np.abs(plain - ref) > 1e-3 * ref.max()).sum() > 30
 
@@ -261,7 +261,8 @@ def test_auto_arithmetic_takes_double_double_from_a_tiny_init(L, scale, want):
 @pytest.mark.parametrize("solver", ["explicit", "implicit"])
 def test_double_double_agrees_with_float64_where_float64_is_exact_enough(solver):
     """Away from the float64 limit (σ = 0.1, L = 3, t = 5) the double-double gradient changes nothing the accuracy
-    contract resolves: every recorded entry of W within 1e-8 of the float64 run's (rtol 1e-10; both solvers' wiring)."""
+    contract resolves: every recorded entry of W within 1e-8 of the float64 run's (rtol 1e-10; both solvers' wiring;
+    measured 1e-14 and 2e-14), and not bitwise equal to it (the double-double field is the one used)."""
     def run(arithmetic):
         return dlnlab.simulate(Config.from_dict({
             "teacher": {"d_in": 3, "d_out": 3, "singular_values": [2.0, 1.0], "basis": "random", "seed": 1},
@@ -271,5 +272,5 @@ def test_double_double_agrees_with_float64_where_float64_is_exact_enough(solver)
             progress=False)
     a, b = run("float64"), run("double-double")
     assert bool(a.solver_ok.all()) and bool(b.solver_ok.all())
-    assert np.abs(a.end_to_end.values - b.end_to_end.values).max() < 1e-8
+    assert 0 < np.abs(a.end_to_end.values - b.end_to_end.values).max() < 1e-8
     assert np.abs(a.end_to_end.values[:, -1]).max() > 0.5  # the run went somewhere

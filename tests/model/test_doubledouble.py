@@ -77,13 +77,25 @@ def _saddle_weights(L, sigma, rng):
     return weights, Q[-1] @ np.diag([4.0, 2.0, 1.0]) @ Q[0].T
 
 
-def _exact_gradient(weights, M):
-    """Layer gradients of ½‖W_L⋯W_1 − M‖² in rational arithmetic (identity input covariance)."""
-    F = [np.array(_exact(w), dtype=object).reshape(w.shape) for w in weights]
+def _rational(x):
+    x = np.asarray(x)
+    return np.array(_exact(x), dtype=object).reshape(x.shape)
+
+
+def _exact_gradient(weights, M, X=None, mask=None):
+    """Layer gradients in rational arithmetic: of ½‖W_L⋯W_1 − M‖² (identity input covariance), of the mean ½ squared
+    error on the rows of ``X`` (labels ``X Mᵀ``), or of ½ Σ_Ω (W − M)² on the entries of ``mask``."""
+    F = [_rational(w) for w in weights]
     W = F[0]
     for Wl in F[1:]:
         W = Wl @ W
-    G = W - np.array(_exact(M), dtype=object).reshape(M.shape)
+    if X is not None:
+        Xr = _rational(X)
+        G = (Xr @ W.T - _rational(X @ M.T)).T @ Xr / Fraction(X.shape[0])
+    elif mask is not None:
+        G = _rational(mask) * (W - _rational(M))
+    else:
+        G = W - _rational(M)
     out = []
     for l in range(len(F)):
         pre = np.eye(F[0].shape[1], dtype=object) * Fraction(1)
@@ -111,3 +123,29 @@ def test_compensated_gradient_keeps_the_small_entries(L):
     ulp = [np.spacing(np.abs(e)) for e in exact]
     assert max(float(np.max(np.abs(np.asarray(c) - e) / u)) for c, e, u in zip(comp, exact, ulp)) <= 4
     assert max(float(np.max(np.abs(np.asarray(p) - e) / u)) for p, e, u in zip(plain, exact, ulp)) > 1e6
+
+
+@pytest.mark.parametrize("kind", ["finite", "completion"])
+def test_compensated_gradient_on_data_and_masks(kind):
+    """The same at L = 3 on the other branches of the end-to-end gradient: a finite dataset (6 samples, labels
+    ``X Mᵀ``) and matrix completion (a random mask): within 4 ulp of exact (measured 0), float64 off by 8e13 and
+    1.7e12 ulp."""
+    rng = np.random.default_rng(7)
+    weights, M = _saddle_weights(3, 1e-6, rng)
+    eye = jnp.eye(3)
+    if kind == "finite":
+        X = rng.standard_normal((6, 3))
+        problem = Problem(jnp.asarray(M), eye, eye, eye, eye, jnp.ones(3), jnp.ones(3), jnp.asarray(X),
+                          jnp.asarray(X @ M.T))
+        exact = _exact_gradient(weights, M, X=X)
+    else:
+        mask = (rng.random((3, 3)) < 0.7).astype(float)
+        problem = Problem(jnp.asarray(M), eye, eye, eye, eye, jnp.ones(3), jnp.ones(3), mask=jnp.asarray(mask))
+        exact = _exact_gradient(weights, M, mask=mask)
+    exact = [np.array([float(v) for v in g.ravel()]).reshape(g.shape) for g in exact]
+    ws = tuple(jnp.asarray(w) for w in weights)
+    ulp = [np.spacing(np.abs(e)) for e in exact]
+    def worst(grad):
+        return max(float(np.max(np.abs(np.asarray(g) - e) / u)) for g, e, u in zip(grad, exact, ulp))
+    assert worst(jax.jit(lambda w: compensated_gradient(w, problem))(ws)) <= 4
+    assert worst(jax.jit(lambda w: full_gradient(w, problem))(ws)) > 1e6

@@ -149,15 +149,10 @@ def record_times(c):
 
 @rule("network")
 def flow_only_keys(c):
-    """``dynamics.solver`` and ``dynamics.arithmetic`` are for ``dynamics.kind = 'flow'`` only; double-double is
-    for float64 weights."""
+    """``dynamics.solver`` and ``dynamics.arithmetic`` are for ``dynamics.kind = 'flow'`` only."""
     for key in ("solver", "arithmetic"):
         if c.dynamics.kind != "flow" and _given(c, f"dynamics.{key}"):
             raise ConfigError(f"dynamics.{key}", getattr(c.dynamics, key), "omitted unless dynamics.kind = 'flow'")
-    if c.dynamics.arithmetic == "double-double" and c.dynamics.precision != "float64":
-        raise ConfigError("dynamics.arithmetic", c.dynamics.arithmetic, "'float64' or 'auto' with dynamics.precision "
-                                                                        f"= '{c.dynamics.precision}' (double-double "
-                                                                        "extends float64 weights)")
 
 
 @rule()

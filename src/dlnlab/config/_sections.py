@@ -233,7 +233,7 @@ class DynamicsConfig:
     arithmetic: str = param("auto", Options(*FLOW_ARITHMETIC),
                             "flow: the gradient's arithmetic: float64 | double-double (its entries exact to ~1 ulp "
                             "where the float64 sum of O(1) terms loses the tiny gradient of an unlearned mode; "
-                            "~20x the cost per gradient) | auto (double-double when L >= 3 and max|θ0|^(L-1) < "
+                            "~10x the cost per gradient) | auto (double-double when L >= 3 and max|θ0|^(L-1) < "
                             "1e-12)", models=("network",))
     rtol: float = param(1e-10, POSITIVE, "flow: relative tolerance", models=("network", "regression"))
     atol: float | None = param(None, POSITIVE, "flow: absolute tolerance (default rtol·1e-3·max|θ0|)",

@@ -35,7 +35,7 @@ import numpy as np
 from jax import lax
 from jax.scipy.linalg import lu_factor, lu_solve
 
-from ..model.doubledouble import two_sum
+from ..model.doubledouble import DD
 
 # ---------------------------------------------------------------------------------------------------------
 # Rodas5P (Steinebach, BIT Numer. Math. 63:27, 2023): 8 stages, order 5, embedded order 4, stiffly accurate,
@@ -127,14 +127,14 @@ def _dopri_attempt(fun, lin, y, f, h, v):
     ``v``."""
     tab = jnp.asarray(_DP_TAB, y.dtype)
     ks = _stages(fun, y, f, 7, lambda i, k: h * (tab[i] @ k), lambda i, fy, k: fy)
-    y1 = y + h * (tab[6] @ ks)  # the point stage 6 was evaluated at (its own coefficient is 0)
+    y1 = y + h * (tab[6] @ ks)  # the point of stage 6: its own coefficient is 0, so 0·k₇ adds exactly 0 (k₇ finite)
     rho, v = _power(lambda u: jax.jvp(lin, (y,), (u,))[1], v)
     return y1, ks[6], h * (jnp.asarray(_DP_E, y.dtype) @ ks), jnp.zeros_like(y), rho, v
 
 
 def _noise_shift(y, odd):
-    """The perturbation ``δ`` of the field's round-off level at ``y``, entry by entry ``|f(y + δ) + f(y − δ) −
-    2 f(y)|`` (:func:`_rodas_attempt`) for a last-bits perturbation ``δ`` (the second difference cancels the change ``Jδ``, leaving the rounding of the three
+    """The last-bits perturbation ``δ`` at ``y`` of the field's round-off estimate ``|f(y + δ) + f(y − δ) − 2 f(y)|``
+    per entry (:func:`_rodas_attempt`; the second difference cancels the change ``Jδ``, leaving the rounding of the three
     evaluations): ``δ_i = ±8ε|y_i|`` with alternating signs, or (``odd``) ``±5ε|y_i|`` with signs alternating by
     pairs. One such estimate is exactly zero in some entries by chance; :func:`advance` alternates the two patterns
     between attempts and uses the larger of the last two estimates."""
@@ -202,12 +202,6 @@ NOISE_MARGIN = 100.0  # the floor's factor on h·ν (the stage coefficients ampl
 UNDERFLOW = 1e-28
 
 
-def _time_add(t, t_lo, h):
-    """``(t + t_lo) + h`` in double-double."""
-    s, e = two_sum(t, h)
-    e = e + t_lo
-    s1 = s + e
-    return s1, e - (s1 - s)
 
 
 def init_state(fun, y, rtol, atol, method="auto", t0=0.0) -> SolverState:
@@ -296,7 +290,8 @@ def advance(fun, st: SolverState, ts, rtol, atol, active, method="auto", max_ste
         acc = step & (err <= 1.0)
         fac = jnp.clip(0.9 * jnp.maximum(err, 1e-30) ** (-1.0 / RODAS5P_ORDER), 0.2, 6.0)
         h_new = jnp.where(step, jnp.where(acc & land, jnp.maximum(h * fac, st.h), h * fac), st.h)
-        t_hi, t_lo = _time_add(st.t, st.t_lo, h)
+        t_new = DD(st.t, st.t_lo) + h
+        t_hi, t_lo = t_new.hi, t_new.lo
         t1 = jnp.where(acc, jnp.where(land, target, t_hi), st.t)
         t1_lo = jnp.where(acc, jnp.where(land, 0.0, t_lo), st.t_lo)
         switched = _switch(st, h, rho, acc, step) if method == "auto" else (st.stiff, st.count, st.misses)

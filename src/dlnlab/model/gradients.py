@@ -43,8 +43,8 @@ def compensated_gradient(weights, problem: Problem):
     each entry within ~1 ulp of the exact gradient of the float64 weights, where the float64 formula's error is
     ~1e-16 times the magnitude of its terms. That matters where the result is far smaller than its terms: once a
     mode is learned, the gradient along a mode still at scale σ is ~σ^(L−1) (1e-18 at L = 4, σ = 1e-6), below the
-    float64 rounding of the O(1) terms. ~20–40× the cost of :func:`full_gradient` (measured in
-    tests/model/test_gradients.py's docstring)."""
+    float64 rounding of the O(1) terms. ~10× the cost of :func:`full_gradient` (52 against 5.5 µs, L = 4, width 4,
+    two replicas vmapped, XLA:CPU); a matrix product holds an ``m × k × n`` intermediate (:mod:`.doubledouble`)."""
     return tuple(g.value for g in full_gradient(tuple(DD(w) for w in weights), problem))
 
 

@@ -25,8 +25,9 @@ half the record spacing, ~±3 % of t at 40 per decade, which the regression SE c
 Arithmetic (:mod:`dlnlab.engines._flow`): once a mode is learned the float64 gradient carries rounding ~1e-17 per
 entry, which moves the unlearned entries (~σ) by ~1e-17·t over a plateau; at ``L = 4`` below σ ~1e-5 the later
 escapes were set by that rounding (from σ = 1e-6 the second moved by ±15 %, the third ×4 with the solver
-settings) and the fits used only σ ≥ 1e-5. The L ≥ 3 runs now take the double-double gradient (``arithmetic =
-"auto"``: some σ of the run has max|θ₀|^(L−1) < 1e-12), so every escape enters every fit.
+settings) and the fits used only σ ≥ 1e-5. A run whose smallest σ has max|θ₀|^(L−1) < 1e-12 now takes the
+double-double gradient (``arithmetic = "auto"``: quick L = 4, full L = 3 and 4; quick L = 3 stays float64, its
+σ ≥ 1e-6), so every escape enters every fit.
 
 Measured (quick, seed 0; d = 3, width 4, s = 4, 2, 1): L = 2 slopes 0.2505 ± 0.0004, 0.5012 ± 0.0007,
 1.0002 ± 0.0017 (theory 0.25, 0.5, 1); L = 3 exponents −1.0010 ± 0.0021, −0.9983 ± 0.0017, −0.9990 ± 0.0019; L = 4

@@ -272,5 +272,6 @@ def test_double_double_agrees_with_float64_where_float64_is_exact_enough(solver)
             progress=False)
     a, b = run("float64"), run("double-double")
     assert bool(a.solver_ok.all()) and bool(b.solver_ok.all())
+    assert (a.attrs["flow_arithmetic"], b.attrs["flow_arithmetic"]) == ("float64", "double-double")
     assert 0 < np.abs(a.end_to_end.values - b.end_to_end.values).max() < 1e-8
     assert np.abs(a.end_to_end.values[:, -1]).max() > 0.5  # the run went somewhere

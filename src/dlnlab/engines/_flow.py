@@ -118,7 +118,7 @@ def compensated(config, ens) -> bool:
 def flow(config, ens, observe, common) -> Program:
     """The network engine's flow :class:`Program` for ``config.dynamics.solver`` (``auto`` above
     :data:`AUTO_MAX_DENSE_PARAMS` weights: the explicit solver, with a warning; with ``t_max = "auto"`` an error)
-    and ``dynamics.arithmetic`` (:func:`compensated`)."""
+    and ``dynamics.arithmetic`` (:func:`compensated`; what ``auto`` chose is the dataset's ``attrs["flow_arithmetic"]``)."""
     solver = config.dynamics.solver
     P = sum(int(np.prod(w.shape[1:])) for w in ens.weights0)
     if solver == "auto" and P > AUTO_MAX_DENSE_PARAMS:
@@ -132,7 +132,9 @@ def flow(config, ens, observe, common) -> Program:
                       "replica); set dynamics.solver = 'explicit' to silence this, or 'implicit' to take it anyway",
                       stacklevel=2)
         solver = "explicit"
-    return (_explicit if solver == "explicit" else _stiff)(config, ens, observe, common, compensated(config, ens))
+    dd = compensated(config, ens)
+    common = {**common, "attrs": {**common.get("attrs", {}), "flow_arithmetic": "double-double" if dd else "float64"}}
+    return (_explicit if solver == "explicit" else _stiff)(config, ens, observe, common, dd)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def _explicit_program(observe, rtol, compensated):
         return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
     def replica(weights, t0, ts, params, atol, problem):
-        grad = compensated_gradient if compensated else full_gradient
+        grad = _gradient(compensated)
         term = diffrax.ODETerm(lambda t, y, args: tuple(-g for g in grad(y, problem)))
         saveat = diffrax.SaveAt(subs=[
             diffrax.SubSaveAt(ts=ts, fn=lambda t, y, args: observe(y, problem, params)),
@@ -270,10 +270,15 @@ def auto_grid(t_min: float, per_decade: int) -> tuple[RecordGrid, list]:
     return RecordGrid(t, None, None), parts
 
 
+def _gradient(compensated):
+    """The layer gradients of the flow: :func:`~dlnlab.model.gradients.compensated_gradient` (double-double) or
+    :func:`~dlnlab.model.gradients.full_gradient`."""
+    return compensated_gradient if compensated else full_gradient
+
+
 def _field(unravel, problem, compensated=False):
-    """One replica's flat vector field ``y ↦ −∇𝓛(y)`` (``compensated``: in double-double,
-    :func:`~dlnlab.model.gradients.compensated_gradient`)."""
-    grad = compensated_gradient if compensated else full_gradient
+    """One replica's flat vector field ``y ↦ −∇𝓛(y)`` (``compensated``: in double-double, :func:`_gradient`)."""
+    grad = _gradient(compensated)
     return lambda y: ravel_pytree(tuple(-g for g in grad(unravel(y), problem)))[0]
 
 

@@ -200,13 +200,14 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
     guarded = _guarded(step, threshold)
     n_axis = 0 if inc_batched else None
 
-    def fast(w, k, keys, params, n, problem):  # one replica, ``n`` unguarded steps
+    def fast(w, k, keys, params, frozen, n, problem):  # one replica, ``n`` unguarded steps (none kept if frozen)
         def body(_, c):
             w, k, ok = c
             w = step(w, keys, k, problem, params)
             return w, k + 1, ok & _within(w, threshold)
 
-        return lax.fori_loop(0, n, body, (w, k, jnp.array(True)))
+        new_w, k, ok = lax.fori_loop(0, n, body, (w, k, jnp.array(True)))
+        return jax.tree_util.tree_map(lambda old, nw: jnp.where(frozen, old, nw), w, new_w), k, ok
 
     def replay(state, keys, params, n, problem):  # one replica, ``n`` guarded steps
         return lax.fori_loop(0, n, lambda _, c: guarded(c, keys, problem, params), state)
@@ -221,17 +222,16 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
         def advance(state, n):  # the replicas through an interval of ``n`` steps
             w, k, div_step, reason = state
             frozen = div_step >= 0
-            if block < n_rep:
-                xs = (w, k, keys, params) + ((n,) if inc_batched else ())
+            if block < n_rep:  # the frozen replicas' weights are kept block by block, in cache
+                xs = (w, k, keys, params, frozen) + ((n,) if inc_batched else ())
                 fn = (lambda a: fast(*a, problem)) if inc_batched else (lambda a: fast(*a, n, problem))
                 new_w, new_k, ok = lax.map(fn, xs, batch_size=block)
             else:
-                new_w, new_k, ok = jax.vmap(fast, in_axes=(0, 0, 0, 0, n_axis, None))(w, k, keys, params, n, problem)
+                new_w, new_k, ok = jax.vmap(fast, in_axes=(0, 0, 0, 0, 0, n_axis, None))(w, k, keys, params, frozen,
+                                                                                        n, problem)
 
             def accept(_):
-                kept = jax.tree_util.tree_map(
-                    lambda old, nw: jnp.where(frozen.reshape((-1,) + (1,) * (nw.ndim - 1)), old, nw), w, new_w)
-                return DiscreteState(kept, new_k, div_step, reason)
+                return DiscreteState(new_w, new_k, div_step, reason)
 
             def guard_every_step(_):
                 return jax.vmap(replay, in_axes=(0, 0, 0, n_axis, None))(state, keys, params, n, problem)
@@ -248,7 +248,8 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
         state, obs = lax.scan(interval, state, (incs.T if inc_batched else incs, ends))
         return state, jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), obs)
 
-    return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2), max_devices=_max_devices(config))
+    return shard_replicas(shard, (0, 1, 2, 3) if inc_batched else (0, 1, 2), max_devices=_max_devices(config),
+                          donate_state=True)
 
 
 def _block(weights) -> int:
@@ -401,6 +402,9 @@ def _discrete(config, ens: _Ensemble, observe, common) -> Program:
     max_steps = _max_steps_per_call(config, ens.weights0)
 
     def run(state, records):
+        # the program consumes (donates) the state it is called with: the chunk's own state stays alive for the
+        # caller (checkpoints, an interrupt's partial result), the copy is updated in place call after call
+        state = jax.tree_util.tree_map(jnp.copy, state)
         records = np.asarray(records)
         call = lambda state, inc, ends: prog(state, ens.dyn_keys, ens.params, inc, ends, ens.problem)
         return RunResult(*run_intervals(call, state, incs[..., records - 1], max(size, len(records)), max_steps))

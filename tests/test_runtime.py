@@ -1,5 +1,6 @@
 """dlnlab.runtime: ``shard_replicas`` with ``block_bytes`` runs a large ensemble as consecutive blocks and changes no
-result (bitwise), for the function itself and for the per-mode engine that uses it (``modes.BLOCK_BYTES``)."""
+result (bitwise), for the function itself and for the per-mode engine that uses it (``modes.BLOCK_BYTES``); with
+``donate_state`` the state's buffers go to the outputs and no result changes."""
 
 import jax
 import jax.numpy as jnp
@@ -72,3 +73,18 @@ def test_a_loop_feeding_outputs_back_compiles_once(R, max_devices, caplog):
             jax.block_until_ready(x)
     compiled = [r.getMessage() for r in caplog.records if "XLA compilation of jit(_step)" in r.getMessage()]
     assert len(compiled) == 1, compiled
+
+
+@pytest.mark.parametrize("max_devices", [None, 1])
+def test_donated_state_is_consumed_and_changes_no_result(max_devices):
+    """``donate_state=True``: the outputs equal the undonated call's (bitwise), the state passed in is deleted (its
+    buffers were handed to the outputs), the other replica argument and the shared one are not."""
+    rng = np.random.default_rng(2)
+    x, k, w = rng.standard_normal((6, 2)), rng.standard_normal(6), jnp.asarray(rng.standard_normal((2, 3)))
+    plain = shard_replicas(_step, (0, 1), max_devices=max_devices)
+    x1, k1 = plain(x, k, w)  # placed as the program's outputs, so that the next call takes them as they are
+    expected = plain(x1, k1, w)
+    out = shard_replicas(_step, (0, 1), max_devices=max_devices, donate_state=True)(x1, k1, w)
+    assert x1.is_deleted() and not k1.is_deleted() and not w.is_deleted()
+    for a, b in zip(out, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

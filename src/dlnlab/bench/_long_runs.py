@@ -8,10 +8,13 @@ configuration at ``b9_short_steps``. Checks: the late throughput (median chunk r
 run) against the short run's (median over its chunks after the first), ≥ 0.9 (within 10 %: no slowdown from
 recording or checkpointing), and the long run's peak RSS over the short run's, growth < 5 %.
 
-Found by this workload (2026-12-07, README "Honest limits"): on two CPU devices the network engine's peak RSS
-grows with the steps of a chunk (~7.5 KB per step-loop iteration of each vmapped block, released when the chunk
-returns), so the full size, whose chunks have 5·10⁴ steps, was killed for memory at 24 GB, and the quick size's
-growth check fails. The chunks are kept as a user would set them (20), so that the check measures the defect.
+Found by this workload (2026-12-07, README "Honest limits"): on two CPU devices XLA kept ~7.5 KB per step-loop
+iteration of each vmapped block until a compiled call returned, so peak RSS grew with the steps of a chunk (the full
+size was killed for memory at 24 GB); the network engine now caps the iterations of a call. The peak that remained
+came from the call boundaries: each call allocated a second copy of the state (and a whole-ensemble select of the
+frozen replicas) while the first was alive, a transient whose highest value over the run grows with the number of
+calls; the state is now donated to the program and the select done block by block. The chunks are kept as a user
+would set them (20), so that the check measures what a user gets.
 """
 
 from __future__ import annotations

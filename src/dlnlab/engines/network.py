@@ -194,7 +194,8 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
       steps blocks of replicas whose weights fit in ``BLOCK_BYTES`` (cache) through an interval;
     * keys are derived once per call (:func:`step_keys`);
     * the state is donated to the call (updated in place: no second copy of the weights alive at a call boundary,
-      measured as a +60–90 MB transient per call at 256 replicas × w = 100), so :func:`_discrete`'s ``run`` steps a copy of its state.
+      measured as a +60–90 MB transient per call at 256 replicas × w = 100), so :func:`_discrete`'s ``run`` steps
+      a copy of its state.
 
     A replica's trajectory does not depend on the sharding or blocking except through XLA's choice of
     vectorisation for a given batch size (last-bit differences, as for the ensemble size)."""

@@ -202,8 +202,6 @@ NOISE_MARGIN = 100.0  # the floor's factor on h·ν (the stage coefficients ampl
 UNDERFLOW = 1e-28
 
 
-
-
 def init_state(fun, y, rtol, atol, method="auto", t0=0.0) -> SolverState:
     """One replica's state at ``t0``, with Hairer's first-step guess ``h = 0.01 ‖y‖/‖f(y)‖`` (weighted max
     norms); ``auto`` starts explicit."""

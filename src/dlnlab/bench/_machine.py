@@ -104,15 +104,27 @@ def timed(fn, repeats: int = 3, warmup: int = 1):
     Returns ``({"best_s", "times_s", "cpu_s", "warmup_s"}, last value)``: wall times, the best process CPU
     time (all threads; less sensitive than wall time to other jobs on the machine) and the warm-up time
     (which includes compilation)."""
-    t0 = time.perf_counter()
-    for _ in range(warmup):
-        block(fn())
-    warm = time.perf_counter() - t0
-    times, cpus, value = [], [], None
+    return timed_together({"": fn}, repeats, warmup)[""]
+
+
+def timed_together(fns: dict, repeats: int = 3, warmup: int = 1) -> dict:
+    """:func:`timed` for several functions whose times are compared, in rounds: each round runs every function once,
+    in turn, so that a change of the machine's speed during the measurement (other guests on its host: the
+    1024² GEMM rate moved between 70 and 99 GFLOP/s from one second to the next on the benchmark machine) reaches
+    them alike instead of deciding their ratio. Returns name → ``(timing, last value)`` as :func:`timed`."""
+    warm = {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        for _ in range(warmup):
+            block(fn())
+        warm[name] = time.perf_counter() - t0
+    times, cpus, values = ({name: [] for name in fns} for _ in range(3))
     for _ in range(max(1, repeats)):
-        c0, t0 = time.process_time(), time.perf_counter()
-        value = block(fn())
-        times.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return {"best_s": min(times), "times_s": times, "cpu_s": min(cpus), "warmup_s": warm}, value
+        for name, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            values[name] = block(fn())
+            times[name].append(time.perf_counter() - t0)
+            cpus[name].append(time.process_time() - c0)
+    return {name: ({"best_s": min(times[name]), "times_s": times[name], "cpu_s": min(cpus[name]),
+                    "warmup_s": warm[name]}, values[name]) for name in fns}
 

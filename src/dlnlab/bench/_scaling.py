@@ -23,7 +23,7 @@ import numpy as np
 from ._baselines import jax_per_replica_sgd, numpy_batched_sgd, torch_batched_sgd
 from ._engine import whole_run
 from ._flops import gemm_rate, sgd_step_flops
-from ._machine import blas_threads, have, timed
+from ._machine import blas_threads, have, timed_together
 from ._replica_scan import engine_scan, log_slope
 from ._spec import TARGETS, check
 
@@ -78,26 +78,27 @@ def b8_steps(width: int, replicas: int, depth: int, size: dict) -> int:
 
 def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, alternatives: dict,
              precision: str = "float64") -> dict:
-    """One point: seconds per replica-step of dlnlab and each alternative, and the final losses (all finite)."""
+    """One point: seconds per replica-step of dlnlab and each alternative (best of ``repeats`` rounds, each round
+    running every one in turn: :func:`~._machine.timed_together`), and the final losses (all finite)."""
     from ..model import Teacher
 
     cfg = b8_config(width, replicas, depth, steps, precision)
     run, program = whole_run(cfg)
-    t_dln, (_, obs) = timed(run, repeats)
-    work = replicas * steps
     w0 = [np.asarray(w) for w in program.init().weights]
     teacher = Teacher.from_config(cfg)
     M, S_half, lr = teacher.M, teacher.input_cov_sqrt, cfg.dynamics.lr
+    measured = {name: replicas if cap is None else min(replicas, cap) for name, (_, cap) in alternatives.items()}
+    fns = {"dlnlab": run} | {name: (lambda alt=alt, wk=[w[:measured[name]] for w in w0]: alt(wk, M, S_half, lr, steps))
+                             for name, (alt, _) in alternatives.items()}
+    timings = timed_together(fns, repeats)
+    t_dln, (_, obs) = timings.pop("dlnlab")
     out = {"width": width, "replicas": replicas, "depth": depth, "steps": steps,
            "flops_per_replica_step": sgd_step_flops(cfg.layer_dims, B8_BATCH),
-           "dlnlab": {"s_per_replica_step": t_dln["best_s"] / work, "cpu_s": t_dln["cpu_s"],
+           "dlnlab": {"s_per_replica_step": t_dln["best_s"] / (replicas * steps), "cpu_s": t_dln["cpu_s"],
                       "final_loss_mean": float(np.mean(np.asarray(obs["loss"])[:, -1]))}, "alternatives": {}}
-    for name, (alt, cap) in alternatives.items():
-        k = replicas if cap is None else min(replicas, cap)
-        wk = [w[:k] for w in w0]
-        t, loss = timed(lambda alt=alt, wk=wk: alt(wk, M, S_half, lr, steps), repeats)
-        out["alternatives"][name] = {"s_per_replica_step": t["best_s"] / (k * steps), "cpu_s": t["cpu_s"],
-                                     "warmup_s": t["warmup_s"], "measured_replicas": k,
+    for name, (t, loss) in timings.items():
+        out["alternatives"][name] = {"s_per_replica_step": t["best_s"] / (measured[name] * steps), "cpu_s": t["cpu_s"],
+                                     "warmup_s": t["warmup_s"], "measured_replicas": measured[name],
                                      "final_loss_mean": float(np.mean(loss))}
     fastest = min(out["alternatives"], key=lambda k: out["alternatives"][k]["s_per_replica_step"])
     out["fastest_alternative"] = fastest
@@ -127,8 +128,8 @@ def _torch_threads():
 
 
 def b8_scaling(size: dict) -> dict:
-    reps, prec = size["repeats"], size.get("precision", "float64")
-    gemm = gemm_rate(size["b2_gemm_n"], reps)
+    reps, prec = size["b8_repeats"], size.get("precision", "float64")
+    gemm = gemm_rate(size["b2_gemm_n"], size["repeats"])
     alts = _alternatives(size)
     R = size["b8_width_replicas"]
 
@@ -141,12 +142,13 @@ def b8_scaling(size: dict) -> dict:
     for p in (p for group in points.values() for p in group):
         p["fraction_of_gemm"] = p["flops_per_replica_step"] / p["dlnlab"]["s_per_replica_step"] / gemm["flops"]
     ratios = [p["ratio"] for group in points.values() for p in group]
-    engines = (engine_scan(size["b8_engine_replicas"], size["b8_engine_steps"], size["b8_fit_replicas"], reps)
+    engines = (engine_scan(size["b8_engine_replicas"], size["b8_engine_steps"], size["b8_fit_replicas"], size["repeats"])
                if prec == "float64" else {})
     exponents = {k: v["replica_exponent"] for k, v in engines.items()}
     target = TARGETS["B8"]["engine_replica_exponent_max"]
     return {"params": {"batch_size": B8_BATCH, "depth": B8_DEPTH, "width_for_R_and_L_scans": B8_WIDTH,
                        "replicas_for_width_and_depth_scans": size["b8_width_replicas"],
+                       "timing": f"best of {reps} rounds, each running dlnlab and every alternative in turn",
                        "steps": f"per point (b8_steps): {size['b8_work_flops']:.3g} FLOP of work, between "
                                 f"{size['b8_steps']} and {size['b8_max_steps']}",
                        "alternatives": list(alts), "precision": prec,

@@ -29,7 +29,10 @@ At **equal accuracy**: where ``auto``'s error at ``b4_rtol`` is above the explic
 ``rtol``; the first version stepped by whole decades, which at L = 3 and 4 overshot the explicit error 6× and 10×);
 the checks use that run. Checks: wall-time ratio explicit ÷ auto (at equal accuracy) per depth (targets set by this benchmark: ≥ 1× at L = 3, ≥ 10× at
 L = 4, where the explicit cost grows as m₀^−(L−2)/L with the plateau lengths). Compilation is excluded (the first
-piece / run is a warm-up).
+piece / run is a warm-up). The two compared runs are timed in rounds (``b4_repeats``: each round one explicit pass,
+then one run of ``auto`` at equal accuracy; best of each): timed one after the other, as until 2026-12-07, runs of
+~0.1 s gave L = 3 ratios from 0.88× to 1.15× on the same code and the same evaluation counts, as the machine's speed
+moved between them.
 """
 
 from __future__ import annotations
@@ -123,16 +126,26 @@ def _explicit_pass(program, pieces, cap):
     return sum(walls), time.process_time() - c0, steps, walls, np.concatenate(obs, axis=1), ok
 
 
-def _explicit(depth, size) -> dict:
+def _explicit(depth, size, repeats: int, partner=None) -> dict:
+    """The explicit run, best of ``repeats`` passes. With ``partner`` (a compiled run of the solver it is compared
+    with) every pass is followed by one timed ``partner()``, so that both see the machine at the same moments
+    (its speed moves from second to second); the partner's timing is returned under ``"partner"``."""
     n_pieces, cap = size["b4_explicit_chunks"], size["b4_explicit_max_steps"]
     _, program = whole_run(b4_config(depth, "explicit", size["b4_points"], size["b4_rtol"], n_pieces))
     t = program.grid.t
     pieces = np.array_split(np.arange(1, len(t)), n_pieces)
     program.run(program.init(), pieces[0])  # warm-up: compilation
-    best = None
-    for _ in range(max(1, size["repeats"])):
+    if partner is not None:
+        block(partner())  # warm-up
+    best, partner_walls, partner_cpus = None, [], []
+    for _ in range(max(1, repeats)):
         p = _explicit_pass(program, pieces, cap)
         best = p if best is None or p[0] < best[0] else best
+        if partner is not None:
+            c0, t0 = time.process_time(), time.perf_counter()
+            block(partner())
+            partner_walls.append(time.perf_counter() - t0)
+            partner_cpus.append(time.process_time() - c0)
     wall, cpu, steps, walls, obs, ok = best
     k = len(steps)
     t_reached = float(t[pieces[k - 1][-1]])
@@ -153,6 +166,8 @@ def _explicit(depth, size) -> dict:
     out.update({"solver_steps": steps_total, "gradient_evaluations": DOPRI5_EVALS_PER_STEP * steps_total
                 + DOPRI5_EVALS_PER_SOLVE, "hessian_evaluations": 0, "best_s": wall_total, "cpu_s": cpu_total,
                 "evaluation_count": f"{DOPRI5_EVALS_PER_STEP}·steps + {DOPRI5_EVALS_PER_SOLVE} (Dopri5, FSAL)"})
+    if partner is not None:
+        out["partner"] = {"best_s": min(partner_walls), "times_s": partner_walls, "cpu_s": min(partner_cpus)}
     return out
 
 
@@ -168,9 +183,14 @@ def b4_flow_solvers(size: dict) -> dict:
         if depth not in size["b4_depths"]:
             res["checks"][name] = check(None, TARGETS["B4"][name], "depth not run at this size")
             continue
-        auto, explicit = _auto(depth, size), _explicit(depth, size)
+        auto, explicit = _auto(depth, size), _explicit(depth, size, 1)
         equal = ({**auto, "rtol": size["b4_rtol"], "reached": True} if auto["max_rel_error"] <= explicit["max_rel_error"]
                  else _auto_at_accuracy(depth, size, explicit["max_rel_error"]))
+        # the compared pair timed in rounds: an explicit pass, then a run of auto at equal accuracy
+        paired, _ = whole_run(b4_config(depth, "auto", size["b4_points"], equal["rtol"]))
+        explicit = _explicit(depth, size, size["b4_repeats"], partner=paired)
+        equal = {**equal, **explicit.pop("partner"), "timing": f"best of {size['b4_repeats']} rounds, each an "
+                                                              "explicit pass and then this run"}
         res["depths"][str(depth)] = {"t_max": explicit["t_max"], "auto": auto, "explicit": explicit,
                                      "auto_equal_accuracy": equal,
                                      "wall_ratio": explicit["best_s"] / auto["best_s"],

@@ -42,7 +42,7 @@ import time
 import numpy as np
 
 from ._engine import whole_run
-from ._machine import block, timed
+from ._machine import block, timed, timed_once
 from ._spec import TARGETS, check
 
 B4_S = (1.0, 0.5, 0.25, 0.125)
@@ -126,26 +126,28 @@ def _explicit_pass(program, pieces, cap):
     return sum(walls), time.process_time() - c0, steps, walls, np.concatenate(obs, axis=1), ok
 
 
-def _explicit(depth, size, repeats: int, partner=None) -> dict:
+def _explicit_program(depth, size):
+    """The explicit solver's program on ``b4_explicit_chunks`` pieces of the record grid, compiled (first piece run)."""
+    n_pieces = size["b4_explicit_chunks"]
+    _, program = whole_run(b4_config(depth, "explicit", size["b4_points"], size["b4_rtol"], n_pieces))
+    pieces = np.array_split(np.arange(1, len(program.grid.t)), n_pieces)
+    program.run(program.init(), pieces[0])  # warm-up: compilation
+    return program, pieces
+
+
+def _explicit(depth, program, pieces, size, repeats: int, partner=None) -> dict:
     """The explicit run, best of ``repeats`` passes. With ``partner`` (a compiled run of the solver it is compared
     with) every pass is followed by one timed ``partner()``, so that both see the machine at the same moments
     (its speed moves from second to second); the partner's timing is returned under ``"partner"``."""
-    n_pieces, cap = size["b4_explicit_chunks"], size["b4_explicit_max_steps"]
-    _, program = whole_run(b4_config(depth, "explicit", size["b4_points"], size["b4_rtol"], n_pieces))
-    t = program.grid.t
-    pieces = np.array_split(np.arange(1, len(t)), n_pieces)
-    program.run(program.init(), pieces[0])  # warm-up: compilation
+    cap, t = size["b4_explicit_max_steps"], program.grid.t
     if partner is not None:
         block(partner())  # warm-up
-    best, partner_walls, partner_cpus = None, [], []
+    best, partner_times = None, []
     for _ in range(max(1, repeats)):
         p = _explicit_pass(program, pieces, cap)
         best = p if best is None or p[0] < best[0] else best
         if partner is not None:
-            c0, t0 = time.process_time(), time.perf_counter()
-            block(partner())
-            partner_walls.append(time.perf_counter() - t0)
-            partner_cpus.append(time.process_time() - c0)
+            partner_times.append(timed_once(partner)[:2])
     wall, cpu, steps, walls, obs, ok = best
     k = len(steps)
     t_reached = float(t[pieces[k - 1][-1]])
@@ -167,7 +169,8 @@ def _explicit(depth, size, repeats: int, partner=None) -> dict:
                 + DOPRI5_EVALS_PER_SOLVE, "hessian_evaluations": 0, "best_s": wall_total, "cpu_s": cpu_total,
                 "evaluation_count": f"{DOPRI5_EVALS_PER_STEP}·steps + {DOPRI5_EVALS_PER_SOLVE} (Dopri5, FSAL)"})
     if partner is not None:
-        out["partner"] = {"best_s": min(partner_walls), "times_s": partner_walls, "cpu_s": min(partner_cpus)}
+        walls, cpus = (list(x) for x in zip(*partner_times))
+        out["partner"] = {"best_s": min(walls), "times_s": walls, "cpu_s": min(cpus)}
     return out
 
 
@@ -183,12 +186,13 @@ def b4_flow_solvers(size: dict) -> dict:
         if depth not in size["b4_depths"]:
             res["checks"][name] = check(None, TARGETS["B4"][name], "depth not run at this size")
             continue
-        auto, explicit = _auto(depth, size), _explicit(depth, size, 1)
+        program, pieces = _explicit_program(depth, size)
+        auto, explicit = _auto(depth, size), _explicit(depth, program, pieces, size, 1)
         equal = ({**auto, "rtol": size["b4_rtol"], "reached": True} if auto["max_rel_error"] <= explicit["max_rel_error"]
                  else _auto_at_accuracy(depth, size, explicit["max_rel_error"]))
         # the compared pair timed in rounds: an explicit pass, then a run of auto at equal accuracy
         paired, _ = whole_run(b4_config(depth, "auto", size["b4_points"], equal["rtol"]))
-        explicit = _explicit(depth, size, size["b4_repeats"], partner=paired)
+        explicit = _explicit(depth, program, pieces, size, size["b4_repeats"], partner=paired)
         equal = {**equal, **explicit.pop("partner"), "timing": f"best of {size['b4_repeats']} rounds, each an "
                                                               "explicit pass and then this run"}
         res["depths"][str(depth)] = {"t_max": explicit["t_max"], "auto": auto, "explicit": explicit,

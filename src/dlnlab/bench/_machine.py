@@ -107,6 +107,13 @@ def timed(fn, repeats: int = 3, warmup: int = 1):
     return timed_together({"": fn}, repeats, warmup)[""]
 
 
+def timed_once(fn):
+    """``(wall seconds, process CPU seconds, value)`` of one ``fn()``, its result waited for."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    value = block(fn())
+    return time.perf_counter() - t0, time.process_time() - c0, value
+
+
 def timed_together(fns: dict, repeats: int = 3, warmup: int = 1) -> dict:
     """:func:`timed` for several functions whose times are compared, in rounds: each round runs every function once,
     in turn, so that a change of the machine's speed during the measurement (other guests on its host: the
@@ -121,10 +128,9 @@ def timed_together(fns: dict, repeats: int = 3, warmup: int = 1) -> dict:
     times, cpus, values = ({name: [] for name in fns} for _ in range(3))
     for _ in range(max(1, repeats)):
         for name, fn in fns.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            values[name] = block(fn())
-            times[name].append(time.perf_counter() - t0)
-            cpus[name].append(time.process_time() - c0)
+            wall, cpu, values[name] = timed_once(fn)
+            times[name].append(wall)
+            cpus[name].append(cpu)
     return {name: ({"best_s": min(times[name]), "times_s": times[name], "cpu_s": min(cpus[name]),
                     "warmup_s": warm[name]}, values[name]) for name in fns}
 

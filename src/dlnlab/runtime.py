@@ -90,7 +90,9 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
 
     ``donate_state``: the buffers of the first replica argument (the state) are donated to the outputs, so that a call
     updates the state in place instead of allocating a second copy while the first is alive; the caller must not use
-    the arrays it passed after the call (they are deleted; a fresh copy in, e.g. ``jnp.copy``, keeps its own).
+    the arrays it passed after the call (they are deleted; ``run.fresh(state)`` makes a copy to pass instead: one copy
+    placed as the call places its state, so that the call does not copy it again — 8.5 of ~37 ms of fixed cost per
+    call at 16 replicas × three 300 × 300 weights, 2 CPU devices).
 
     The replica arguments are placed with the outputs' sharding before each call, so that a loop feeding the outputs
     back (a chunked run) calls the program compiled for its first call: host arrays (the initial state) would
@@ -126,14 +128,28 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
         out = compiled(*args)
         return jax.tree_util.tree_map(lambda x: x[:R], out) if pad else out
 
-    def run(*args):
-        state = jax.tree_util.tree_leaves(args[replica_args[0]])
-        R = np.shape(state[0])[0]
+    def layout(state):
+        """``(R, padded size of a call, devices)`` for a state (a pytree with a leading replica axis)."""
+        leaves = jax.tree_util.tree_leaves(state)
+        R = np.shape(leaves[0])[0]
         devices = replica_devices(R)[:max_devices]
         size = R + (-R % len(devices))
         if block_bytes is not None:
-            per_replica = sum(math.prod(np.shape(x)[1:]) * np.dtype(x.dtype).itemsize for x in state)
+            per_replica = sum(math.prod(np.shape(x)[1:]) * np.dtype(x.dtype).itemsize for x in leaves)
             size = min(size, max(1, block_bytes // max(1, per_replica)) * len(devices))
+        return R, size, devices
+
+    def fresh(state):
+        """A copy of ``state`` that the caller's arrays survive donating: placed with the sharding a call gives its
+        state where the call would place it so (no padding, one call, several devices), else ``jnp.copy``."""
+        R, size, devices = layout(state)
+        _, sharding = program(devices)
+        if sharding is None or size != R:
+            return jax.tree_util.tree_map(jnp.copy, state)
+        return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding, may_alias=False), state)
+
+    def run(*args):
+        R, size, devices = layout(args[replica_args[0]])
         if size >= R:
             return call(args, R, size, devices)
         # blocks are sliced on the host and run one at a time (each waited for): two sharded programs in flight at
@@ -147,6 +163,7 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
             outs.append(jax.tree_util.tree_map(np.asarray, call(piece, min(size, R - start), size, devices)))
         return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
+    run.fresh = fresh
     return run
 
 

@@ -74,18 +74,24 @@ def test_the_alternatives_run_the_same_sgd():
     w0 = [np.asarray(w) for w in build(cfg).init().weights]
     t = Teacher.from_config(cfg)
     args = (w0, t.M, t.input_cov_sqrt, cfg.dynamics.lr, 32, 50)
-    start = bench.numpy_batched_sgd(*args[:5], 0, [0])[:, 0]
-    mm = bench.numpy_batched_sgd(*args, [50])[:, -1]
-    es = bench.numpy_batched_sgd(*args, [50], product="einsum")[:, -1]
+    loss = lambda weights: bench.population_loss_np(weights, t.M, t.input_cov)
+    start = bench.numpy_batched_sgd(*args[:5], 0, [0])[0][:, 0]
+    np.testing.assert_allclose(start, loss(w0), rtol=1e-14)
+    mm_losses, mm_weights = bench.numpy_batched_sgd(*args, [25, 50])
+    mm = mm_losses[:, -1]
+    np.testing.assert_allclose(mm, loss(mm_weights), rtol=1e-14)  # the last record is of the returned weights
+    es = bench.numpy_batched_sgd(*args, [50], product="einsum")[0][:, -1]
     np.testing.assert_allclose(mm, es, rtol=1e-12)  # the same draws: matmul and einsum agree to round-off
     assert np.all(mm < start)
     if importlib.util.find_spec("torch"):
-        tc = bench.torch_batched_sgd(*args)
+        tc = loss(bench.torch_batched_sgd(*args))
         assert np.all(tc < start) and np.all(np.abs(np.log(tc / mm)) < 1.0)
-        ta = bench.torch_batched_sgd(*args, gradients="autograd")  # same draws: autograd = closed form to round-off
+        ta = loss(bench.torch_batched_sgd(*args, gradients="autograd"))  # same draws: = closed form to round-off
         np.testing.assert_allclose(ta, tc, rtol=1e-10)
-    jx = bench.jax_per_replica_sgd(*args)
+    jx = loss(bench.jax_per_replica_sgd(*args))
     assert np.all(jx < start) and np.all(np.abs(np.log(jx / mm)) < 1.0)
+    with pytest.raises(ValueError, match="record_steps"):
+        bench.numpy_batched_sgd(*args, [51])
 
 
 def test_float32_point_runs_every_alternative_in_float32():

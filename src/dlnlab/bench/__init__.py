@@ -48,6 +48,7 @@ from ._baselines import (
     jax_per_replica_sgd,
     numpy_batched_sgd,
     numpy_mode_em,
+    population_loss_np,
     torch_batched_sgd,
     torch_loop_sgd,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "markdown_table",
     "numpy_batched_sgd",
     "numpy_mode_em",
+    "population_loss_np",
     "product_ceiling",
     "product_flops",
     "run_suite",

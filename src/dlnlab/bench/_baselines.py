@@ -11,24 +11,27 @@ import math
 import numpy as np
 
 
-def _population_loss_np(weights, M, S):
-    """½ tr(E Σ Eᵀ) per replica, ``weights`` with a leading replica axis."""
+def population_loss_np(weights, M, S):
+    """½ tr(E Σ Eᵀ) per replica (float64), ``weights`` a list of ``(R, d_l, d_{l−1})`` arrays (NumPy, JAX or
+    PyTorch on any device), ``E = W_L ⋯ W_1 − M``."""
+    weights = [np.asarray(w.detach().cpu() if hasattr(w, "detach") else w, np.float64) for w in weights]
     W = weights[0]
     for Wl in weights[1:]:
         W = np.matmul(Wl, W)
     E = W - M
-    return 0.5 * np.einsum("rij,jk,rik->r", E, S, E)
+    return 0.5 * np.sum(np.matmul(E, S) * E, axis=(1, 2))
 
 
-def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, seed=0, product="matmul",
+def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps=(), seed=0, product="matmul",
                       dtype="float64"):
     """Online SGD of every replica at once in NumPy with closed-form (backprop) gradients.
 
     ``weights0``: list of ``(R, d_l, d_{l-1})`` arrays. Each step draws ``x = Σ^{1/2} z`` for ``B`` samples per
     replica, ``y = M x``, and applies ``W_l ← W_l − η δ_lᵀ a_{l−1} / B``. ``product``: ``"matmul"`` (stacked
     ``np.matmul``, BLAS per replica) or ``"einsum"`` (``np.einsum`` without ``optimize``, which does not reach BLAS;
-    the earlier baseline). ``dtype``: float64 or float32 (weights, data and draws). Returns the population loss at
-    ``record_steps`` (shape ``(R, n_records)``)."""
+    the earlier baseline). ``dtype``: float64 or float32 (weights, data and draws). Returns ``(losses, weights)``:
+    the population loss at ``record_steps`` (each in ``0 … steps``; shape ``(R, n_records)``) and the weights after
+    ``steps`` steps."""
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
     W = [np.array(w, dtype, copy=True) for w in weights0]
@@ -44,10 +47,12 @@ def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, 
         grad = lambda d, a: np.einsum("rbi,rbj->rij", d, a)
         back = lambda d, w: np.einsum("rbi,rij->rbj", d, w)
     rec = {int(s) for s in record_steps}
+    if rec and not 0 <= min(rec) <= max(rec) <= steps:
+        raise ValueError(f"record_steps must lie in 0 … steps = {steps}, got {sorted(rec)}")
     losses = []
     if 0 in rec:
-        losses.append(_population_loss_np(W, M, S))
-    for k in range(1, int(max(record_steps)) + 1):
+        losses.append(population_loss_np(W, M, S))
+    for k in range(1, int(steps) + 1):
         X = rng.standard_normal((R, B, d_in), dtype=dtype) @ S_half.T
         Y = X @ M.T
         acts = [X]
@@ -60,8 +65,8 @@ def numpy_batched_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, 
                 delta = back(delta, W[l])
             W[l] -= lr * g
         if k in rec:
-            losses.append(_population_loss_np(W, M, S))
-    return np.stack(losses, axis=1)
+            losses.append(population_loss_np(W, M, S))
+    return (np.stack(losses, axis=1) if losses else np.empty((R, 0))), W
 
 
 def _torch_closed_form_step(W, X, Mt, lr, B):
@@ -91,7 +96,8 @@ def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, gradie
     autograd graph) or ``"autograd"`` (``torch.autograd.grad`` of the batch loss summed over replicas: each
     replica's gradient is its own). ``compiled``: the closed-form step under ``torch.compile`` (compiled on the
     first call: the caller's warm-up). ``dtype``: ``"float64"`` or ``"float32"``; ``device``: ``"cpu"`` or
-    ``"cuda"``. Returns the final population loss per replica (float64 NumPy)."""
+    ``"cuda"``. Returns the final weights (a list of ``(R, d_l, d_{l−1})`` tensors on ``device``, its work
+    finished)."""
     import torch
 
     dt = getattr(torch, dtype)
@@ -121,12 +127,9 @@ def torch_batched_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, gradie
             for _ in range(int(steps)):
                 X = torch.randn(R, B, d_in, generator=gen, dtype=dt, device=device) @ Sh.T
                 W = step(W, X, Mt, lr, B)
-    with torch.no_grad():
-        E = W[0]
-        for Wl in W[1:]:
-            E = torch.bmm(Wl, E)
-        E = E - Mt
-        return (0.5 * torch.einsum("rij,jk,rik->r", E, Sh @ Sh.T, E)).double().cpu().numpy()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return W
 
 
 _COMPILED = {}
@@ -168,24 +171,20 @@ def _jax_replica_step():
 def jax_per_replica_sgd(weights0, M, S_half, lr, batch_size, steps, seed=0, dtype="float64"):
     """Online SGD as JAX written the obvious way: one replica's step under ``jax.jit`` (``jax.grad`` of the batch
     loss ½‖f(x) − y‖² averaged over the batch), called in a Python loop over replicas and steps, on JAX's default
-    device. ``dtype``: ``"float64"`` or ``"float32"``. Returns the final population loss per replica."""
+    device. ``dtype``: ``"float64"`` or ``"float32"``. Returns the final weights (a list of ``(R, d_l, d_{l−1})``
+    JAX arrays)."""
     import jax
     import jax.numpy as jnp
 
     step = _jax_replica_step()
     Mj, Sh, lr_ = jnp.asarray(M, dtype), jnp.asarray(S_half, dtype), jnp.asarray(lr, dtype)
-    S = S_half @ S_half.T
-    losses = []
+    final = []
     for r in range(weights0[0].shape[0]):
         W, key = [jnp.asarray(w[r], dtype) for w in weights0], jax.random.PRNGKey(seed + r)
         for _ in range(int(steps)):
             W, key = step(W, key, Mj, Sh, lr_, int(batch_size))
-        E = np.asarray(W[0], np.float64)
-        for Wl in W[1:]:
-            E = np.asarray(Wl, np.float64) @ E
-        E = E - M
-        losses.append(0.5 * np.trace(E @ S @ E.T))
-    return np.asarray(losses)
+        final.append(W)
+    return [jnp.stack(layer) for layer in zip(*final, strict=True)]
 
 
 def torch_loop_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, replicas, seed=0):
@@ -223,7 +222,7 @@ def torch_loop_sgd(weights0, M, S_half, lr, batch_size, steps, record_steps, rep
 
         if 0 in rec:
             losses.append(pop_loss())
-        for k in range(1, int(max(record_steps)) + 1):
+        for k in range(1, int(steps) + 1):
             x = torch.randn(batch_size, d_in, dtype=dt) @ Sh.T
             y = x @ Mt.T
             loss = 0.5 * ((model(x) - y) ** 2).sum(dim=1).mean()
@@ -260,7 +259,7 @@ def numpy_mode_em(a0, s, input_variance, label_noise, lr, batch_size, dt, steps,
     out = []
     if 0 in rec:
         out.append(_mode_products_np(a)[0])
-    for k in range(1, int(max(record_steps)) + 1):
+    for k in range(1, int(steps) + 1):
         m, pi = _mode_products_np(a)
         D = 2.0 * lam**2 * (m - s) ** 2 + lam * label_noise**2
         xi = rng.standard_normal((R, n))

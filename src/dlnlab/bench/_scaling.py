@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._baselines import jax_per_replica_sgd, numpy_batched_sgd, torch_batched_sgd
+from ._baselines import jax_per_replica_sgd, numpy_batched_sgd, population_loss_np, torch_batched_sgd
 from ._engine import whole_run
 from ._flops import gemm_rate, sgd_step_flops
 from ._machine import blas_threads, have, timed_together
@@ -31,7 +31,8 @@ B8_BATCH, B8_DEPTH, B8_WIDTH = 32, 3, 30
 
 
 def b8_config(width: int, replicas: int, depth: int, steps: int, precision: str = "float64"):
-    """Online SGD, d = width, B = 32, a random teacher of rank min(d, 10), lr 0.2 / (L w) (stable), 2 records."""
+    """Online SGD, d = width, B = 32, a random teacher of rank min(d, 10), lr 0.2 / (L w) (stable), no observable
+    recorded (the steps alone are timed; :func:`b8_point`)."""
     from ..config import Config
 
     return Config.from_dict({
@@ -41,20 +42,20 @@ def b8_config(width: int, replicas: int, depth: int, steps: int, precision: str 
         "init": {"kind": "gaussian", "gamma": 1.5},
         "dynamics": {"kind": "sgd", "lr": 0.2 / (depth * width), "batch_size": B8_BATCH, "steps": steps,
                      "precision": precision},
-        "record": {"n_times": 2, "spacing": "linear", "observables": ["loss"]},
+        "record": {"n_times": 2, "spacing": "linear", "observables": []},
         "ensemble": {"replicas": replicas, "seed": 0},
     })
 
 
 def _alternatives(size: dict) -> dict:
-    """Name → ``(run(w0, M, S_half, lr, steps), max_replicas)``: ``run`` returns the final population losses;
+    """Name → ``(run(w0, M, S_half, lr, steps), max_replicas)``: ``run`` returns the final weights;
     ``max_replicas`` (None: all) caps the replicas a sequential alternative is timed on, its time then scaled to
     the ensemble. For the alternatives this size runs, in its ``precision``: stacked-matmul NumPy always (on the
     CPU); JAX per replica (``b8_jax_loop``; JAX's default device; a loop over replicas, timed on at most
     ``b8_jax_loop_replicas``); batched PyTorch eager with closed-form and autograd gradients, and compiled
     (``b8_torch_compile``), when torch is installed (on CUDA when ``size["device"]`` is ``"gpu"``)."""
     B, dt = B8_BATCH, size.get("precision", "float64")
-    alts = {"numpy_matmul": (lambda w0, M, S, lr, n: numpy_batched_sgd(w0, M, S, lr, B, n, [n], dtype=dt)[:, -1], None)}
+    alts = {"numpy_matmul": (lambda w0, M, S, lr, n: numpy_batched_sgd(w0, M, S, lr, B, n, dtype=dt)[1], None)}
     if size["b8_jax_loop"]:
         alts["jax_per_replica"] = (lambda w0, M, S, lr, n: jax_per_replica_sgd(w0, M, S, lr, B, n, dtype=dt),
                                    size["b8_jax_loop_replicas"])
@@ -71,7 +72,7 @@ def _alternatives(size: dict) -> dict:
 
 def b8_steps(width: int, replicas: int, depth: int, size: dict) -> int:
     """Steps of a point: enough for ``b8_work_flops`` of work per timed run (so that a run's fixed costs — dispatch,
-    the two records — are amortised as in a real run), between ``b8_steps`` and ``b8_max_steps``."""
+    the copy of the initial state — are amortised as in a real run), between ``b8_steps`` and ``b8_max_steps``."""
     flops = sgd_step_flops([width] * (depth + 1), B8_BATCH)
     return int(np.clip(np.ceil(size["b8_work_flops"] / (replicas * flops)), size["b8_steps"], size["b8_max_steps"]))
 
@@ -79,7 +80,12 @@ def b8_steps(width: int, replicas: int, depth: int, size: dict) -> int:
 def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, alternatives: dict,
              precision: str = "float64") -> dict:
     """One point: seconds per replica-step of dlnlab and each alternative (best of ``repeats`` rounds, each round
-    running every one in turn: :func:`~._machine.timed_together`), and the final losses (all finite)."""
+    running every one in turn: :func:`~._machine.timed_together`), and the final population losses (all finite).
+
+    Only the steps are timed: no implementation evaluates the population loss inside its timed run; each one's is
+    computed afterwards from its final weights by one function (:func:`~._baselines.population_loss_np`). At the
+    wide points a run has few steps (``b8_steps``) and the loss costs ``O(L w³)`` against a step's ``O(L B w²)``:
+    timed inside the run (as before 2026-12-08), it was ~10 steps' worth at w = 1000 — half the measured time."""
     from ..model import Teacher
 
     cfg = b8_config(width, replicas, depth, steps, precision)
@@ -91,15 +97,16 @@ def b8_point(width: int, replicas: int, depth: int, steps: int, repeats: int, al
     fns = {"dlnlab": run} | {name: (lambda alt=alt, wk=[w[:measured[name]] for w in w0]: alt(wk, M, S_half, lr, steps))
                              for name, (alt, _) in alternatives.items()}
     timings = timed_together(fns, repeats)
-    t_dln, (_, obs) = timings.pop("dlnlab")
+    final_loss = lambda weights: float(np.mean(population_loss_np(weights, M, teacher.input_cov)))
+    t_dln, (state, _) = timings.pop("dlnlab")
     out = {"width": width, "replicas": replicas, "depth": depth, "steps": steps,
            "flops_per_replica_step": sgd_step_flops(cfg.layer_dims, B8_BATCH),
            "dlnlab": {"s_per_replica_step": t_dln["best_s"] / (replicas * steps), "cpu_s": t_dln["cpu_s"],
-                      "final_loss_mean": float(np.mean(np.asarray(obs["loss"])[:, -1]))}, "alternatives": {}}
-    for name, (t, loss) in timings.items():
+                      "final_loss_mean": final_loss(state.weights)}, "alternatives": {}}
+    for name, (t, weights) in timings.items():
         out["alternatives"][name] = {"s_per_replica_step": t["best_s"] / (measured[name] * steps), "cpu_s": t["cpu_s"],
                                      "warmup_s": t["warmup_s"], "measured_replicas": measured[name],
-                                     "final_loss_mean": float(np.mean(loss))}
+                                     "final_loss_mean": final_loss(weights)}
     fastest = min(out["alternatives"], key=lambda k: out["alternatives"][k]["s_per_replica_step"])
     out["fastest_alternative"] = fastest
     out["ratio"] = out["alternatives"][fastest]["s_per_replica_step"] / out["dlnlab"]["s_per_replica_step"]
@@ -148,7 +155,8 @@ def b8_scaling(size: dict) -> dict:
     target = TARGETS["B8"]["engine_replica_exponent_max"]
     return {"params": {"batch_size": B8_BATCH, "depth": B8_DEPTH, "width_for_R_and_L_scans": B8_WIDTH,
                        "replicas_for_width_and_depth_scans": size["b8_width_replicas"],
-                       "timing": f"best of {reps} rounds, each running dlnlab and every alternative in turn",
+                       "timing": f"best of {reps} rounds, each running dlnlab and every alternative in turn; the "
+                                 "steps only (each one's final population loss computed after its timed runs)",
                        "steps": f"per point (b8_steps): {size['b8_work_flops']:.3g} FLOP of work, between "
                                 f"{size['b8_steps']} and {size['b8_max_steps']}",
                        "alternatives": list(alts), "precision": prec,

@@ -57,7 +57,7 @@ def b1_small_sgd(size: dict) -> dict:
     variants = {}
     for product in ("matmul", "einsum"):
         numpy_batched_sgd(w0, M, S_half, lr, B, 2, [0, 2], product=product)  # warm-up
-        t_np, loss_np = timed(lambda p=product: numpy_batched_sgd(w0, M, S_half, lr, B, steps, rec, product=p),
+        t_np, loss_np = timed(lambda p=product: numpy_batched_sgd(w0, M, S_half, lr, B, steps, rec, product=p)[0],
                               size["b1_numpy_repeats"], 0)
         variants[product] = {**t_np, "final_loss_mean": float(np.mean(loss_np[:, -1]))}
     fastest = min(variants, key=lambda p: variants[p]["best_s"])

@@ -195,7 +195,7 @@ def _discrete_program(config: Config, observe, inc_batched: bool):
     * keys are derived once per call (:func:`step_keys`);
     * the state is donated to the call (updated in place: no second copy of the weights alive at a call boundary,
       measured as a +60–90 MB transient per call at 256 replicas × w = 100), so :func:`_discrete`'s ``run`` steps
-      a copy of its state.
+      a copy of its state (``fresh``: :func:`dlnlab.runtime.shard_replicas`).
 
     A replica's trajectory does not depend on the sharding or blocking except through XLA's choice of
     vectorisation for a given batch size (last-bit differences, as for the ensemble size)."""
@@ -407,7 +407,7 @@ def _discrete(config, ens: _Ensemble, observe, common) -> Program:
     def run(state, records):
         # the program consumes (donates) the state it is called with: the chunk's own state stays alive for the
         # caller (checkpoints, an interrupt's partial result), the copy is updated in place call after call
-        state = jax.tree_util.tree_map(jnp.copy, state)
+        state = prog.fresh(state)
         records = np.asarray(records)
         call = lambda state, inc, ends: prog(state, ens.dyn_keys, ens.params, inc, ends, ens.problem)
         return RunResult(*run_intervals(call, state, incs[..., records - 1], max(size, len(records)), max_steps))

@@ -88,3 +88,28 @@ def test_donated_state_is_consumed_and_changes_no_result(max_devices):
     assert x1.is_deleted() and not k1.is_deleted() and not w.is_deleted()
     for a, b in zip(out, expected, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("R", [6, 7])
+@pytest.mark.parametrize("max_devices", [None, 1])
+def test_fresh_copy_survives_donation(R, max_devices):
+    """``run.fresh(state)``: passing it to a donating call leaves the caller's state alive and unchanged and gives the
+    outputs of the undonated call (bitwise). Where the call would consume the arrays it is given (no padding) it is a
+    copy, consumed by the call, with the outputs' sharding on several devices (so the call does not copy it again);
+    where the call pads (R = 7 on 2 devices) it is the state itself, which the call does not consume."""
+    rng = np.random.default_rng(3)
+    x, k, w = rng.standard_normal((R, 2)), rng.standard_normal(R), jnp.asarray(rng.standard_normal((2, 3)))
+    plain = shard_replicas(_step, (0, 1), max_devices=max_devices)
+    x1, k1 = plain(x, k, w)
+    kept = np.asarray(x1)
+    expected = plain(x1, k1, w)
+    run = shard_replicas(_step, (0, 1), max_devices=max_devices, donate_state=True)
+    copy = run.fresh(x1)
+    n_dev = 1 if max_devices == 1 else min(len(jax.devices()), R)
+    padded = R % n_dev != 0
+    assert (copy is x1) if padded else (copy is not x1 and copy.sharding == x1.sharding)
+    out = run(copy, k1, w)
+    assert copy.is_deleted() != padded and not x1.is_deleted()
+    np.testing.assert_array_equal(np.asarray(x1), kept)
+    for a, b in zip(out, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -145,11 +145,15 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
         return jax.tree_util.tree_map(lambda x: x[:R], out) if pad else out
 
     def fresh(state):
-        """A copy of ``state`` that the caller's arrays survive donating: placed with the sharding a call gives its
-        state where the call would place it so (no padding, one call, several devices), else ``jnp.copy``."""
+        """``state`` as a call may consume it while the caller's arrays survive: a copy placed with the sharding the
+        call gives its state (several devices) or a ``jnp.copy`` (one device) where the call would donate the arrays
+        themselves; ``state`` as it is where the call pads it or runs it in blocks (it then donates arrays of its own:
+        the padded concatenation, the host blocks)."""
         R, size, devices = _layout(state, max_devices, block_bytes)
         _, sharding = program(devices)
-        if sharding is None or size != R:
+        if size != R:
+            return state
+        if sharding is None:
             return jax.tree_util.tree_map(jnp.copy, state)
         return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding, may_alias=False), state)
 

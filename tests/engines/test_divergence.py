@@ -45,3 +45,38 @@ def test_divergent_learning_rate_is_isolated():
         # to round-off, not bit for bit (as in test_determinism); divergence would be O(1) here
         np.testing.assert_allclose(ds["mode_strength"].values[r, keep], ref, rtol=1e-12, atol=1e-14)
         assert keep.sum() >= 10
+
+
+def _blocked_and_whole(monkeypatch, config):
+    """The run of ``config`` with the replicas stepped in blocks of 3 (one 5 × 3 and one 3 × 5 weight: 240 bytes a
+    replica) and in one block."""
+    from dlnlab.engines import network
+
+    out = []
+    for block_bytes in (3 * 240, 10**9):
+        monkeypatch.setattr(network, "BLOCK_BYTES", block_bytes)
+        out.append(dlnlab.simulate(dlnlab.Config.from_dict(config), progress=False))
+    return out
+
+
+def test_blocks_replay_alone_and_match_one_block(monkeypatch):
+    """Stepped block by block (``network._blockwise``: 7 replicas in blocks of 3 and a last one of 1, on one device;
+    4 a shard, a block of 3 and one of 1, on two), a block replays with the per-step guard only when one of its
+    replicas left the bounds, from its own start state. Replicas 1 and 6 diverge (the first and last block on one
+    device), the others do not, with one learning rate (the same steps for all) and with one per replica (per-replica
+    step counts, ``inc_batched``): the same replicas freeze at the same step for the same reason as when all step
+    as one block, and every record agrees to round-off (≤ 1e-12: the vmapped step is compiled for another batch
+    size; a wrong replay or a replica stepped twice would differ at O(1))."""
+    scales = [0.3, 3.0, 0.3, 0.2, 0.3, 0.3, 2.5]
+    one_lr = {**BASE, "init": {"kind": "gaussian", "scale": scales},
+              "dynamics": {**BASE["dynamics"], "lr": 0.05}, "ensemble": {"replicas": 1, "seed": 4}}
+    per_replica_lr = {**BASE, "dynamics": {**BASE["dynamics"], "lr": [0.01, 0.9, 0.02, 0.01, 0.03, 0.015, 0.95]},
+                      "ensemble": {"replicas": 1, "seed": 4}}
+    for config in (one_lr, per_replica_lr):
+        blocked, whole = _blocked_and_whole(monkeypatch, config)
+        assert blocked.sizes["replica"] == 7
+        np.testing.assert_array_equal(blocked["diverged"].values, [False, True, False, False, False, False, True])
+        for name in ("diverged", "diverged_step", "divergence_reason"):
+            np.testing.assert_array_equal(blocked[name].values, whole[name].values)
+        for name in ("loss", "mode_strength"):
+            np.testing.assert_allclose(blocked[name].values, whole[name].values, rtol=1e-12, atol=1e-14)

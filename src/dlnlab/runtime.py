@@ -137,6 +137,8 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
         compiled, sharding = program(devices)
 
         def placed(x):
+            if not pad and (sharding is None or getattr(x, "sharding", None) == sharding):
+                return x  # already where the call reads it (e.g. placed once by ``place``)
             x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x
             return x if sharding is None else jax.device_put(x, sharding)
 
@@ -155,7 +157,16 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
             return state
         if sharding is None:
             return jax.tree_util.tree_map(jnp.copy, state)
-        return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding, may_alias=False), state)
+        return jax.device_put(state, sharding, may_alias=False)
+
+    def place(tree, like):
+        """``tree`` (replica arguments that stay the same call after call: keys, parameters) placed once as a call
+        for a state ``like`` places them, so that each call finds them there (measured: 1.1 of 8.8 ms of a
+        one-step run, R = 16, w = 100, 2 CPU devices, went to placing them again); as it is where that call pads
+        or runs in blocks."""
+        R, size, devices = _layout(like, max_devices, block_bytes)
+        _, sharding = program(devices)
+        return tree if size != R or sharding is None else jax.device_put(tree, sharding)
 
     def run(*args):
         R, size, devices = _layout(args[replica_args[0]], max_devices, block_bytes)
@@ -172,7 +183,7 @@ def shard_replicas(fn, replica_args: tuple[int, ...], block_bytes: int | None = 
             outs.append(jax.tree_util.tree_map(np.asarray, call(piece, min(size, R - start), size, devices)))
         return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
-    run.fresh = fresh
+    run.fresh, run.place = fresh, place
     return run
 
 

@@ -427,13 +427,14 @@ def _discrete(config, ens: _Ensemble, observe, common) -> Program:
                              jnp.zeros(R, jnp.int32))
 
     max_steps = _max_steps_per_call(config, ens.weights0)
+    dyn_keys, params = prog.place((ens.dyn_keys, ens.params), ens.weights0)
 
     def run(state, records):
         # the program consumes (donates) the state it is called with: the chunk's own state stays alive for the
         # caller (checkpoints, an interrupt's partial result), the copy is updated in place call after call
         state = prog.fresh(state)
         records = np.asarray(records)
-        call = lambda state, inc, ends: prog(state, ens.dyn_keys, ens.params, inc, ends, ens.problem)
+        call = lambda state, inc, ends: prog(state, dyn_keys, params, inc, ends, ens.problem)
         return RunResult(*run_intervals(call, state, incs[..., records - 1], max(size, len(records)), max_steps))
 
     def step(state):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-import dlnlab.conventions  # noqa: F401  (float64)
+import dlnlab.conventions  # float64
 import dlnlab.runtime  # noqa: F401  (CPU devices, the Threefry lowering)
 from dlnlab.rng import normal, quantile_of_symmetric_uniform
 
